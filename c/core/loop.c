@@ -1,0 +1,81 @@
+/*
+** loop.c: the event loop: a ring of ready tasks drained in batches from a
+** uv_idle handle (active only while tasks are ready, so libuv polls
+** without blocking then), and the deadline heap behind one uv_timer.
+** When neither is active and no I/O is pending, uv_run returns: that is
+** how the binding knows nothing can ever wake a waiting task (deadlock).
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "corio-internal.h"
+
+
+void corio__loop_idle_cb(uv_idle_t *idle) {
+  corio_loop_t *loop = corio__container_of(idle, corio_loop_t, idle);
+  corio_loop_run_ready(loop);
+}
+
+int corio_loop_init(corio_loop_t *loop, uv_loop_t *uv) {
+  int err;
+  memset(loop, 0, sizeof *loop);
+  if (uv == NULL) {
+    err = uv_loop_init(&loop->own);
+    if (err) return err;
+    uv = &loop->own;
+    loop->owns_uv = 1;
+  }
+  loop->uv = uv;
+  uv_idle_init(uv, &loop->idle);
+  uv_timer_init(uv, &loop->timer);
+  corio_loop_update_time(loop);
+  return 0;
+}
+
+void corio_loop_update_time(corio_loop_t *loop) {
+  loop->now = uv_hrtime();
+}
+
+/* Each task that is ready when the batch starts runs once; tasks made
+   ready during the batch wait for the next one, after libuv has polled. */
+void corio_loop_run_ready(corio_loop_t *loop) {
+  size_t n = loop->rcount;
+  corio_loop_update_time(loop);
+  while (n-- > 0 && loop->rcount > 0) {
+    corio_task_t *t = loop->ready[loop->rhead];
+    loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
+    loop->rcount--;
+    t->wait_kind = CORIO_WAIT_NONE;
+    loop->step(loop, t);
+  }
+  if (loop->rcount == 0) uv_idle_stop(&loop->idle);
+}
+
+int corio_loop_run(corio_loop_t *loop, uv_run_mode mode) {
+  corio_loop_update_time(loop);
+  return uv_run(loop->uv, mode);
+}
+
+static void on_close(uv_handle_t *h) { (void)h; }
+
+int corio_loop_close(corio_loop_t *loop) {
+  int err = 0;
+  loop->closing = 1;
+  uv_idle_stop(&loop->idle);
+  uv_timer_stop(&loop->timer);
+  if (!uv_is_closing((uv_handle_t *)&loop->idle))
+    uv_close((uv_handle_t *)&loop->idle, on_close);
+  if (!uv_is_closing((uv_handle_t *)&loop->timer))
+    uv_close((uv_handle_t *)&loop->timer, on_close);
+  free(loop->ready);
+  loop->ready = NULL;
+  loop->rcount = loop->rcap = 0;
+  free(loop->heap);
+  loop->heap = NULL;
+  loop->hcount = loop->hcap = 0;
+  if (loop->owns_uv) {
+    uv_run(loop->uv, UV_RUN_DEFAULT);  /* runs the close callbacks */
+    err = uv_loop_close(loop->uv);
+    loop->owns_uv = 0;
+  }
+  return err;
+}

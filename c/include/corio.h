@@ -1,0 +1,238 @@
+/*
+** corio.h: the public C API of corio.
+**
+** Two layers share this header:
+**  - the core (corio_loop_t, corio_task_t, corio_future_t, corio_scope_t,
+**    corio_group_t, corio_timer_t): pure C on libuv, no Lua. Every call
+**    returns 0 or a negative error code (CORIO_E* or a UV_* code passed
+**    through) and never longjmps;
+**  - the host API (luaopen_corio_core, corio_attach, corio_future_*):
+**    for applications that embed Lua and run plugins as corio tasks.
+**
+** Struct fields are marked public (read and write), readonly (read only)
+** or private (do not touch), as libuv does.
+*/
+#ifndef CORIO_H
+#define CORIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define CORIO_VERSION "0.1.0"
+
+/* error codes: libuv's negative codes pass through; ours sit below them */
+#define CORIO_EBUSY      UV_EBUSY
+#define CORIO_EINVAL     UV_EINVAL
+#define CORIO_ENOMEM     UV_ENOMEM
+#define CORIO_ECANCELED  UV_ECANCELED
+#define CORIO_EDONE      (-40001)  /* the future is already done */
+#define CORIO_ECLOSED    (-40002)  /* the object is closed */
+
+const char *corio_err_name(int err);
+const char *corio_strerror(int err);
+
+typedef struct corio_list_s corio_list_t;
+typedef struct corio_loop_s corio_loop_t;
+typedef struct corio_timer_s corio_timer_t;
+typedef struct corio_future_s corio_future_t;
+typedef struct corio_waiter_s corio_waiter_t;
+typedef struct corio_task_s corio_task_t;
+typedef struct corio_scope_s corio_scope_t;
+typedef struct corio_group_s corio_group_t;
+
+typedef void (*corio_timer_cb)(corio_loop_t *loop, corio_timer_t *timer);
+typedef void (*corio_waiter_cb)(corio_loop_t *loop, corio_waiter_t *w,
+                                corio_future_t *f);
+typedef void (*corio_step_cb)(corio_loop_t *loop, corio_task_t *task);
+
+/* intrusive doubly linked list; a node that is not linked points to itself */
+struct corio_list_s {
+  corio_list_t *next;
+  corio_list_t *prev;
+};
+
+/* ---------------------------------------------------------------- timers */
+/* A deadline in the loop's heap. Caller-allocated, usually embedded. */
+struct corio_timer_s {
+  uint64_t when;          /* readonly: deadline, loop clock in ns */
+  uint64_t seq;           /* private: FIFO order among equal deadlines */
+  uint32_t slot;          /* private: heap index + 1, 0 when not armed */
+  corio_timer_cb cb;      /* public: called once when the deadline passes */
+};
+
+void corio_timer_init(corio_timer_t *t, corio_timer_cb cb);
+int corio_timer_start(corio_loop_t *loop, corio_timer_t *t, uint64_t when);
+void corio_timer_stop(corio_loop_t *loop, corio_timer_t *t);
+#define corio_timer_active(t) ((t)->slot != 0)
+
+/* --------------------------------------------------------------- futures */
+enum corio_state {
+  CORIO_PENDING = 0,
+  CORIO_DONE,        /* finished with results */
+  CORIO_FAILED,      /* finished with an error */
+  CORIO_CANCELLED    /* finished by cancellation */
+};
+
+/* Something that waits on a future: linked into its list until it fires. */
+struct corio_waiter_s {
+  corio_list_t node;      /* private */
+  corio_waiter_cb cb;     /* public: called once, after being unlinked */
+};
+
+struct corio_future_s {
+  corio_list_t waiters;   /* private: corio_waiter_t, in arrival order */
+  int state;              /* readonly: enum corio_state */
+};
+
+void corio_future_init(corio_future_t *f);
+/* finish f and fire its waiters in order; CORIO_EDONE if already done */
+int corio_future_finish(corio_loop_t *loop, corio_future_t *f, int state);
+void corio_future_wait(corio_future_t *f, corio_waiter_t *w);
+void corio_waiter_init(corio_waiter_t *w, corio_waiter_cb cb);
+void corio_waiter_cancel(corio_waiter_t *w);
+int corio_waiter_active(const corio_waiter_t *w);
+
+/* ----------------------------------------------------------------- tasks */
+/* what a suspended task waits on: decides how cancellation detaches it */
+enum corio_wait {
+  CORIO_WAIT_NONE = 0,   /* running, or finished */
+  CORIO_WAIT_READY,      /* in the ready queue */
+  CORIO_WAIT_TIMER,      /* on wait.timer */
+  CORIO_WAIT_FUTURE,     /* on wait.waiter */
+  CORIO_WAIT_PARKED      /* on nothing the core knows: woken explicitly */
+};
+
+/* why a suspended task was woken */
+enum corio_wake {
+  CORIO_WAKE_NORMAL = 0,
+  CORIO_WAKE_CANCEL,     /* a scope around its checkpoint was cancelled */
+  CORIO_WAKE_DEADLOCK,   /* nothing could ever wake it */
+  CORIO_WAKE_ABORT       /* its suspension was undone (see corio_task_detach) */
+};
+
+#define CORIO_TASK_CANCEL_REQUESTED 0x01  /* the task's root scope is cancelled */
+#define CORIO_TASK_STARTED          0x02
+#define CORIO_TASK_HIDDEN           0x04  /* internal (loop callbacks) */
+
+struct corio_task_s {
+  corio_future_t done;       /* readonly: the task as an awaitable */
+  corio_scope_t *scope;      /* readonly: innermost cancel scope, NULL = root */
+  corio_group_t *group;      /* readonly: the group it was spawned in */
+  corio_list_t member;       /* private: node in the group's children */
+  union {
+    corio_waiter_t waiter;   /* CORIO_WAIT_FUTURE */
+    corio_timer_t timer;     /* CORIO_WAIT_TIMER */
+  } wait;                    /* private */
+  uint8_t wait_kind;         /* readonly: enum corio_wait */
+  uint8_t wake;              /* readonly: enum corio_wake, of the last wake */
+  uint8_t flags;             /* readonly: CORIO_TASK_* */
+};
+
+void corio_task_init(corio_loop_t *loop, corio_task_t *t);
+/* put t at the end of the ready queue (a new task, or a yield) */
+int corio_task_schedule(corio_loop_t *loop, corio_task_t *t);
+/* suspend the running task until corio_task_wake (PARKED), a timer or a future */
+void corio_task_park(corio_loop_t *loop, corio_task_t *t);
+int corio_task_sleep_until(corio_loop_t *loop, corio_task_t *t, uint64_t when);
+void corio_task_await(corio_loop_t *loop, corio_task_t *t, corio_future_t *f);
+/* wake a suspended task; no effect on one that is ready or running */
+int corio_task_wake(corio_loop_t *loop, corio_task_t *t, int why);
+/* undo the task's suspension without scheduling it */
+void corio_task_detach(corio_loop_t *loop, corio_task_t *t);
+/* cancel the task's root scope; 0, or CORIO_EDONE if finished */
+int corio_task_cancel(corio_loop_t *loop, corio_task_t *t);
+/* the scope whose cancellation reaches t's next checkpoint, or NULL;
+   the task's root is reported as (corio_scope_t *)t */
+void *corio_task_cancelled_by(const corio_task_t *t);
+int corio_task_finish(corio_loop_t *loop, corio_task_t *t, int state);
+
+/* ---------------------------------------------------------------- scopes */
+/* A cancel scope inside one task: timeouts, shields, a group's body. */
+struct corio_scope_s {
+  corio_scope_t *parent;     /* readonly: the enclosing scope in the task */
+  corio_task_t *task;        /* readonly: owner */
+  corio_timer_t deadline;    /* private */
+  uint8_t cancelled;         /* readonly */
+  uint8_t shield;            /* public: hold off outer cancellation */
+  uint8_t expired;           /* readonly: cancelled by its deadline */
+  uint8_t entered;           /* readonly */
+};
+
+void corio_scope_init(corio_scope_t *s);
+int corio_scope_enter(corio_scope_t *s, corio_task_t *t);
+/* leave s; it must be the task's innermost scope (CORIO_EINVAL if not) */
+int corio_scope_leave(corio_loop_t *loop, corio_scope_t *s);
+void corio_scope_cancel(corio_loop_t *loop, corio_scope_t *s);
+int corio_scope_set_deadline(corio_loop_t *loop, corio_scope_t *s,
+                             uint64_t when);
+
+/* ---------------------------------------------------------------- groups */
+/* A nursery: children run inside it; the first failure cancels the rest. */
+struct corio_group_s {
+  corio_scope_t body;        /* readonly: the owner's scope around the body */
+  corio_list_t children;     /* private: live children (corio_task_t.member) */
+  size_t nchildren;          /* readonly: live children */
+  size_t nfailed;            /* readonly: children that failed */
+  corio_task_t *waiter;      /* private: the owner, parked until empty */
+  uint8_t closed;            /* readonly: no more spawns */
+};
+
+void corio_group_init(corio_group_t *g);
+int corio_group_enter(corio_group_t *g, corio_task_t *owner);
+int corio_group_add(corio_group_t *g, corio_task_t *child);
+/* called when a child finishes (the binding calls it from task finish) */
+void corio_group_child_done(corio_loop_t *loop, corio_task_t *child);
+/* cancel the body and every child */
+void corio_group_cancel(corio_loop_t *loop, corio_group_t *g);
+
+/* ------------------------------------------------------------------ loop */
+struct corio_loop_s {
+  uv_loop_t *uv;             /* readonly */
+  void *data;                /* public: the binding's state */
+  corio_step_cb step;        /* public: runs one step of a ready task */
+  uint64_t now;              /* readonly: cached clock, ns */
+  size_t ntasks;             /* readonly: live tasks */
+  /* private below */
+  corio_task_t **ready;      /* ring buffer */
+  size_t rhead, rcount, rcap;
+  corio_timer_t **heap;      /* binary min-heap on (when, seq) */
+  uint32_t hcount, hcap;
+  uint64_t seq;
+  uv_idle_t idle;            /* active while tasks are ready */
+  uv_timer_t timer;          /* armed at the earliest deadline */
+  uint64_t armed;            /* deadline the uv timer is armed for, 0 = none */
+  int owns_uv;
+  int closing;
+  uv_loop_t own;             /* used when the loop owns its uv loop */
+};
+
+/* uv == NULL: corio creates and owns a uv loop */
+int corio_loop_init(corio_loop_t *loop, uv_loop_t *uv);
+/* run ready tasks and timers until nothing is runnable; returns like uv_run */
+int corio_loop_run(corio_loop_t *loop, uv_run_mode mode);
+/* close handles; closes the uv loop if owned. 0 or UV_EBUSY */
+int corio_loop_close(corio_loop_t *loop);
+void corio_loop_update_time(corio_loop_t *loop);
+/* run the tasks that are ready now, each once */
+void corio_loop_run_ready(corio_loop_t *loop);
+
+/* ------------------------------------------------------------- host API */
+struct lua_State;
+
+int luaopen_corio_core(struct lua_State *L);
+
+/* Lend corio the host's uv loop for this Lua state: spawned tasks run
+   whenever the host runs uv_run. Call after opening the module and
+   before any task is spawned. */
+int corio_attach(struct lua_State *L, uv_loop_t *loop);
+/* Spawn the function at the top of L's stack (with nargs arguments below
+   it... see corio.h docs in README) as a task; pushes the Task. */
+int corio_spawn(struct lua_State *L, int nargs);
+/* Push a new Future for Lua and return its handle (valid until resolved). */
+corio_future_t *corio_future_push(struct lua_State *L);
+/* Resolve with the top n values of L / fail with the top value. Loop thread only. */
+int corio_future_resolve(struct lua_State *L, corio_future_t *f, int n);
+int corio_future_fail(struct lua_State *L, corio_future_t *f);
+
+#endif

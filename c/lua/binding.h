@@ -1,0 +1,134 @@
+/*
+** binding.h: what the binding's files share. Only c/lua/ includes lua.h.
+**
+** Every function of the module carries the state userdata as upvalue 1.
+** The scheduler thread S->L keeps the module's tables at fixed stack
+** slots (SLOT_*), so the hot path reaches them without a lookup.
+*/
+#ifndef CORIO_BINDING_H
+#define CORIO_BINDING_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "corio.h"
+
+/* fixed slots at the bottom of S->L's stack */
+#define SLOT_LIVE   1   /* array of live tasks (anchors them) */
+#define SLOT_POOL   2   /* array of idle coroutines */
+#define SLOT_STATE  3   /* the state userdata */
+#define SLOT_SIDE   4   /* side tables: names, callbacks, groups, hooks... */
+#define SLOT_TRAMP  5   /* the trampoline every task's coroutine starts in */
+#define SLOT_TB     6   /* traceback of the error being raised in a task */
+#define SLOT_MAIN   7   /* the main task of corio.run */
+#define SLOT_CHAIN  8   /* error value being re-raised by an await */
+#define SLOT_CHAINTB 9  /* ... and the awaited task's traceback */
+#define SLOT_TASKMT 10  /* the Task metatable */
+#define SLOT_MSGH   11  /* the message handler that records tracebacks */
+#define NSLOTS      11
+
+/* uservalue indexes of the state userdata */
+#define SUV_THREAD  1   /* S->L, anchored */
+
+/* keys of the side table (SLOT_SIDE) */
+#define SIDE_NAMES     "names"      /* task -> name (weak keys) */
+#define SIDE_CALLBACKS "callbacks"  /* task/future -> list of done callbacks */
+#define SIDE_GROUPS    "groups"     /* lightuserdata(group) -> group ud */
+#define SIDE_MESSAGES  "messages"   /* task -> cancel message (weak keys) */
+#define SIDE_HANDLER   "handler"    /* unhandled error handler */
+#define SIDE_HOOKS     "hooks"      /* functions set by the Lua layer */
+
+/* what a task waits on (for tostring and dump) */
+enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER, W_OTHER };
+
+#define TASK_RETRIEVED 0x01  /* someone took its result or error */
+#define TASK_REPORTED  0x02  /* its unhandled error was reported */
+#define TASK_PACKED    0x04  /* results packed in a table in uservalue 1 */
+#define TASK_HIDDEN    0x08  /* a loop callback: not listed, errors reported */
+#define TASK_MAIN      0x10
+
+typedef struct luatask {
+  corio_task_t core;
+  uint32_t live;    /* slot in the live table; 0 once finished */
+  uint32_t id;
+  uint16_t nuv;     /* uservalues: fn/thread/results, then args */
+  uint16_t n;       /* args before the start, results after the end */
+  uint8_t what;     /* W_*, what it waits on */
+  uint8_t bits;     /* TASK_* */
+} luatask;
+
+typedef struct corio_State {
+  lua_State *L;          /* scheduler thread */
+  corio_loop_t loop;
+  uv_loop_t *host;       /* lent by corio_attach, or NULL */
+  uv_signal_t sigint;
+  luatask *current;      /* the task being stepped */
+  luatask *main;
+  int running;           /* a loop is open */
+  int failed;            /* set by the trampoline: the step ended in error */
+  int sigints;
+  int debug;
+  uint32_t nlive;
+  uint32_t npool;
+  uint32_t next_id;
+  uint64_t step_start;   /* debug: when the current step began */
+} corio_State;
+
+#define TASK_MT   "corio.Task"
+#define FUTURE_MT "corio.Future"
+#define SCOPE_MT  "corio.Scope"
+#define GROUP_MT  "corio.TaskGroup"
+#define CANCEL_MT "corio.Cancelled"
+#define HANDLE_MT "corio.Handle"
+#define STATE_MT  "corio.State"
+
+/* scheduler.c */
+int corio__is_marker(lua_State *L, int idx);
+void corio__push_marker(lua_State *L);
+corio_State *corio__state(lua_State *L);
+void corio__step(corio_loop_t *loop, corio_task_t *ct);
+luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname);
+int corio__suspend(lua_State *L, lua_KFunction k);
+void corio__wake_check(lua_State *L, corio_State *S, luatask *t);
+void corio__push_cancel(lua_State *L, corio_State *S, luatask *t);
+int corio__is_cancel(lua_State *L, int idx);
+luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs);
+void corio__push_side(lua_State *L, corio_State *S, const char *key);
+void corio__report(lua_State *L, corio_State *S, int task_idx);
+void corio__init_scheduler(lua_State *L, corio_State *S);
+void corio__abandon(corio_State *S, luatask *t);
+
+/* task.c */
+void corio__open_task(lua_State *L);
+int corio__push_outcome(lua_State *L, int idx);
+void corio__push_task(lua_State *L, corio_State *S, luatask *t);
+const char *corio__state_name(const luatask *t);
+int corio__add_done_callback(lua_State *L, int done);
+extern const luaL_Reg corio__task_funcs[];
+
+/* future.c */
+typedef struct luafuture {
+  corio_future_t core;
+  int n;            /* results */
+  uint8_t retrieved;
+  uint8_t packed;   /* more than one result: a table in uservalue 1 */
+} luafuture;
+void corio__open_future(lua_State *L);
+int corio__future_outcome(lua_State *L, int idx);
+extern const luaL_Reg corio__future_funcs[];
+
+/* run.c */
+void corio__open_run(lua_State *L);
+extern const luaL_Reg corio__run_funcs[];
+
+/* scope.c (timeouts, shields, groups) */
+void corio__open_scope(lua_State *L);
+extern const luaL_Reg corio__scope_funcs[];
+void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int tidx);
+
+/* gather.c */
+extern const luaL_Reg corio__gather_funcs[];
+
+/* coroutine.c */
+extern const luaL_Reg corio__coroutine_funcs[];
+
+#endif

@@ -1,0 +1,294 @@
+/*
+** run.c: corio.run and what surrounds a run: the clock, Ctrl-C, deadlock
+** detection, the orderly shutdown (cancel and await every task left,
+** close every handle, close the loop), and the host API for embedding.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include "binding.h"
+
+
+static void on_sigint(uv_signal_t *h, int signum) {
+  corio_State *S = (corio_State *)h->data;
+  (void)signum;
+  if (++S->sigints == 1 && S->main != NULL &&
+      S->main->core.done.state == CORIO_PENDING) {
+    lua_State *L = S->L;
+    corio__push_side(L, S, SIDE_MESSAGES);
+    lua_pushlightuserdata(L, S->main);
+    lua_pushliteral(L, "interrupted (SIGINT)");
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    corio_task_cancel(&S->loop, &S->main->core);
+    return;
+  }
+  /* a second Ctrl-C: leave at once, the way the signal would */
+  uv_signal_stop(h);
+  signal(SIGINT, SIG_DFL);
+  raise(SIGINT);
+}
+
+static void on_sigusr1(uv_signal_t *h, int signum) {
+  corio_State *S = (corio_State *)h->data;
+  lua_State *L = S->L;
+  int top = lua_gettop(L);
+  (void)signum;
+  corio__push_side(L, S, SIDE_HOOKS);
+  if (lua_getfield(L, -1, "dump_signal") == LUA_TFUNCTION)
+    lua_pcall(L, 0, 0, 0);
+  lua_settop(L, top);
+}
+
+static void open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
+  int err = corio_loop_init(&S->loop, uv);
+  if (err) luaL_error(L, "corio.run: cannot start a loop (%s)", corio_strerror(err));
+  S->loop.data = S;
+  S->loop.step = corio__step;
+  S->running = 1;
+  S->sigints = 0;
+}
+
+static void start_signals(corio_State *S) {
+  uv_signal_init(S->loop.uv, &S->sigint);
+  S->sigint.data = S;
+  uv_signal_start(&S->sigint, on_sigint, SIGINT);
+  uv_unref((uv_handle_t *)&S->sigint);
+}
+
+static uv_signal_t sigusr1;
+
+static void start_dump_signal(corio_State *S) {
+  lua_State *L = S->L;
+  int on;
+  corio__push_side(L, S, SIDE_HOOKS);
+  on = lua_getfield(L, -1, "dump_signal") == LUA_TFUNCTION;
+  lua_pop(L, 2);
+  sigusr1.data = NULL;
+  if (!on) return;
+  uv_signal_init(S->loop.uv, &sigusr1);
+  sigusr1.data = S;
+  uv_signal_start(&sigusr1, on_sigusr1, SIGUSR1);
+  uv_unref((uv_handle_t *)&sigusr1);
+}
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+/* Cancel every task still alive and run until they have finished. A task
+   that cannot finish (it waits, shielded, on something that will never
+   come) is woken with a Deadlock error; one that still hangs on is
+   abandoned, so the loop can close. */
+static void finish_all(corio_State *S) {
+  int round;
+  for (round = 0; round < 4 && S->nlive > 0; round++) {
+    uint32_t i;
+    for (i = S->nlive; i >= 1; i--) {
+      luatask *t;
+      lua_rawgeti(S->L, SLOT_LIVE, i);
+      t = (luatask *)lua_touserdata(S->L, -1);
+      lua_pop(S->L, 1);
+      if (round == 0) corio_task_cancel(&S->loop, &t->core);
+      else corio_task_wake(&S->loop, &t->core, CORIO_WAKE_DEADLOCK);
+    }
+    corio_loop_run(&S->loop, UV_RUN_DEFAULT);
+  }
+  while (S->nlive > 0) {
+    luatask *t;
+    lua_rawgeti(S->L, SLOT_LIVE, S->nlive);
+    t = (luatask *)lua_touserdata(S->L, -1);
+    lua_pop(S->L, 1);
+    corio__abandon(S, t);
+  }
+}
+
+static int close_loop(lua_State *L, corio_State *S) {
+  int err;
+  if (!uv_is_closing((uv_handle_t *)&S->sigint))
+    uv_close((uv_handle_t *)&S->sigint, on_closed);
+  if (sigusr1.data == S) {
+    uv_close((uv_handle_t *)&sigusr1, on_closed);
+    sigusr1.data = NULL;
+  }
+  err = corio_loop_close(&S->loop);
+  S->running = 0;
+  S->main = NULL;
+  lua_pushnil(S->L);
+  lua_replace(S->L, SLOT_MAIN);
+  lua_gc(L, LUA_GCCOLLECT);  /* report failed tasks nobody looked at */
+  return err;
+}
+
+/* corio.run(main, ...) -> main's results, or raises its error */
+static int l_run(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luatask *m;
+  int err, midx;
+  if (S->running)
+    return luaL_error(L, "corio.run: a loop is already running");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  open_loop(L, S, NULL);
+  start_signals(S);
+  start_dump_signal(S);
+  m = corio__spawn(L, S, 1, lua_gettop(L) - 1);
+  midx = lua_gettop(L);
+  m->bits |= TASK_MAIN | TASK_RETRIEVED;
+  S->main = m;
+  lua_pushvalue(L, midx);
+  lua_xmove(L, S->L, 1);
+  lua_replace(S->L, SLOT_MAIN);
+  for (;;) {
+    corio_loop_run(&S->loop, UV_RUN_DEFAULT);
+    if (m->core.done.state != CORIO_PENDING) break;
+    /* nothing is ready, no timer or I/O is pending: nothing can ever
+       wake the main task */
+    if (corio_task_wake(&S->loop, &m->core, CORIO_WAKE_DEADLOCK) != 0) break;
+  }
+  finish_all(S);
+  err = close_loop(L, S);
+  if (err)
+    return luaL_error(L, "corio.run: the loop did not close cleanly (%s)",
+                      corio_strerror(err));
+  if (m->core.done.state == CORIO_DONE) {
+    lua_settop(L, midx);
+    return corio__push_outcome(L, midx);
+  }
+  lua_getiuservalue(L, midx, 1);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    lua_getiuservalue(L, midx, 2);
+    if (lua_isstring(L, -1)) {
+      lua_pushliteral(L, "\n");
+      lua_insert(L, -2);
+      lua_concat(L, 3);
+    }
+    else lua_pop(L, 1);
+  }
+  return lua_error(L);
+}
+
+static int l_now(lua_State *L) {
+  corio_State *S = corio__state(L);
+  lua_pushnumber(L, (lua_Number)(S->running ? S->loop.now : uv_hrtime()) / 1e9);
+  return 1;
+}
+
+static int l_clock(lua_State *L) {  /* uncached, for the Lua layer */
+  corio_State *S = corio__state(L);
+  if (S->running) corio_loop_update_time(&S->loop);
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+static int l_running(lua_State *L) {
+  lua_pushboolean(L, corio__state(L)->running);
+  return 1;
+}
+
+/* core.spawn_hidden(fn, ...): a loop callback, run as an unlisted task */
+static int l_spawn_hidden(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luatask *t;
+  if (!S->running)
+    return luaL_error(L, "corio.loop: no running loop (start one with corio.run)");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  t = corio__spawn(L, S, 1, lua_gettop(L) - 1);
+  t->bits |= TASK_HIDDEN;
+  return 1;
+}
+
+static void count_handle(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) (*(int *)arg)++;
+}
+
+static int l_stats(lua_State *L) {
+  corio_State *S = corio__state(L);
+  int handles = 0;
+  if (S->running) uv_walk(S->loop.uv, count_handle, &handles);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, S->running);
+  lua_setfield(L, -2, "loops");
+  lua_pushinteger(L, S->nlive);
+  lua_setfield(L, -2, "tasks");
+  lua_pushinteger(L, handles);
+  lua_setfield(L, -2, "handles");
+  lua_pushinteger(L, S->npool);
+  lua_setfield(L, -2, "pooled");
+  return 1;
+}
+
+static int l_set_error_handler(lua_State *L) {
+  corio_State *S = corio__state(L);
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_pushvalue(S->L, SLOT_SIDE);
+  lua_xmove(S->L, L, 1);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, SIDE_HANDLER);
+  return 0;
+}
+
+/* core.set_hook(name, fn): deadlock, slow, dump_signal */
+static int l_set_hook(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luaL_checkstring(L, 1);
+  lua_settop(L, 2);
+  corio__push_side(L, S, SIDE_HOOKS);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int l_debug(lua_State *L) {
+  corio_State *S = corio__state(L);
+  if (!lua_isnone(L, 1)) S->debug = lua_toboolean(L, 1);
+  lua_pushboolean(L, S->debug);
+  return 1;
+}
+
+static int l_cancel_main(lua_State *L) {
+  corio_State *S = corio__state(L);
+  if (S->main != NULL) corio_task_cancel(&S->loop, &S->main->core);
+  return 0;
+}
+
+const luaL_Reg corio__run_funcs[] = {
+  {"run", l_run},
+  {"now", l_now},
+  {"clock", l_clock},
+  {"running", l_running},
+  {"spawn_hidden", l_spawn_hidden},
+  {"stats", l_stats},
+  {"set_error_handler", l_set_error_handler},
+  {"set_hook", l_set_hook},
+  {"debug", l_debug},
+  {"cancel_main", l_cancel_main},
+  {NULL, NULL}
+};
+
+/* ------------------------------------------------------------ host API */
+
+static corio_State *host_state(lua_State *L) {
+  corio_State *S;
+  lua_getfield(L, LUA_REGISTRYINDEX, STATE_MT);
+  S = (corio_State *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return S;
+}
+
+int corio_attach(lua_State *L, uv_loop_t *loop) {
+  corio_State *S = host_state(L);
+  if (S == NULL) return CORIO_EINVAL;
+  if (S->running) return CORIO_EBUSY;
+  open_loop(L, S, loop);
+  S->host = loop;
+  return 0;
+}
+
+int corio_spawn(lua_State *L, int nargs) {
+  corio_State *S = host_state(L);
+  int fidx = lua_gettop(L) - nargs;
+  if (S == NULL || !S->running) return CORIO_EINVAL;
+  corio__spawn(L, S, fidx, nargs);
+  lua_replace(L, fidx);
+  lua_settop(L, fidx);
+  return 0;
+}

@@ -1,0 +1,517 @@
+/*
+** scheduler.c: the one place that resumes Lua. Each task's coroutine
+** starts in a trampoline that runs the task's function under a protected
+** call (so <close> handlers run, and may await, when it fails), records
+** the traceback of an escaping error, and returns. Coroutines come from a
+** pool: a task that has not started holds none, and one that finishes
+** gives its coroutine back.
+**
+** The path of an await, seen from Lua:
+**   spawn    corio__spawn: a userdata holding the function and arguments,
+**            anchored in the live table, put in the ready ring
+**   resume   corio__step: takes a coroutine, lua_resume
+**   yield    a suspending function records what it waits on in the core
+**            and calls corio__suspend (lua_yieldk with a private marker)
+**   wake     the core moves the task back to the ready ring
+**   resume   corio__step resumes; the function's continuation runs
+**            corio__wake_check (cancellation, deadlock), then returns
+*/
+#include <stdio.h>
+#include <string.h>
+#include "binding.h"
+
+#define POOL_MAX 256
+
+static const char yield_marker = 0;
+
+int corio__is_marker(lua_State *L, int idx) {
+  return lua_touserdata(L, idx) == (void *)&yield_marker;
+}
+
+void corio__push_marker(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&yield_marker);
+}
+
+corio_State *corio__state(lua_State *L) {
+  return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+void corio__push_side(lua_State *L, corio_State *S, const char *key) {
+  lua_pushvalue(S->L, SLOT_SIDE);
+  lua_xmove(S->L, L, 1);
+  lua_getfield(L, -1, key);
+  lua_remove(L, -2);
+}
+
+/* ------------------------------------------------------------ tracebacks */
+
+/* Message handler of every task: records the traceback of an error that
+   escapes the task's function (cancellations need none). When the error
+   is one an await re-raised, the awaited task's traceback is appended,
+   so the chain of tasks shows. */
+static int msgh(lua_State *co) {
+  corio_State *S = corio__state(co);
+  lua_settop(co, 1);
+  if (corio__is_cancel(co, 1)) return 1;
+  luaL_traceback(co, co, NULL, 1);
+  lua_pushvalue(S->L, SLOT_CHAIN);
+  lua_xmove(S->L, co, 1);
+  if (!lua_isnil(co, -1) && lua_rawequal(co, -1, 1)) {
+    lua_pushliteral(co, "\nwhile awaiting a task that failed with:\n");
+    lua_pushvalue(S->L, SLOT_CHAINTB);
+    lua_xmove(S->L, co, 1);
+    lua_concat(co, 3);  /* tb .. note .. awaited tb (after popping chain) */
+  }
+  else lua_pop(co, 1);
+  lua_xmove(co, S->L, 1);
+  lua_replace(S->L, SLOT_TB);
+  return 1;
+}
+
+static int tramp_k(lua_State *co, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  if (status != LUA_OK && status != LUA_YIELD) {
+    S->failed = 1;
+    return 1;  /* the error value */
+  }
+  return lua_gettop(co) - 1;  /* every result, not the handler below them */
+}
+
+/* trampoline(fn, ...): the first function of every task's coroutine */
+static int trampoline(lua_State *co) {
+  corio_State *S = corio__state(co);
+  int n = lua_gettop(co);
+  lua_pushvalue(co, lua_upvalueindex(2));
+  lua_insert(co, 1);
+  return tramp_k(co, lua_pcallk(co, n - 1, LUA_MULTRET, 1, (lua_KContext)S,
+                                tramp_k), (lua_KContext)S);
+}
+
+/* ------------------------------------------------------------ the pool */
+
+static lua_State *pool_take(corio_State *S) {
+  lua_State *L = S->L;
+  if (S->npool > 0) {
+    lua_rawgeti(L, SLOT_POOL, S->npool);
+    lua_pushnil(L);
+    lua_rawseti(L, SLOT_POOL, S->npool--);
+    return lua_tothread(L, -1);
+  }
+  return lua_newthread(L);
+}
+
+/* the thread is at index idx of S->L */
+static void pool_give(corio_State *S, lua_State *co, int idx) {
+  lua_settop(co, 0);
+  if (S->npool < POOL_MAX) {
+    lua_pushvalue(S->L, idx);
+    lua_rawseti(S->L, SLOT_POOL, ++S->npool);
+  }
+}
+
+static void reset_thread(lua_State *co) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, NULL);
+#else
+  lua_resetthread(co);
+#endif
+}
+
+/* ------------------------------------------------------------ spawning */
+
+luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
+  int nuv = 1 + (nargs > 1 ? nargs : 1), i;
+  luatask *t;
+  if (nargs > 250) luaL_error(L, "corio.spawn: too many arguments (%d)", nargs);
+  t = (luatask *)lua_newuserdatauv(L, sizeof *t, nuv);
+  corio_task_init(&S->loop, &t->core);
+  t->live = 0;
+  t->id = ++S->next_id;
+  t->nuv = (uint16_t)nuv;
+  t->n = (uint16_t)nargs;
+  t->what = W_NONE;
+  t->bits = 0;
+  lua_pushvalue(S->L, SLOT_TASKMT);
+  lua_xmove(S->L, L, 1);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, fidx);
+  lua_setiuservalue(L, -2, 1);
+  for (i = 1; i <= nargs; i++) {
+    lua_pushvalue(L, fidx + i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  /* the loop anchors the task until it finishes */
+  t->live = ++S->nlive;
+  lua_pushvalue(L, -1);
+  lua_xmove(L, S->L, 1);
+  lua_rawseti(S->L, SLOT_LIVE, t->live);
+  if (corio_task_schedule(&S->loop, &t->core) != 0)
+    luaL_error(L, "corio.spawn: out of memory");
+  return t;
+}
+
+static void live_remove(corio_State *S, luatask *t) {
+  lua_State *L = S->L;
+  uint32_t i = t->live, last = S->nlive;
+  if (i == 0) return;
+  if (i != last) {
+    luatask *m;
+    lua_rawgeti(L, SLOT_LIVE, last);
+    m = (luatask *)lua_touserdata(L, -1);
+    m->live = i;
+    lua_rawseti(L, SLOT_LIVE, i);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, SLOT_LIVE, last);
+  S->nlive--;
+  t->live = 0;
+}
+
+/* ------------------------------------------------------------ finishing */
+
+/* Unhandled errors: a failed task nobody has asked about gets a small
+   sentinel with a finalizer; when the task is garbage and still nobody
+   asked, the sentinel reports it. Only failed tasks pay for this. */
+static int sentinel_gc(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luatask *t;
+  lua_getiuservalue(L, 1, 1);
+  t = (luatask *)lua_touserdata(L, -1);
+  if (t != NULL && !(t->bits & (TASK_RETRIEVED | TASK_REPORTED)))
+    corio__report(L, S, lua_gettop(L));
+  return 0;
+}
+
+void corio__report(lua_State *L, corio_State *S, int tidx) {
+  luatask *t = (luatask *)lua_touserdata(L, tidx);
+  int top = lua_gettop(L);
+  t->bits |= TASK_REPORTED;
+  corio__push_side(L, S, SIDE_HANDLER);
+  lua_getiuservalue(L, tidx, 1);      /* the error */
+  lua_getiuservalue(L, tidx, 2);      /* sentinel or traceback */
+  if (lua_type(L, -1) == LUA_TUSERDATA) {
+    lua_getiuservalue(L, -1, 2);
+    lua_remove(L, -2);
+  }
+  lua_pushvalue(L, tidx);
+  if (lua_isfunction(L, top + 1)) {
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+      fprintf(stderr, "corio: error in the error handler: %s\n",
+              luaL_tolstring(L, -1, NULL));
+    }
+  }
+  else {
+    const char *msg = luaL_tolstring(L, top + 2, NULL);
+    fprintf(stderr, "corio: unhandled error in task %u: %s\n%s\n",
+            (unsigned)t->id, msg, lua_isstring(L, top + 3) ?
+            lua_tostring(L, top + 3) : "(no traceback)");
+    fflush(stderr);
+  }
+  lua_settop(L, top);
+}
+
+static void run_callbacks(lua_State *L, corio_State *S, int tidx) {
+  int top = lua_gettop(L);
+  corio__push_side(L, S, SIDE_CALLBACKS);
+  lua_pushvalue(L, tidx);
+  if (lua_rawget(L, -2) == LUA_TTABLE) {
+    lua_Integer i, n = luaL_len(L, -1);
+    lua_pushvalue(L, tidx);
+    lua_pushnil(L);
+    lua_rawset(L, top + 1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, top + 2, i);
+      lua_pushvalue(L, tidx);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        fprintf(stderr, "corio: error in a done callback: %s\n",
+                luaL_tolstring(L, -1, NULL));
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+}
+
+/* The task at tidx (of S->L) ends in state; its results (DONE) are the
+   top n values of S->L, or its error (FAILED/CANCELLED) the top one. */
+static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
+  lua_State *L = S->L;
+  int i;
+  if (state == CORIO_DONE) {
+    if (n <= t->nuv) {
+      for (i = n + 1; i <= t->nuv; i++) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, tidx, i);
+      }
+      for (i = n; i >= 1; i--) lua_setiuservalue(L, tidx, i);
+    }
+    else {
+      lua_createtable(L, n, 1);
+      lua_insert(L, -n - 1);
+      for (i = n; i >= 1; i--) lua_rawseti(L, -i - 1, i);
+      lua_pushinteger(L, n);
+      lua_setfield(L, -2, "n");
+      lua_setiuservalue(L, tidx, 1);
+      t->bits |= TASK_PACKED;
+    }
+    t->n = (uint16_t)(n <= t->nuv ? n : 0xFFFF);
+  }
+  else {
+    lua_setiuservalue(L, tidx, 1);  /* the error value */
+    if (state == CORIO_FAILED && t->core.group != NULL)
+      corio__group_record_error(L, S, t, tidx);
+    if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
+      lua_newuserdatauv(L, 0, 2);
+      lua_pushvalue(L, tidx);
+      lua_setiuservalue(L, -2, 1);
+      lua_pushvalue(L, SLOT_TB);
+      lua_setiuservalue(L, -2, 2);
+      lua_pushvalue(L, SLOT_STATE);
+      lua_getiuservalue(L, -1, 2);  /* the sentinel metatable */
+      lua_remove(L, -2);
+      lua_setmetatable(L, -2);
+    }
+    else lua_pushvalue(L, SLOT_TB);
+    lua_setiuservalue(L, tidx, 2);
+    for (i = 3; i <= t->nuv; i++) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, tidx, i);
+    }
+    lua_pushnil(L);
+    lua_replace(L, SLOT_TB);
+    t->n = 1;
+  }
+  if (t->core.flags & CORIO_TASK_CANCEL_REQUESTED) {
+    corio__push_side(L, S, SIDE_MESSAGES);
+    lua_pushlightuserdata(L, t);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  live_remove(S, t);
+  corio_task_finish(&S->loop, &t->core, state);
+  run_callbacks(L, S, tidx);
+  if (state == CORIO_FAILED && (t->bits & TASK_HIDDEN))
+    corio__report(L, S, tidx);
+}
+
+/* ------------------------------------------------------------ stepping */
+
+void corio__step(corio_loop_t *loop, corio_task_t *ct) {
+  corio_State *S = (corio_State *)loop->data;
+  lua_State *L = S->L;
+  luatask *t = (luatask *)ct;
+  lua_State *co;
+  int base = lua_gettop(L), nargs = 0, nres, status;
+  lua_rawgeti(L, SLOT_LIVE, t->live);              /* base+1: the task */
+  lua_getiuservalue(L, base + 1, 1);               /* base+2: fn or thread */
+  if (!(ct->flags & CORIO_TASK_STARTED)) {
+    int i;
+    ct->flags |= CORIO_TASK_STARTED;
+    if (corio_task_cancelled_by(ct) != NULL) {   /* never runs its body */
+      corio__push_cancel(L, S, t);
+      finish(S, t, base + 1, CORIO_CANCELLED, 1);
+      lua_settop(L, base);
+      return;
+    }
+    co = pool_take(S);                             /* base+3 */
+    lua_pushvalue(L, SLOT_TRAMP);
+    lua_pushvalue(L, base + 2);
+    for (i = 1; i <= t->n; i++) lua_getiuservalue(L, base + 1, i + 1);
+    nargs = t->n + 1;
+    lua_xmove(L, co, nargs + 1);
+    lua_pushvalue(L, base + 3);
+    lua_setiuservalue(L, base + 1, 1);
+    for (i = 1; i <= t->n; i++) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, base + 1, i + 1);
+    }
+    t->n = 0;
+    lua_replace(L, base + 2);                      /* base+2: thread */
+  }
+  else co = lua_tothread(L, base + 2);
+  S->current = t;
+  if (S->debug) S->step_start = uv_hrtime();
+  status = lua_resume(co, L, nargs, &nres);
+  S->current = NULL;
+  if (S->debug && uv_hrtime() - S->step_start > 100000000) {
+    lua_pushvalue(L, SLOT_SIDE);
+    lua_getfield(L, -1, SIDE_HOOKS);
+    if (lua_getfield(L, -1, "slow") == LUA_TFUNCTION) {
+      lua_pushvalue(L, base + 1);
+      lua_pushnumber(L, (double)(uv_hrtime() - S->step_start) / 1e9);
+      luaL_traceback(L, co, NULL, 0);
+      lua_pcall(L, 3, 0, 0);
+    }
+    lua_settop(L, base + 2);
+  }
+  if (status == LUA_YIELD) {
+    if (nres >= 1 && corio__is_marker(co, -nres) &&
+        ct->wait_kind != CORIO_WAIT_NONE) {
+      lua_pop(co, nres);
+    }
+    else {  /* a bare coroutine.yield at the task's top level */
+      lua_pop(co, nres);
+      reset_thread(co);
+      lua_pushliteral(L, "coroutine.yield called outside a coroutine "
+                      "inside a task (to let other tasks run, use "
+                      "corio.sleep(0))");
+      finish(S, t, base + 1, CORIO_FAILED, 1);
+    }
+  }
+  else if (status == LUA_OK) {
+    if (S->failed) {
+      S->failed = 0;
+      lua_xmove(co, L, 1);
+      finish(S, t, base + 1,
+             corio__is_cancel(L, -1) ? CORIO_CANCELLED : CORIO_FAILED, 1);
+    }
+    else {
+      if (!lua_checkstack(L, nres + 4)) {
+        lua_settop(co, 0);
+        lua_pushliteral(L, "too many results");
+        finish(S, t, base + 1, CORIO_FAILED, 1);
+      }
+      else {
+        lua_xmove(co, L, nres);
+        finish(S, t, base + 1, CORIO_DONE, nres);
+      }
+    }
+    pool_give(S, co, base + 2);
+  }
+  else {  /* the trampoline itself failed: out of memory, C stack... */
+    lua_xmove(co, L, 1);
+    reset_thread(co);
+    finish(S, t, base + 1, CORIO_FAILED, 1);
+  }
+  lua_settop(L, base);
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname) {
+  luatask *t = S->current;
+  if (t == NULL)
+    luaL_error(L, "%s: not inside a task (start one with corio.run)", fname);
+  if (!lua_isyieldable(L))
+    luaL_error(L, "%s: cannot suspend here: the call is behind a C-call "
+               "boundary (a table.sort comparator, a string.gsub callback, "
+               "a metamethod called from C, ...)", fname);
+  if (corio_task_cancelled_by(&t->core) != NULL) {
+    corio__push_cancel(L, S, t);
+    lua_error(L);
+  }
+  return t;
+}
+
+int corio__suspend(lua_State *L, lua_KFunction k) {
+  corio__push_marker(L);
+  return lua_yieldk(L, 1, 0, k);
+}
+
+void corio__wake_check(lua_State *L, corio_State *S, luatask *t) {
+  t->what = W_NONE;
+  switch (t->core.wake) {
+    case CORIO_WAKE_NORMAL: return;
+    case CORIO_WAKE_CANCEL:
+      t->core.wake = CORIO_WAKE_NORMAL;
+      corio__push_cancel(L, S, t);
+      lua_error(L);
+      break;
+    case CORIO_WAKE_DEADLOCK:
+      t->core.wake = CORIO_WAKE_NORMAL;
+      corio__push_side(L, S, SIDE_HOOKS);
+      lua_getfield(L, -1, "deadlock");
+      lua_call(L, 0, 1);
+      lua_error(L);
+      break;
+    default:
+      t->core.wake = CORIO_WAKE_NORMAL;
+      luaL_error(L, "corio: this wait was abandoned");
+  }
+}
+
+int corio__is_cancel(lua_State *L, int idx) {
+  int r;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, CANCEL_MT);
+  r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+/* push a new cancellation error for t: with the message given to
+   task:cancel when the task itself was cancelled */
+void corio__push_cancel(lua_State *L, corio_State *S, luatask *t) {
+  lua_createtable(L, 0, 1);
+  if (corio_task_cancelled_by(&t->core) == (void *)t) {
+    corio__push_side(L, S, SIDE_MESSAGES);
+    lua_pushlightuserdata(L, t);
+    lua_rawget(L, -2);
+    lua_setfield(L, -3, "message");
+    lua_pop(L, 1);
+  }
+  luaL_setmetatable(L, CANCEL_MT);
+}
+
+/* ------------------------------------------------------------ setup */
+
+void corio__init_scheduler(lua_State *L, corio_State *S) {
+  /* stack: state userdata at -1 */
+  int i;
+  S->L = lua_newthread(L);
+  lua_setiuservalue(L, -2, SUV_THREAD);
+  for (i = 1; i <= NSLOTS; i++) lua_pushnil(S->L);
+  lua_newtable(S->L);
+  lua_replace(S->L, SLOT_LIVE);
+  lua_newtable(S->L);
+  lua_replace(S->L, SLOT_POOL);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, S->L, 1);
+  lua_replace(S->L, SLOT_STATE);
+  lua_newtable(S->L);                              /* side tables */
+  lua_newtable(S->L);                              /* names: weak keys */
+  lua_newtable(S->L);
+  lua_pushliteral(S->L, "k");
+  lua_setfield(S->L, -2, "__mode");
+  lua_setmetatable(S->L, -2);
+  lua_setfield(S->L, -2, SIDE_NAMES);
+  lua_newtable(S->L);
+  lua_setfield(S->L, -2, SIDE_CALLBACKS);
+  lua_newtable(S->L);
+  lua_setfield(S->L, -2, SIDE_GROUPS);
+  lua_newtable(S->L);
+  lua_setfield(S->L, -2, SIDE_MESSAGES);
+  lua_newtable(S->L);
+  lua_setfield(S->L, -2, SIDE_HOOKS);
+  lua_replace(S->L, SLOT_SIDE);
+  lua_pushvalue(L, -1);                            /* msgh(state) */
+  lua_pushcclosure(L, msgh, 1);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, S->L, 1);
+  lua_replace(S->L, SLOT_MSGH);
+  lua_pushvalue(L, -2);                            /* trampoline(state, msgh) */
+  lua_insert(L, -2);
+  lua_pushcclosure(L, trampoline, 2);
+  lua_xmove(L, S->L, 1);
+  lua_replace(S->L, SLOT_TRAMP);
+  /* the sentinel metatable, kept as the state's uservalue 2 */
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, sentinel_gc, 1);
+  lua_setfield(L, -2, "__gc");
+  lua_setiuservalue(L, -2, 2);
+}
+
+/* End t without resuming it again (it can never finish by itself): its
+   coroutine is dropped, so its <close> handlers do not run. */
+void corio__abandon(corio_State *S, luatask *t) {
+  lua_State *L = S->L;
+  int base = lua_gettop(L);
+  corio_task_detach(&S->loop, &t->core);
+  lua_rawgeti(L, SLOT_LIVE, t->live);
+  corio__push_cancel(L, S, t);
+  finish(S, t, base + 1, CORIO_CANCELLED, 1);
+  lua_settop(L, base);
+}

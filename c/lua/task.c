@@ -1,0 +1,391 @@
+/*
+** task.c: the Task type and the calls that make and await tasks:
+** corio.spawn, task:await / corio.await, corio.sleep, current_task,
+** all_tasks.
+*/
+#include <string.h>
+#include "binding.h"
+
+static luatask *check_task(lua_State *L, int idx) {
+  return (luatask *)luaL_checkudata(L, idx, TASK_MT);
+}
+
+void corio__push_task(lua_State *L, corio_State *S, luatask *t) {
+  lua_rawgeti(S->L, SLOT_LIVE, t->live);
+  lua_xmove(S->L, L, 1);
+}
+
+const char *corio__state_name(const luatask *t) {
+  switch (t->core.done.state) {
+    case CORIO_DONE: return "done";
+    case CORIO_FAILED: return "failed";
+    case CORIO_CANCELLED: return "cancelled";
+    default: break;
+  }
+  if (!(t->core.flags & CORIO_TASK_STARTED)) return "pending";
+  switch (t->core.wait_kind) {
+    case CORIO_WAIT_NONE: return "running";
+    case CORIO_WAIT_READY: return "ready";
+    default: return "waiting";
+  }
+}
+
+static const char *what_name(int what) {
+  static const char *const names[] = {
+    "nothing", "sleep", "task", "future", "task group", "gather", "event"
+  };
+  return names[what];
+}
+
+/* Push the outcome of the finished task or future at idx: its results
+   (returns how many), or raise its error (the same value). */
+int corio__push_outcome(lua_State *L, int idx) {
+  luatask *t = (luatask *)lua_touserdata(L, idx);
+  corio_State *S = corio__state(L);
+  int i, n;
+  t->bits |= TASK_RETRIEVED;
+  if (t->core.done.state == CORIO_DONE) {
+    if (t->bits & TASK_PACKED) {
+      lua_getiuservalue(L, idx, 1);
+      lua_getfield(L, -1, "n");
+      n = (int)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      luaL_checkstack(L, n, "too many results");
+      for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+      lua_remove(L, -n - 1);
+      return n;
+    }
+    n = t->n;
+    luaL_checkstack(L, n, "too many results");
+    for (i = 1; i <= n; i++) lua_getiuservalue(L, idx, i);
+    return n;
+  }
+  lua_getiuservalue(L, idx, 1);
+  if (t->core.done.state == CORIO_FAILED) {
+    /* remember what is re-raised, so the awaiter's traceback can show
+       the awaited task's too */
+    lua_pushvalue(L, -1);
+    lua_xmove(L, S->L, 1);
+    lua_replace(S->L, SLOT_CHAIN);
+    lua_getiuservalue(L, idx, 2);
+    if (lua_type(L, -1) == LUA_TUSERDATA) {
+      lua_getiuservalue(L, -1, 2);
+      lua_remove(L, -2);
+    }
+    lua_xmove(L, S->L, 1);
+    lua_replace(S->L, SLOT_CHAINTB);
+  }
+  return lua_error(L);
+}
+
+/* ------------------------------------------------------------ awaiting */
+
+static corio_future_t *awaitable(lua_State *L, int idx, int *is_task) {
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    int which = 0;
+    luaL_getmetatable(L, TASK_MT);
+    if (lua_rawequal(L, -1, -2)) which = 1;
+    else {
+      luaL_getmetatable(L, FUTURE_MT);
+      if (lua_rawequal(L, -1, -3)) which = 2;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    if (which) {
+      *is_task = which == 1;
+      return which == 1 ? &((luatask *)p)->core.done : &((luafuture *)p)->core;
+    }
+  }
+  luaL_typeerror(L, idx, "task or future");
+  return NULL;
+}
+
+static int outcome(lua_State *L, int idx) {
+  int is_task;
+  awaitable(L, idx, &is_task);
+  return is_task ? corio__push_outcome(L, idx) : corio__future_outcome(L, idx);
+}
+
+static int await_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = corio__state(L);
+  (void)status;
+  (void)ctx;
+  corio__wake_check(L, S, S->current);
+  return outcome(L, 1);
+}
+
+/* task:await(), future:await(), corio.await(x) (suspends) */
+static int l_await(lua_State *L) {
+  corio_State *S = corio__state(L);
+  int is_task;
+  corio_future_t *f = awaitable(L, 1, &is_task);
+  luatask *t = corio__checkpoint(L, S, "corio.await");
+  lua_settop(L, 1);
+  if (f->state != CORIO_PENDING) return outcome(L, 1);
+  if (is_task && f == &t->core.done)
+    return luaL_error(L, "corio.await: a task cannot await itself");
+  corio_task_await(&S->loop, &t->core, f);
+  t->what = is_task ? W_TASK : W_FUTURE;
+  return corio__suspend(L, await_k);
+}
+
+/* ------------------------------------------------------------ sleeping */
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = corio__state(L);
+  (void)status;
+  (void)ctx;
+  corio__wake_check(L, S, S->current);
+  return lua_gettop(L) - 1;
+}
+
+/* corio.sleep(secs, ...) (suspends) -> ... */
+static int l_sleep(lua_State *L) {
+  corio_State *S = corio__state(L);
+  lua_Number secs = luaL_checknumber(L, 1);
+  luatask *t = corio__checkpoint(L, S, "corio.sleep");
+  if (secs != secs) return luaL_argerror(L, 1, "not a number (NaN)");
+  if (secs <= 0) {  /* let every other ready task run once */
+    t->core.wake = CORIO_WAKE_NORMAL;
+    corio_task_schedule(&S->loop, &t->core);
+  }
+  else {
+    uint64_t ns = secs > 1e9 ? (uint64_t)1e18 : (uint64_t)(secs * 1e9);
+    corio_loop_update_time(&S->loop);
+    if (corio_task_sleep_until(&S->loop, &t->core, S->loop.now + ns) != 0)
+      return luaL_error(L, "corio.sleep: out of memory");
+  }
+  t->what = W_SLEEP;
+  return corio__suspend(L, sleep_k);
+}
+
+/* ------------------------------------------------------------ spawning */
+
+static int l_spawn(lua_State *L) {
+  corio_State *S = corio__state(L);
+  if (!S->running)
+    return luaL_error(L, "corio.spawn: no running loop (start one with corio.run)");
+  if (lua_type(L, 1) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
+      return luaL_typeerror(L, 1, "function");
+    lua_pop(L, 1);
+  }
+  corio__spawn(L, S, 1, lua_gettop(L) - 1);
+  return 1;
+}
+
+static int l_current_task(lua_State *L) {
+  corio_State *S = corio__state(L);
+  if (S->current == NULL || (S->current->bits & TASK_HIDDEN)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  corio__push_task(L, S, S->current);
+  return 1;
+}
+
+static int l_all_tasks(lua_State *L) {
+  corio_State *S = corio__state(L);
+  uint32_t i;
+  lua_Integer n = 0;
+  lua_createtable(L, (int)S->nlive, 0);
+  for (i = 1; i <= S->nlive; i++) {
+    luatask *t;
+    lua_rawgeti(S->L, SLOT_LIVE, i);
+    t = (luatask *)lua_touserdata(S->L, -1);
+    if (t->bits & TASK_HIDDEN) {
+      lua_pop(S->L, 1);
+      continue;
+    }
+    lua_xmove(S->L, L, 1);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------ methods */
+
+static int t_cancel(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luatask *t = check_task(L, 1);
+  if (t->core.done.state != CORIO_PENDING) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (!lua_isnoneornil(L, 2) &&
+      !(t->core.flags & CORIO_TASK_CANCEL_REQUESTED)) {
+    corio__push_side(L, S, SIDE_MESSAGES);
+    lua_pushlightuserdata(L, t);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+  }
+  corio_task_cancel(&S->loop, &t->core);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int t_done(lua_State *L) {
+  lua_pushboolean(L, check_task(L, 1)->core.done.state != CORIO_PENDING);
+  return 1;
+}
+
+static int t_cancelled(lua_State *L) {
+  lua_pushboolean(L, check_task(L, 1)->core.done.state == CORIO_CANCELLED);
+  return 1;
+}
+
+static int t_result(lua_State *L) {
+  luatask *t = check_task(L, 1);
+  if (t->core.done.state == CORIO_PENDING)
+    return luaL_error(L, "task:result: task not done");
+  lua_settop(L, 1);
+  return corio__push_outcome(L, 1);
+}
+
+static int t_error(lua_State *L) {
+  luatask *t = check_task(L, 1);
+  if (t->core.done.state == CORIO_PENDING)
+    return luaL_error(L, "task:error: task not done");
+  t->bits |= TASK_RETRIEVED;
+  if (t->core.done.state == CORIO_DONE) lua_pushnil(L);
+  else lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+static int t_traceback(lua_State *L) {
+  luatask *t = check_task(L, 1);
+  if (t->core.done.state != CORIO_FAILED) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_getiuservalue(L, 1, 2);
+  if (lua_type(L, -1) == LUA_TUSERDATA) lua_getiuservalue(L, -1, 2);
+  return 1;
+}
+
+static void push_name(lua_State *L, corio_State *S, int idx) {
+  luatask *t = (luatask *)lua_touserdata(L, idx);
+  corio__push_side(L, S, SIDE_NAMES);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "task %d", (int)t->id);
+  }
+  lua_remove(L, -2);
+}
+
+static int t_name(lua_State *L) {
+  check_task(L, 1);
+  push_name(L, corio__state(L), 1);
+  return 1;
+}
+
+static int t_set_name(lua_State *L) {
+  corio_State *S = corio__state(L);
+  check_task(L, 1);
+  luaL_checkstring(L, 2);
+  corio__push_side(L, S, SIDE_NAMES);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* shared by tasks and futures: fn(obj) runs once the object is done */
+int corio__add_done_callback(lua_State *L, int done) {
+  corio_State *S = corio__state(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (done) {
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);
+    return 0;
+  }
+  corio__push_side(L, S, SIDE_CALLBACKS);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+  return 0;
+}
+
+static int t_add_done_callback(lua_State *L) {
+  luatask *t = check_task(L, 1);
+  return corio__add_done_callback(L, t->core.done.state != CORIO_PENDING);
+}
+
+static int t_tostring(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luatask *t = check_task(L, 1);
+  const char *state = corio__state_name(t);
+  push_name(L, S, 1);
+  if (strcmp(state, "waiting") == 0)
+    lua_pushfstring(L, "task %d \"%s\" (waiting: %s)", (int)t->id,
+                    lua_tostring(L, -1), what_name(t->what));
+  else
+    lua_pushfstring(L, "task %d \"%s\" (%s)", (int)t->id,
+                    lua_tostring(L, -1), state);
+  return 1;
+}
+
+/* core.task_info(task) -> id, state, what, thread-or-nil (for dump) */
+static int l_task_info(lua_State *L) {
+  luatask *t = check_task(L, 1);
+  lua_pushinteger(L, t->id);
+  lua_pushstring(L, corio__state_name(t));
+  lua_pushstring(L, what_name(t->what));
+  if (t->core.done.state == CORIO_PENDING &&
+      (t->core.flags & CORIO_TASK_STARTED)) {
+    lua_getiuservalue(L, 1, 1);
+    if (!lua_isthread(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+  }
+  else lua_pushnil(L);
+  return 4;
+}
+
+static const luaL_Reg task_methods[] = {
+  {"await", l_await},
+  {"cancel", t_cancel},
+  {"done", t_done},
+  {"cancelled", t_cancelled},
+  {"result", t_result},
+  {"error", t_error},
+  {"traceback", t_traceback},
+  {"name", t_name},
+  {"set_name", t_set_name},
+  {"add_done_callback", t_add_done_callback},
+  {NULL, NULL}
+};
+
+const luaL_Reg corio__task_funcs[] = {
+  {"spawn", l_spawn},
+  {"await", l_await},
+  {"sleep", l_sleep},
+  {"current_task", l_current_task},
+  {"all_tasks", l_all_tasks},
+  {"task_info", l_task_info},
+  {NULL, NULL}
+};
+
+/* stack: state userdata at -1 */
+void corio__open_task(lua_State *L) {
+  luaL_newmetatable(L, TASK_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, task_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, t_tostring, 1);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,63 @@
+-- Error values of corio: Cancelled (made by the C core), TimeoutError,
+-- ErrorGroup and Deadlock. Each class is a table that is also the
+-- metatable of its instances; Class.is(e) tells an instance.
+local core = require "corio.core"
+
+local errors = {}
+
+local function class(name, tostring_fn)
+  local c = { __name = name }
+  c.__index = c
+  c.__tostring = tostring_fn
+  function c.is(e) return getmetatable(e) == c end
+  return c
+end
+
+-- Cancelled is the core's metatable: add `is` and the name to it.
+local Cancelled = core.Cancelled
+Cancelled.__name = "corio.Cancelled"
+Cancelled.__index = Cancelled
+function Cancelled.is(e) return core.is_cancelled(e) end
+errors.Cancelled = Cancelled
+
+errors.TimeoutError = class("corio.TimeoutError", function(e)
+  return "timeout: " .. tostring(e.message)
+end)
+
+function errors.timeout_error(message)
+  return setmetatable({ message = message or "deadline exceeded" }, errors.TimeoutError)
+end
+
+local function indent(s)
+  return (tostring(s):gsub("\n", "\n    "))
+end
+
+errors.ErrorGroup = class("corio.ErrorGroup", function(eg)
+  local parts = { eg.message }
+  for i, e in ipairs(eg.errors) do
+    local tb = eg.tracebacks[i]
+    parts[#parts + 1] = ("  [%d] %s"):format(i, indent(tostring(e)))
+    if tb and tb ~= "" then parts[#parts + 1] = "    " .. indent(tb) end
+  end
+  return table.concat(parts, "\n")
+end)
+
+function errors.error_group(errs, tbs)
+  local n = #errs
+  return setmetatable({
+    message = ("%d error%s in task group"):format(n, n == 1 and "" or "s"),
+    errors = errs,
+    tracebacks = tbs,
+  }, errors.ErrorGroup)
+end
+
+errors.Deadlock = class("corio.Deadlock", function(e) return e.message end)
+
+function errors.deadlock(dump)
+  return setmetatable({
+    message = "deadlock: the main task waits, and nothing can ever wake it\n" .. dump,
+    dump = dump,
+  }, errors.Deadlock)
+end
+
+return errors

@@ -1,0 +1,60 @@
+-- Shared by every spec: run a main function under corio.run and check that
+-- nothing outlives it (no open loop, no live task, no open handle, no new fd).
+local corio = require "corio"
+
+local helper = {}
+
+local function count_fds()
+  local p = io.popen("ls /proc/self/fd 2>/dev/null")
+  if not p then return 0 end
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+local function assert_clean(fds_before)
+  collectgarbage()
+  collectgarbage()
+  local s = corio.core.stats()
+  assert(s.loops == 0, "a loop is still open: " .. s.loops)
+  assert(s.tasks == 0, "tasks still alive after run: " .. s.tasks)
+  assert(s.handles == 0, "handles still open after run: " .. s.handles)
+  local fds = count_fds()
+  assert(fds <= fds_before, ("file descriptors leaked: %d before, %d after"):format(fds_before, fds))
+end
+
+-- helper.run(main, ...) -> the results of corio.run(main, ...), after checking
+-- that the run left nothing behind. Errors from main propagate unchanged.
+function helper.run(main, ...)
+  local fds = count_fds()
+  local res = table.pack(pcall(corio.run, main, ...))
+  assert_clean(fds)
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+-- helper.run_error(main, ...) -> the error corio.run raised (fails if it did not).
+function helper.run_error(main, ...)
+  local fds = count_fds()
+  local ok, err = pcall(corio.run, main, ...)
+  assert_clean(fds)
+  assert(not ok, "expected corio.run to raise, but it returned")
+  return err
+end
+
+-- helper.capture_errors() -> list that receives every error passed to the
+-- unhandled-error handler until helper.restore_errors() is called.
+function helper.capture_errors()
+  local seen = {}
+  corio.set_error_handler(function(err, tb, task)
+    seen[#seen + 1] = { err = err, traceback = tb, task = task }
+  end)
+  return seen
+end
+
+function helper.restore_errors()
+  corio.set_error_handler(nil)  -- nil restores the default handler
+end
+
+return helper
