@@ -249,13 +249,19 @@ static int handle_luainit (lua_State *L) {
 /*
 ** Asks the binding to print corio.dump() on SIGUSR1. Done from Lua and
 ** with every failure ignored, so a binding without the function still runs
-** scripts.
+** scripts. (Until the binding has dump_on_signal, its "dump_signal" hook,
+** called by the SIGUSR1 handler of corio.run, does the printing.)
 */
 static void enable_dump (lua_State *L) {
   static const char code[] =
     "local ok, c = pcall(require, 'corio.core')\n"
-    "if ok and type(c) == 'table' and c.dump_on_signal then\n"
-    "  c.dump_on_signal(true)\n"
+    "if not ok or type(c) ~= 'table' then return end\n"
+    "if c.dump_on_signal then c.dump_on_signal(true)\n"
+    "elseif c.set_hook then\n"
+    "  c.set_hook('dump_signal', function()\n"
+    "    io.stderr:write(require('corio').dump(), '\\n')\n"
+    "    io.stderr:flush()\n"
+    "  end)\n"
     "end\n";
   if (luaL_loadbuffer(L, code, sizeof(code) - 1, "=corio") != LUA_OK ||
       lua_pcall(L, 0, 0, 0) != LUA_OK)
@@ -291,8 +297,8 @@ static int is_cancelled (lua_State *L, int corio, int idx) {
 
 
 /*
-** require("corio").run(chunk, args...) with the chunk on top of the stack;
-** returns the exit status.
+** require("corio").run(chunk, args...) with the chunk on top of the stack
+** (no args when there is no script, as with stdin); returns the exit status.
 */
 static int run_main (lua_State *L, char **argv, int argc, int script) {
   int i, status, corio;
@@ -305,7 +311,7 @@ static int run_main (lua_State *L, char **argv, int argc, int script) {
   lua_getfield(L, corio, "run");
   lua_pushvalue(L, chunk);
   luaL_checkstack(L, argc - script, "too many arguments to script");
-  for (i = script + 1; i < argc; i++)
+  for (i = (script > 0) ? script + 1 : argc; i < argc; i++)
     lua_pushstring(L, argv[i]);
   status = lua_pcall(L, lua_gettop(L) - corio - 1, 0, 0);
   if (status == LUA_OK) return EXIT_SUCCESS;

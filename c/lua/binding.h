@@ -24,18 +24,21 @@
 #define SLOT_CHAINTB 9  /* ... and the awaited task's traceback */
 #define SLOT_TASKMT 10  /* the Task metatable */
 #define SLOT_MSGH   11  /* the message handler that records tracebacks */
-#define NSLOTS      11
+#define SLOT_DEADLOCK 12 /* the Deadlock error to deliver */
+#define NSLOTS      12
 
 /* uservalue indexes of the state userdata */
 #define SUV_THREAD  1   /* S->L, anchored */
 
-/* keys of the side table (SLOT_SIDE) */
+/* keys of the side table (SLOT_SIDE, also registry[SIDE_REGKEY]) */
+#define SIDE_REGKEY    "corio.side"
 #define SIDE_NAMES     "names"      /* task -> name (weak keys) */
 #define SIDE_CALLBACKS "callbacks"  /* task/future -> list of done callbacks */
 #define SIDE_GROUPS    "groups"     /* lightuserdata(group) -> group ud */
 #define SIDE_MESSAGES  "messages"   /* task -> cancel message (weak keys) */
 #define SIDE_HANDLER   "handler"    /* unhandled error handler */
 #define SIDE_HOOKS     "hooks"      /* functions set by the Lua layer */
+#define SIDE_FAILED    "failed"     /* failed tasks not yet asked about (weak) */
 
 /* what a task waits on (for tostring and dump) */
 enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER, W_OTHER };
@@ -67,6 +70,7 @@ typedef struct corio_State {
   int failed;            /* set by the trampoline: the step ended in error */
   int sigints;
   int debug;
+  int warned;            /* debug: the current step was reported slow */
   uint32_t nlive;
   uint32_t npool;
   uint32_t next_id;
@@ -93,6 +97,7 @@ void corio__push_cancel(lua_State *L, corio_State *S, luatask *t);
 int corio__is_cancel(lua_State *L, int idx);
 luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs);
 void corio__push_side(lua_State *L, corio_State *S, const char *key);
+lua_State *corio__callback_thread(lua_State *L, corio_State *S);
 void corio__report(lua_State *L, corio_State *S, int task_idx);
 void corio__init_scheduler(lua_State *L, corio_State *S);
 void corio__abandon(corio_State *S, luatask *t);

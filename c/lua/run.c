@@ -30,7 +30,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
 
 static void on_sigusr1(uv_signal_t *h, int signum) {
   corio_State *S = (corio_State *)h->data;
-  lua_State *L = S->L;
+  lua_State *L = corio__callback_thread(S->L, S);
   int top = lua_gettop(L);
   (void)signum;
   corio__push_side(L, S, SIDE_HOOKS);
@@ -73,11 +73,52 @@ static void start_dump_signal(corio_State *S) {
 
 static void on_closed(uv_handle_t *h) { (void)h; }
 
+/* The Deadlock error is made while the tasks still wait, so its dump
+   shows what each waits on; the wake delivers it. */
+static void make_deadlock(lua_State *L, corio_State *S) {
+  int top = lua_gettop(L);
+  corio__push_side(L, S, SIDE_HOOKS);
+  if (lua_getfield(L, -1, "deadlock") != LUA_TFUNCTION ||
+      lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    lua_settop(L, top);
+    lua_pushliteral(L, "deadlock: nothing can ever wake the waiting tasks");
+  }
+  lua_xmove(L, S->L, 1);
+  lua_replace(S->L, SLOT_DEADLOCK);
+  lua_settop(L, top);
+}
+
+/* Report the failed tasks nobody asked about (once each). */
+static void report_failed(lua_State *L, corio_State *S) {
+  int top = lua_gettop(L), i, n = 0;
+  corio__push_side(L, S, SIDE_FAILED);             /* top+1 */
+  lua_newtable(L);                                 /* top+2: the tasks */
+  lua_pushnil(L);
+  while (lua_next(L, top + 1)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, top + 2, ++n);
+  }
+  for (i = 1; i <= n; i++) {
+    luatask *t;
+    lua_rawgeti(L, top + 2, i);
+    t = (luatask *)lua_touserdata(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, top + 1);
+    if (!(t->bits & (TASK_RETRIEVED | TASK_REPORTED))) {
+      lua_rawgeti(L, top + 2, i);
+      corio__report(L, S, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+}
+
 /* Cancel every task still alive and run until they have finished. A task
    that cannot finish (it waits, shielded, on something that will never
    come) is woken with a Deadlock error; one that still hangs on is
    abandoned, so the loop can close. */
-static void finish_all(corio_State *S) {
+static void finish_all(lua_State *L, corio_State *S) {
   int round;
   for (round = 0; round < 4 && S->nlive > 0; round++) {
     uint32_t i;
@@ -89,6 +130,7 @@ static void finish_all(corio_State *S) {
       if (round == 0) corio_task_cancel(&S->loop, &t->core);
       else corio_task_wake(&S->loop, &t->core, CORIO_WAKE_DEADLOCK);
     }
+    if (round == 0) make_deadlock(L, S);
     corio_loop_run(&S->loop, UV_RUN_DEFAULT);
   }
   while (S->nlive > 0) {
@@ -113,7 +155,10 @@ static int close_loop(lua_State *L, corio_State *S) {
   S->main = NULL;
   lua_pushnil(S->L);
   lua_replace(S->L, SLOT_MAIN);
-  lua_gc(L, LUA_GCCOLLECT);  /* report failed tasks nobody looked at */
+  lua_pushnil(S->L);
+  lua_replace(S->L, SLOT_DEADLOCK);
+  report_failed(L, S);
+  lua_gc(L, LUA_GCCOLLECT);
   return err;
 }
 
@@ -140,9 +185,10 @@ static int l_run(lua_State *L) {
     if (m->core.done.state != CORIO_PENDING) break;
     /* nothing is ready, no timer or I/O is pending: nothing can ever
        wake the main task */
+    make_deadlock(L, S);
     if (corio_task_wake(&S->loop, &m->core, CORIO_WAKE_DEADLOCK) != 0) break;
   }
-  finish_all(S);
+  finish_all(L, S);
   err = close_loop(L, S);
   if (err)
     return luaL_error(L, "corio.run: the loop did not close cleanly (%s)",
@@ -215,11 +261,9 @@ static int l_stats(lua_State *L) {
 }
 
 static int l_set_error_handler(lua_State *L) {
-  corio_State *S = corio__state(L);
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
-  lua_pushvalue(S->L, SLOT_SIDE);
-  lua_xmove(S->L, L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, SIDE_REGKEY);
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, SIDE_HANDLER);
   return 0;

@@ -17,6 +17,7 @@
 **            corio__wake_check (cancellation, deadlock), then returns
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "binding.h"
 
@@ -36,11 +37,24 @@ corio_State *corio__state(lua_State *L) {
   return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
+/* The side tables are reached through the registry, not S->L's slots:
+   this runs from finalizers and callbacks too, on any thread. */
 void corio__push_side(lua_State *L, corio_State *S, const char *key) {
-  lua_pushvalue(S->L, SLOT_SIDE);
-  lua_xmove(S->L, L, 1);
+  (void)S;
+  lua_getfield(L, LUA_REGISTRYINDEX, SIDE_REGKEY);
   lua_getfield(L, -1, key);
   lua_remove(L, -2);
+}
+
+/* Lua code that corio calls back (done callbacks, the error handler,
+   hooks) runs on a thread of its own, never on the scheduler's S->L,
+   whose fixed slots must stay where they are. */
+lua_State *corio__callback_thread(lua_State *L, corio_State *S) {
+  lua_State *cb;
+  corio__push_side(L, S, "cbthread");
+  cb = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return cb;
 }
 
 /* ------------------------------------------------------------ tracebacks */
@@ -53,14 +67,17 @@ static int msgh(lua_State *co) {
   corio_State *S = corio__state(co);
   lua_settop(co, 1);
   if (corio__is_cancel(co, 1)) return 1;
-  luaL_traceback(co, co, NULL, 1);
+  luaL_traceback(co, co, NULL, 1);                 /* 2 */
   lua_pushvalue(S->L, SLOT_CHAIN);
-  lua_xmove(S->L, co, 1);
-  if (!lua_isnil(co, -1) && lua_rawequal(co, -1, 1)) {
+  lua_xmove(S->L, co, 1);                          /* 3 */
+  if (!lua_isnil(co, 3) && lua_rawequal(co, 3, 1)) {
+    lua_pop(co, 1);
     lua_pushliteral(co, "\nwhile awaiting a task that failed with:\n");
     lua_pushvalue(S->L, SLOT_CHAINTB);
     lua_xmove(S->L, co, 1);
-    lua_concat(co, 3);  /* tb .. note .. awaited tb (after popping chain) */
+    lua_concat(co, 3);                             /* 2: the whole chain */
+    lua_pushnil(S->L);
+    lua_replace(S->L, SLOT_CHAIN);
   }
   else lua_pop(co, 1);
   lua_xmove(co, S->L, 1);
@@ -184,6 +201,7 @@ static int sentinel_gc(lua_State *L) {
 
 void corio__report(lua_State *L, corio_State *S, int tidx) {
   luatask *t = (luatask *)lua_touserdata(L, tidx);
+  lua_State *cb = corio__callback_thread(L, S);
   int top = lua_gettop(L);
   t->bits |= TASK_REPORTED;
   corio__push_side(L, S, SIDE_HANDLER);
@@ -195,10 +213,13 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
   }
   lua_pushvalue(L, tidx);
   if (lua_isfunction(L, top + 1)) {
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    int base = lua_gettop(cb);
+    lua_xmove(L, cb, 4);
+    if (lua_pcall(cb, 3, 0, 0) != LUA_OK) {
       fprintf(stderr, "corio: error in the error handler: %s\n",
-              luaL_tolstring(L, -1, NULL));
+              luaL_tolstring(cb, -1, NULL));
     }
+    lua_settop(cb, base);
   }
   else {
     const char *msg = luaL_tolstring(L, top + 2, NULL);
@@ -211,6 +232,7 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
 }
 
 static void run_callbacks(lua_State *L, corio_State *S, int tidx) {
+  lua_State *cb = corio__callback_thread(L, S);
   int top = lua_gettop(L);
   corio__push_side(L, S, SIDE_CALLBACKS);
   lua_pushvalue(L, tidx);
@@ -220,14 +242,15 @@ static void run_callbacks(lua_State *L, corio_State *S, int tidx) {
     lua_pushnil(L);
     lua_rawset(L, top + 1);
     for (i = 1; i <= n; i++) {
+      int base = lua_gettop(cb);
       lua_rawgeti(L, top + 2, i);
       lua_pushvalue(L, tidx);
-      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      lua_xmove(L, cb, 2);
+      if (lua_pcall(cb, 1, 0, 0) != LUA_OK) {
         fprintf(stderr, "corio: error in a done callback: %s\n",
-                luaL_tolstring(L, -1, NULL));
-        lua_pop(L, 1);
+                luaL_tolstring(cb, -1, NULL));
       }
-      lua_pop(L, 1);
+      lua_settop(cb, base);
     }
   }
   lua_settop(L, top);
@@ -290,6 +313,14 @@ static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     lua_pop(L, 1);
   }
   live_remove(S, t);
+  if (t->bits & TASK_MAIN) uv_stop(S->loop.uv);  /* corio.run takes over */
+  if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
+    corio__push_side(L, S, SIDE_FAILED);         /* reported at the run's end */
+    lua_pushvalue(L, tidx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
   corio_task_finish(&S->loop, &t->core, state);
   run_callbacks(L, S, tidx);
   if (state == CORIO_FAILED && (t->bits & TASK_HIDDEN))
@@ -297,6 +328,29 @@ static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
 }
 
 /* ------------------------------------------------------------ stepping */
+
+/* Debug mode: a count hook notices a step that has run for more than
+   100 ms without reaching a checkpoint, and reports where it is. */
+static void slow_hook(lua_State *co, lua_Debug *ar) {
+  corio_State *S;
+  int top = lua_gettop(co);
+  (void)ar;
+  lua_getfield(co, LUA_REGISTRYINDEX, STATE_MT);
+  S = (corio_State *)lua_touserdata(co, -1);
+  lua_settop(co, top);
+  if (S == NULL || S->warned || S->current == NULL ||
+      uv_hrtime() - S->step_start < 100000000)
+    return;
+  S->warned = 1;
+  corio__push_side(co, S, SIDE_HOOKS);
+  if (lua_getfield(co, -1, "slow") == LUA_TFUNCTION) {
+    corio__push_task(co, S, S->current);
+    lua_pushnumber(co, (double)(uv_hrtime() - S->step_start) / 1e9);
+    luaL_traceback(co, co, NULL, 1);
+    lua_pcall(co, 3, 0, 0);
+  }
+  lua_settop(co, top);
+}
 
 void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   corio_State *S = (corio_State *)loop->data;
@@ -315,6 +369,10 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
       lua_settop(L, base);
       return;
     }
+    if (!lua_checkstack(L, t->n + 8)) {  /* only when out of memory */
+      fputs("corio: out of memory in the scheduler\n", stderr);
+      abort();
+    }
     co = pool_take(S);                             /* base+3 */
     lua_pushvalue(L, SLOT_TRAMP);
     lua_pushvalue(L, base + 2);
@@ -332,20 +390,14 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   }
   else co = lua_tothread(L, base + 2);
   S->current = t;
-  if (S->debug) S->step_start = uv_hrtime();
+  if (S->debug) {
+    S->step_start = uv_hrtime();
+    S->warned = 0;
+    lua_sethook(co, slow_hook, LUA_MASKCOUNT, 10000);
+  }
+  else if (lua_gethook(co) == slow_hook) lua_sethook(co, NULL, 0, 0);
   status = lua_resume(co, L, nargs, &nres);
   S->current = NULL;
-  if (S->debug && uv_hrtime() - S->step_start > 100000000) {
-    lua_pushvalue(L, SLOT_SIDE);
-    lua_getfield(L, -1, SIDE_HOOKS);
-    if (lua_getfield(L, -1, "slow") == LUA_TFUNCTION) {
-      lua_pushvalue(L, base + 1);
-      lua_pushnumber(L, (double)(uv_hrtime() - S->step_start) / 1e9);
-      luaL_traceback(L, co, NULL, 0);
-      lua_pcall(L, 3, 0, 0);
-    }
-    lua_settop(L, base + 2);
-  }
   if (status == LUA_YIELD) {
     if (nres >= 1 && corio__is_marker(co, -nres) &&
         ct->wait_kind != CORIO_WAIT_NONE) {
@@ -419,11 +471,11 @@ void corio__wake_check(lua_State *L, corio_State *S, luatask *t) {
       corio__push_cancel(L, S, t);
       lua_error(L);
       break;
-    case CORIO_WAKE_DEADLOCK:
+    case CORIO_WAKE_DEADLOCK:  /* the error was made before the wake */
       t->core.wake = CORIO_WAKE_NORMAL;
-      corio__push_side(L, S, SIDE_HOOKS);
-      lua_getfield(L, -1, "deadlock");
-      lua_call(L, 0, 1);
+      lua_pushvalue(S->L, SLOT_DEADLOCK);
+      lua_xmove(S->L, L, 1);
+      if (lua_isnil(L, -1)) lua_pushliteral(L, "deadlock");
       lua_error(L);
       break;
     default:
@@ -462,6 +514,8 @@ void corio__init_scheduler(lua_State *L, corio_State *S) {
   int i;
   S->L = lua_newthread(L);
   lua_setiuservalue(L, -2, SUV_THREAD);
+  /* the scheduler pushes onto S->L from C: room for the slots and a step */
+  if (!lua_checkstack(S->L, NSLOTS + 40)) luaL_error(L, "corio: out of memory");
   for (i = 1; i <= NSLOTS; i++) lua_pushnil(S->L);
   lua_newtable(S->L);
   lua_replace(S->L, SLOT_LIVE);
@@ -485,6 +539,16 @@ void corio__init_scheduler(lua_State *L, corio_State *S) {
   lua_setfield(S->L, -2, SIDE_MESSAGES);
   lua_newtable(S->L);
   lua_setfield(S->L, -2, SIDE_HOOKS);
+  lua_newthread(S->L);
+  lua_setfield(S->L, -2, "cbthread");
+  lua_newtable(S->L);                              /* failed: weak keys */
+  lua_newtable(S->L);
+  lua_pushliteral(S->L, "k");
+  lua_setfield(S->L, -2, "__mode");
+  lua_setmetatable(S->L, -2);
+  lua_setfield(S->L, -2, SIDE_FAILED);
+  lua_pushvalue(S->L, -1);
+  lua_setfield(S->L, LUA_REGISTRYINDEX, SIDE_REGKEY);
   lua_replace(S->L, SLOT_SIDE);
   lua_pushvalue(L, -1);                            /* msgh(state) */
   lua_pushcclosure(L, msgh, 1);

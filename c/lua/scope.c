@@ -36,16 +36,18 @@ static luatask *current(lua_State *L, corio_State *S, const char *fname) {
 /* core.scope(deadline or nil, shield) -> Scope, entered on the current task */
 static int l_scope(lua_State *L) {
   corio_State *S = corio__state(L);
-  luatask *t = current(L, S, lua_toboolean(L, 2) ? "corio.shield" : "corio.timeout");
+  int shield = lua_toboolean(L, 2), has_deadline = !lua_isnoneornil(L, 1);
+  luatask *t = current(L, S, shield ? "corio.shield" : "corio.timeout");
   luascope *s;
   lua_Number when = luaL_optnumber(L, 1, -1);
+  lua_settop(L, 2);
   s = (luascope *)lua_newuserdatauv(L, sizeof *s, 0);
   corio_scope_init(&s->core);
-  s->core.shield = (uint8_t)lua_toboolean(L, 2);
+  s->core.shield = (uint8_t)shield;
   luaL_setmetatable(L, SCOPE_MT);
   corio_scope_enter(&s->core, &t->core);
   anchor(L, S, s, -1);
-  if (!lua_isnoneornil(L, 1)) {
+  if (has_deadline) {
     uint64_t ns = when <= 0 ? 0 : (when > 1e9 ? (uint64_t)1e18 : (uint64_t)(when * 1e9));
     if (corio_scope_set_deadline(&S->loop, &s->core, ns) != 0)
       return luaL_error(L, "corio.timeout: out of memory");

@@ -150,12 +150,23 @@ static int l_sleep(lua_State *L) {
     t->core.wake = CORIO_WAKE_NORMAL;
     corio_task_schedule(&S->loop, &t->core);
   }
-  else {
+  else {  /* from the loop's time, cached per batch, as libuv's timers */
     uint64_t ns = secs > 1e9 ? (uint64_t)1e18 : (uint64_t)(secs * 1e9);
-    corio_loop_update_time(&S->loop);
     if (corio_task_sleep_until(&S->loop, &t->core, S->loop.now + ns) != 0)
       return luaL_error(L, "corio.sleep: out of memory");
   }
+  t->what = W_SLEEP;
+  return corio__suspend(L, sleep_k);
+}
+
+/* core.sleep_until(when) (suspends): until corio.now() reaches when */
+static int l_sleep_until(lua_State *L) {
+  corio_State *S = corio__state(L);
+  lua_Number when = luaL_checknumber(L, 1);
+  luatask *t = corio__checkpoint(L, S, "corio.sleep_until");
+  uint64_t ns = when <= 0 ? 0 : when > 1e9 ? (uint64_t)1e18 : (uint64_t)(when * 1e9);
+  if (corio_task_sleep_until(&S->loop, &t->core, ns) != 0)
+    return luaL_error(L, "corio.sleep_until: out of memory");
   t->what = W_SLEEP;
   return corio__suspend(L, sleep_k);
 }
@@ -371,6 +382,7 @@ const luaL_Reg corio__task_funcs[] = {
   {"spawn", l_spawn},
   {"await", l_await},
   {"sleep", l_sleep},
+  {"sleep_until", l_sleep_until},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"task_info", l_task_info},

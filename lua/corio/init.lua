@@ -71,7 +71,7 @@ function Loop.call_at(_, when, fn, ...)
   if type(when) ~= "number" then error("loop:call_at: deadline must be a number", 2) end
   local args = table.pack(...)
   return handle(core.spawn_hidden(function()
-    core.sleep(when - core.now())
+    core.sleep_until(when)
     return fn(table.unpack(args, 1, args.n))
   end))
 end
