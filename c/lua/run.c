@@ -210,9 +210,11 @@ static int l_run(lua_State *L) {
   return lua_error(L);
 }
 
+/* corio.now(): the loop's clock, read afresh (as asyncio's loop.time()) */
 static int l_now(lua_State *L) {
   corio_State *S = corio__state(L);
-  lua_pushnumber(L, (lua_Number)(S->running ? S->loop.now : uv_hrtime()) / 1e9);
+  if (S->running) corio_loop_update_time(&S->loop);
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
   return 1;
 }
 

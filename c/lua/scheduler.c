@@ -346,7 +346,7 @@ static void slow_hook(lua_State *co, lua_Debug *ar) {
   if (lua_getfield(co, -1, "slow") == LUA_TFUNCTION) {
     corio__push_task(co, S, S->current);
     lua_pushnumber(co, (double)(uv_hrtime() - S->step_start) / 1e9);
-    luaL_traceback(co, co, NULL, 1);
+    luaL_traceback(co, co, NULL, 0);  /* level 0: where the step is now */
     lua_pcall(co, 3, 0, 0);
   }
   lua_settop(co, top);

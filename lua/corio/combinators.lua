@@ -126,7 +126,7 @@ function M.race(...)
   end
   for _, x in ipairs(tasks) do   -- wait for the losers, shielded from a cancel
     if not x:done() then
-      local s <close> = core.scope(nil, true)
+      local _s <close> = core.scope(nil, true)
       pcall(x.await, x)
     end
     if x ~= winner and x:done() then pcall(x.error, x) end

@@ -150,14 +150,20 @@ end
 function corio.timeout_at(when, fn, ...)
   check_secs("corio.timeout_at", when)
   if fn == nil then return core.scope(when) end
-  local s <close> = core.scope(when)
+  local _s <close> = core.scope(when)
   return fn(...)
+end
+
+-- a deadline already due is 0: the scope is cancelled at once
+local function deadline_in(secs)
+  if secs <= 0 then return 0 end
+  return core.now() + secs
 end
 
 function corio.timeout(secs, fn, ...)
   check_secs("corio.timeout", secs)
-  if fn == nil then return core.scope(core.now() + secs) end
-  local s <close> = core.scope(core.now() + secs)
+  if fn == nil then return core.scope(deadline_in(secs)) end
+  local _s <close> = core.scope(deadline_in(secs))
   return fn(...)
 end
 
@@ -176,7 +182,7 @@ end
 
 function corio.move_on_after(secs, fn, ...)
   check_secs("corio.move_on_after", secs)
-  return corio.move_on_at(core.now() + secs, fn, ...)
+  return corio.move_on_at(deadline_in(secs), fn, ...)
 end
 
 -- corio.wait_for(awaitable, secs) (suspends): its results, or TimeoutError
@@ -190,7 +196,7 @@ function corio.wait_for(x, secs)
   if errors.TimeoutError.is(res) then
     if not x:done() then
       x:cancel()
-      local s <close> = core.scope(nil, true)
+      local _s <close> = core.scope(nil, true)
       pcall(core.await, x)
     end
   end
@@ -199,7 +205,7 @@ end
 
 -- corio.shield(fn, ...): fn runs with outside cancellation held off
 function corio.shield(fn, ...)
-  local s <close> = core.scope(nil, true)
+  local _s <close> = core.scope(nil, true)
   return fn(...)
 end
 

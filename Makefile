@@ -1,0 +1,77 @@
+# corio: a thin front over cmake, ctest, busted and luacheck.
+# Every target works from a fresh Debian/Ubuntu clone: `deps` installs what is missing.
+#
+#   make            build (build/corio/core.so, build/bin/corio)
+#   make run        run examples/tour.lua with the corio command
+#   make test       C tests, specs, luacheck, examples, luarocks install check
+#   make test-asan  C tests and specs against an ASan+UBSan build (build-asan/)
+#   make bench      benchmark table against the peers in ../shared/bench-peers
+#   make lint | clean | deps | bench-deps
+
+BUILD      = build
+ASAN_BUILD = build-asan
+JOBS       = 2
+MAKEFLAGS += --no-print-directory
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
+             lua-busted luarocks lua-check netcat-openbsd
+BENCH_DEPS = redis-tools wrk python3-uvloop lua-luv lua-cqueues time nodejs
+
+# $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
+# apt-get update runs only when something is missing, so a warm machine stays offline.
+apt_install = missing=; \
+	for p in $(1); do \
+	  dpkg -s $$p 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  command -v apt-get >/dev/null || { echo "missing:$$missing (no apt-get: install by hand)"; exit 1; }; \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+.PHONY: all build deps bench-deps run test test-asan bench lint clean
+
+all: build
+
+deps:
+	@$(call apt_install,$(DEPS))
+
+bench-deps: deps
+	@$(call apt_install,$(BENCH_DEPS))
+
+build: deps
+	cmake -S . -B $(BUILD)
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/bin/corio examples/tour.lua
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure
+	CORIO_BIN=$(CURDIR)/$(BUILD)/bin/corio busted
+	luacheck .
+	if [ -f spec/examples.sh ]; then sh spec/examples.sh $(BUILD)/bin/corio; fi
+	sh spec/luarocks_check.sh
+
+# Specs that run the command can take it from $CORIO_BIN (the build under test).
+# lua5.4 is not built with ASan, so the runtime is preloaded for the specs, and leak
+# detection is off there (it would report Lua's own allocations at exit). The C tests
+# are fully instrumented binaries and keep leak detection on.
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCORIO_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure
+	CORIO_BIN=$(CURDIR)/$(ASAN_BUILD)/bin/corio \
+	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
+	  busted --run=asan
+
+bench: bench-deps build
+	bench/run.sh
+
+lint: deps
+	luacheck .
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build.luarocks

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Markdown tables from bench/run.sh's raw TSV (workload, label, rep, metric, value).
+
+One table per workload: median (min..max) over the repetitions of the in-program secs,
+process elapsed, peak RSS and rate, bytes/task against the same runtime's empty run,
+and corio's median divided by each row's median (below 1: corio is faster / smaller).
+usage: summarize.py RAW.tsv
+"""
+import collections
+import statistics
+import sys
+
+data = collections.defaultdict(lambda: collections.defaultdict(list))
+fails = collections.defaultdict(list)
+order = collections.defaultdict(list)  # workload -> labels, first seen first
+with open(sys.argv[1]) as f:
+    for line in f:
+        wl, label, _rep, metric, value = line.rstrip("\n").split("\t")
+        if label not in order[wl]:
+            order[wl].append(label)
+        if metric == "fail":
+            fails[wl, label].append(value)
+        elif value:
+            data[wl, label][metric].append(float(value))
+
+
+def med(wl, label, metric):
+    vals = data[wl, label].get(metric)
+    return statistics.median(vals) if vals else None
+
+
+def spread(vals, fmt):
+    if not vals:
+        return "-"
+    m = fmt(statistics.median(vals))
+    return m if len(vals) == 1 else f"{m} ({fmt(min(vals))}..{fmt(max(vals))})"
+
+
+def runtime(label):  # "luv-co" -> "luv": the row whose empty run is the baseline
+    return label.split("-")[0]
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+secs = lambda v: f"{v:.2f}"  # noqa: E731
+count = lambda v: f"{v:,.0f}"  # noqa: E731
+mb = lambda kb: f"{kb / 1024:.0f}" if kb >= 100 * 1024 else f"{kb / 1024:.1f}"  # noqa: E731
+empty_kb = {runtime(label): med("empty", label, "rss_kb") for label in order.get("empty", [])}
+TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
+          "w2": "W2 sleepers (1.0 s each)", "w3": "W3 switch (sleep(0)); rate = switches/s"}
+
+for wl, labels in order.items():
+    n = next((med(wl, label, "n") for label in labels if med(wl, label, "n")), 0)
+    print(f"\n### {TITLES.get(wl, wl)}, N={n:,.0f}\n")
+    print("| runtime | secs | elapsed | peak RSS MB | bytes/task | rate/s "
+          "| corio/this time | corio/this RSS |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label in labels:
+        m = data[wl, label]
+        bpt = "-"
+        base = empty_kb.get(runtime(label))
+        if wl in ("w1", "w2") and base and n and m.get("rss_kb"):
+            bpt = spread([(kb - base) * 1024 / n for kb in m["rss_kb"]], count)
+        # the bare-coroutine floor's secs is CPU time (plain Lua has no wall clock): RSS only
+        t = "-" if runtime(label) == "lua" else ratio(med(wl, "corio", "secs"), med(wl, label, "secs"))
+        name = label + (f" **FAILED {','.join(fails[wl, label])}**" if fails.get((wl, label)) else "")
+        print(f"| {name} | {spread(m.get('secs'), secs)} | {spread(m.get('elapsed'), secs)} "
+              f"| {spread(m.get('rss_kb'), mb)} | {bpt} | {spread(m.get('rate'), count)} "
+              f"| {t} "
+              f"| {ratio(med(wl, 'corio', 'rss_kb'), med(wl, label, 'rss_kb'))} |")
+    if wl == "w2" and "lua-coroutines" in labels:
+        r = ratio(med(wl, "corio", "rss_kb"), med(wl, "lua-coroutines", "rss_kb"))
+        print(f"\nW2 memory: corio peak RSS / bare coroutines = {r} (target <= 1.15)")

@@ -1,0 +1,34 @@
+-- luarocks --lua-version 5.4 make rockspec/corio-scm-1.rockspec   (from the repo root)
+-- Builds only the Lua module (corio/core.so + lua/corio/*.lua) against the system libuv,
+-- found with pkg-config; no network needed.
+package = "corio"
+version = "scm-1"
+source = {
+   url = "git+https://github.com/corio-lua/corio.git",  -- placeholder
+}
+description = {
+   summary = "asyncio-style concurrency for Lua 5.4 on libuv",
+   detailed = [[
+Tasks, futures, task groups, cancellation, timeouts, queues and streams:
+a C core on libuv maps each Lua coroutine onto a task.]],
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.4",
+}
+build = {
+   type = "cmake",
+   variables = {
+      CMAKE_BUILD_TYPE = "Release",
+      CMAKE_C_FLAGS = "$(CFLAGS)",
+      LUA_INCDIR = "$(LUA_INCDIR)",
+      -- install targets: the rock's own lib/ and lua/ dirs, which luarocks then deploys
+      LIBDIR = "$(LIBDIR)",
+      LUADIR = "$(LUADIR)",
+      -- the command and the C tests are for the source tree, not for the rock
+      CORIO_BUILD_CLI = "OFF",
+      CORIO_BUILD_TESTS = "OFF",
+      -- a newer compiler's new warning must not break a user's install
+      CORIO_WERROR = "OFF",
+   },
+}

@@ -1,0 +1,261 @@
+#!/bin/sh
+# Run every example under the corio command, with small time scales, and
+# check what each one prints.
+#
+#   sh spec/examples.sh build/bin/corio
+#
+# Prints one line per example (ok / FAIL / skip), the output of each failure,
+# then "examples: N passed, N failed"; exits non-zero if any failed.
+set -eu
+
+if [ $# -ne 1 ]; then
+  echo "usage: sh spec/examples.sh PATH_TO_CORIO_COMMAND" >&2
+  exit 2
+fi
+CORIO=$1
+case $CORIO in
+  /*) ;;
+  */*) CORIO=$(cd "$(dirname "$CORIO")" && pwd)/$(basename "$CORIO") ;;
+esac
+cd "$(dirname "$0")/.."
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+
+passed=0
+failed=0
+OUT=
+ERR=
+reasons=
+
+# ---- helpers used by the checks ---------------------------------------------
+
+problem() {  # MESSAGE: record why the current example fails
+  reasons="$reasons  - $1
+"
+}
+
+has() {  # TEXT: the output contains TEXT
+  grep -qF -- "$1" "$OUT" || problem "missing: $1"
+}
+
+has_count() {  # N TEXT: exactly N output lines contain TEXT
+  n=$(grep -cF -- "$2" "$OUT" || true)
+  [ "$n" -eq "$1" ] || problem "expected $1 lines with '$2', got $n"
+}
+
+lacks() {  # TEXT: the output does not contain TEXT
+  if grep -qF -- "$1" "$OUT"; then problem "unexpected: $1"; fi
+}
+
+has_line() {  # REGEX: some output line matches the extended REGEX
+  grep -qE -- "$1" "$OUT" || problem "no line matches: $1"
+}
+
+at_least() {  # N TEXT: at least N output lines contain TEXT
+  n=$(grep -cF -- "$2" "$OUT" || true)
+  [ "$n" -ge "$1" ] || problem "expected at least $1 lines with '$2', got $n"
+}
+
+in_order() {  # TEXT...: each TEXT is on a line after the line of the previous one
+  prev=0
+  for text in "$@"; do
+    n=$(awk -v text="$text" -v prev="$prev" 'NR > prev && index($0, text) { print NR; exit }' "$OUT")
+    if [ -z "$n" ]; then problem "missing or out of order: $text"; return 0; fi
+    prev=$n
+  done
+}
+
+num() {  # TEXT INDEX: the first number after TEXT on the INDEX-th line holding TEXT
+  awk -v text="$1" -v want="$2" '
+    index($0, text) {
+      seen++
+      if (seen == want) {
+        rest = substr($0, index($0, text) + length(text))
+        if (match(rest, /[0-9]+(\.[0-9]+)?/)) print substr(rest, RSTART, RLENGTH)
+        exit
+      }
+    }' "$OUT"
+}
+
+stamp() {  # TEXT: the first number on the first line holding TEXT (a "[1.23 s]" stamp)
+  awk -v text="$1" '
+    index($0, text) {
+      if (match($0, /[0-9]+(\.[0-9]+)?/)) print substr($0, RSTART, RLENGTH)
+      exit
+    }' "$OUT"
+}
+
+holds() {  # AWK_EXPRESSION MESSAGE: the numeric comparison is true
+  awk "BEGIN { exit !($1) }" 2>/dev/null || problem "$2 ($1)"
+}
+
+# ---- running one example ----------------------------------------------------
+
+example() {  # NAME ARGS...: run examples/NAME.lua ARGS, then check_NAME
+  name=$1
+  shift
+  OUT=$TMP/$name.out
+  ERR=$TMP/$name.err
+  reasons=
+  status=0
+  timeout 60 "$CORIO" "examples/$name.lua" "$@" >"$OUT" 2>"$ERR" || status=$?
+  if [ "$status" -eq 124 ]; then
+    problem "timed out after 60 s"
+  elif [ "$status" -ne 0 ]; then
+    problem "exit status $status"
+  else
+    "check_$name"
+    # The examples write only to stdout: anything on stderr (an unhandled
+    # task error, a failing callback...) is a failure.
+    if [ -s "$ERR" ]; then problem "output on stderr"; fi
+  fi
+  if [ -z "$reasons" ]; then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    printf '%s' "$reasons"
+    echo "  --- stdout:"
+    sed 's/^/  | /' "$OUT"
+    echo "  --- stderr:"
+    sed 's/^/  | /' "$ERR"
+  fi
+}
+
+# ---- the checks, one per example ---------------------------------------------
+
+check_io_latency() {  # run with scale 0.1: delays of 0..0.1 s, then 0..0.01 s
+  has "10 tasks, each waiting"
+  has "100 tasks, each waiting"
+  has_count 20 "finishes at"   # 10 sequential + 10 concurrent
+  has_count 2 "completion order follows the delays: yes"
+  for i in 1 2; do
+    seq=$(num "sequential total:" $i)
+    conc=$(num "concurrent total:" $i)
+    holds "$conc < $seq" "run $i: the concurrent total is not below the sequential one"
+  done
+  # Ten tasks: concurrently, about the longest delay; in sequence, the sum.
+  conc=$(num "concurrent total:" 1)
+  longest=$(num "the longest delay is" 1)
+  holds "$conc >= $longest - 0.002 && $conc < $longest + 0.05" \
+    "ten concurrent tasks should take about the longest delay"
+  holds "$(num "sequential total:" 1) > 2 * $conc" "ten tasks: speedup below 2"
+  holds "$(num "sequential total:" 2) > 5 * $(num "concurrent total:" 2)" \
+    "a hundred tasks: speedup below 5"
+}
+
+check_say_after() {  # run with scale 0.2: units of 0.2 s
+  in_order "in sequence: start" "hello" "world" "in sequence: took" \
+    "as tasks: start" "both tasks spawned" "hello" "world" "as tasks: took"
+  has_line "both tasks spawned, neither started: .*pending.*pending"
+  has_count 2 "s] hello"
+  has_count 2 "s] world"
+  s=$(num "in sequence: took" 1)
+  t=$(num "as tasks: took" 1)
+  holds "$s / 0.2 >= 2.95 && $s / 0.2 < 3.5" "in sequence should take about 3 units"
+  holds "$t / 0.2 >= 1.95 && $t / 0.2 < 2.5" "as tasks should take about 2 units"
+}
+
+check_await_twice() {
+  has "body ran 1 time(s); task done: true"
+  has_count 1 "compute: working"
+  has "waiter A got: 42, the answer"
+  has "waiter B got: 42, the answer"
+  has "main, awaiting again:	42	the answer"
+  has "result() (no wait, the task is done):	42	the answer"
+}
+
+check_future() {
+  has "done before awaiting?	false"
+  in_order "helper: setting the result" "awaited:	pong	200"
+  has "awaited again:	pong	200"
+  has "setting it twice fails:	false	"
+  if ! grep -q "setting it twice fails:.*already done" "$OUT"; then
+    problem "setting a finished future should fail with 'future already done'"
+  fi
+  in_order "helper: the operation failed" "await raised:	false	connection refused"
+  has "structured error:	ENOENT	/no/such/file"
+}
+
+check_gather() {
+  has "varargs: A B C  (finished in order: b c a)"
+  has "list:    JOB1 JOB2 JOB3 JOB4 JOB5  (finished in order: job5 job4 job3 job2 job1)"
+  has "gather raised:	false	could not fetch broken	| slow one cancelled:	true"
+  has "settle 1: ok    X"
+  has "settle 2: error could not fetch y"
+  has "settle 3: ok    Z"
+  # Three fetches of at most 0.3 s run together: well under their 0.6 s sum.
+  holds "$(num ") after" 1) < 0.45" "the varargs gather should take about 0.3 s"
+}
+
+check_task_group() {
+  in_order "both spawned; the block now waits" "two done" "one done" "block 1 left"
+  in_order "block 1 left" "child 1 done" "child 2 done" "child 3 done" "block 2 left"
+  has "downloader: stopped early (cancelled"
+  has "uploader: stopped early"
+  has "the group raised: ok=false, an ErrorGroup: true, holding 2 errors"
+  has ": parser hit a bad record"
+  has ": uploader could not remove its temporary file"
+  # tostring(eg) shows every error again.
+  at_least 2 "parser hit a bad record"
+  at_least 2 "uploader could not remove its temporary file"
+}
+
+check_as_completed() {
+  has_line "^1\. after .*/fast "
+  has_line "^2\. after .*/medium "
+  has_line "^3\. after .*/slow "
+  has "all 3 results handled"
+  holds "$(num "1. after" 1) < 0.12" "the first result should arrive after about 0.05 s"
+  holds "$(num "all 3 results handled after" 1) < 0.45" "all should be done after about 0.3 s"
+}
+
+check_producer_consumer() {  # run with scale 0.2
+  has "2 producers, 1 consumer(s): 16 items"
+  has "2 producers, 3 consumer(s): 16 items"
+  has_count 32 "] consumer"
+  one=$(num "2 producers, 1 consumer(s): 16 items (sum" 1)
+  three=$(num "2 producers, 3 consumer(s): 16 items (sum" 1)
+  holds "$one == $three" "both runs should handle the same items"
+  a=$(num ") in" 1)
+  b=$(num ") in" 2)
+  holds "$b < $a" "three consumers should be faster than one"
+  has "three consumers were"
+}
+
+check_tour() {
+  in_order "1. spawn and await" "2. gather" "3. a task group" "4. cancellation" "tour done"
+  has_line "spawned task [0-9]+ \"fetch alpha\" \(pending\) and task [0-9]+ \"fetch beta\" \(pending\)"
+  has "awaited: alpha ok, beta ok"
+  has "gathered: one ok, two ok, three ok"
+  has "quick child: quick ok"
+  lacks "slow child:"
+  has "block raised a TimeoutError: true"
+  has "cancel requested: true"
+  has "worker: caught \"cancelled: time to stop\""
+  lacks "never printed"
+  has "worker cancelled: true, await raised a cancellation: true"
+  holds "$(stamp "] tour done") < 3" "the tour should take under 3 s"
+}
+
+# ---- run them all ---------------------------------------------------------------
+
+example io_latency 0.1
+example say_after 0.2
+example await_twice
+example future
+example gather
+example task_group
+example as_completed
+if timeout 60 "$CORIO" -e 'os.exit(require("corio").queue and 0 or 1)' >/dev/null 2>&1; then
+  example producer_consumer 0.2
+else
+  echo "skip producer_consumer (needs corio.queue: skipped while corio.queue is nil)"
+fi
+example tour
+
+echo "examples: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
