@@ -7,39 +7,41 @@
 #include <stdlib.h>
 #include "corio-internal.h"
 
-static int timer_less(const corio_timer_t *a, const corio_timer_t *b) {
+/* Entries carry their deadline, so sifting reads only the heap array;
+   the timer itself is touched only to break a tie or to update its slot. */
+static int entry_less(const corio_heap_entry_t *a, const corio_heap_entry_t *b) {
   if (a->when != b->when) return a->when < b->when;
-  return a->seq < b->seq;
+  return a->timer->seq < b->timer->seq;
 }
 
-static void heap_set(corio_loop_t *loop, uint32_t i, corio_timer_t *t) {
-  loop->heap[i] = t;
-  t->slot = i + 1;
+static void heap_set(corio_loop_t *loop, uint32_t i, corio_heap_entry_t e) {
+  loop->heap[i] = e;
+  e.timer->slot = i + 1;
 }
 
 static void sift_up(corio_loop_t *loop, uint32_t i) {
-  corio_timer_t *t = loop->heap[i];
+  corio_heap_entry_t e = loop->heap[i];
   while (i > 0) {
     uint32_t parent = (i - 1) / 2;
-    if (!timer_less(t, loop->heap[parent])) break;
+    if (!entry_less(&e, &loop->heap[parent])) break;
     heap_set(loop, i, loop->heap[parent]);
     i = parent;
   }
-  heap_set(loop, i, t);
+  heap_set(loop, i, e);
 }
 
 static void sift_down(corio_loop_t *loop, uint32_t i) {
-  corio_timer_t *t = loop->heap[i];
+  corio_heap_entry_t e = loop->heap[i];
   uint32_t n = loop->hcount;
   for (;;) {
     uint32_t c = 2 * i + 1;
     if (c >= n) break;
-    if (c + 1 < n && timer_less(loop->heap[c + 1], loop->heap[c])) c++;
-    if (!timer_less(loop->heap[c], t)) break;
+    if (c + 1 < n && entry_less(&loop->heap[c + 1], &loop->heap[c])) c++;
+    if (!entry_less(&loop->heap[c], &e)) break;
     heap_set(loop, i, loop->heap[c]);
     i = c;
   }
-  heap_set(loop, i, t);
+  heap_set(loop, i, e);
 }
 
 void corio_timer_init(corio_timer_t *t, corio_timer_cb cb) {
@@ -53,30 +55,31 @@ int corio_timer_start(corio_loop_t *loop, corio_timer_t *t, uint64_t when) {
   if (t->slot) corio_timer_stop(loop, t);
   if (loop->hcount == loop->hcap) {
     uint32_t cap = loop->hcap ? loop->hcap * 2 : 64;
-    corio_timer_t **h = (corio_timer_t **)realloc(loop->heap, cap * sizeof *h);
+    corio_heap_entry_t *h = (corio_heap_entry_t *)realloc(loop->heap, cap * sizeof *h);
     if (h == NULL) return CORIO_ENOMEM;
     loop->heap = h;
     loop->hcap = cap;
   }
   t->when = when;
   t->seq = loop->seq++;
-  loop->heap[loop->hcount] = t;
+  loop->heap[loop->hcount].when = when;
+  loop->heap[loop->hcount].timer = t;
   sift_up(loop, loop->hcount++);
-  if (loop->heap[0] == t) corio__timers_rearm(loop);
+  if (loop->heap[0].timer == t) corio__timers_rearm(loop);
   return 0;
 }
 
 void corio_timer_stop(corio_loop_t *loop, corio_timer_t *t) {
   uint32_t i;
-  corio_timer_t *last;
+  corio_heap_entry_t last;
   if (t->slot == 0) return;
   i = t->slot - 1;
   t->slot = 0;
   last = loop->heap[--loop->hcount];
-  if (last != t) {
+  if (last.timer != t) {
     heap_set(loop, i, last);
     sift_up(loop, i);
-    sift_down(loop, last->slot - 1);
+    sift_down(loop, last.timer->slot - 1);
   }
   /* the uv timer stays armed for the old deadline: firing early is cheap
      and rearms; stopping it here would cost a uv call per cancelled sleep */
@@ -92,8 +95,8 @@ static void uv_timer_fired(uv_timer_t *handle) {
 /* fire every timer whose deadline has passed, in (when, seq) order */
 void corio__timers_fire(corio_loop_t *loop) {
   corio_loop_update_time(loop);
-  while (loop->hcount > 0 && loop->heap[0]->when <= loop->now) {
-    corio_timer_t *t = loop->heap[0];
+  while (loop->hcount > 0 && loop->heap[0].when <= loop->now) {
+    corio_timer_t *t = loop->heap[0].timer;
     corio_timer_stop(loop, t);
     t->cb(loop, t);
   }
@@ -111,7 +114,7 @@ void corio__timers_rearm(corio_loop_t *loop) {
     }
     return;
   }
-  when = loop->heap[0]->when;
+  when = loop->heap[0].when;
   if (loop->armed == when) return;
   ms = when > loop->now ? (when - loop->now + 999999) / 1000000 : 0;
   loop->timer.data = loop;

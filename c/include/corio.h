@@ -187,6 +187,11 @@ void corio_group_child_done(corio_loop_t *loop, corio_task_t *child);
 void corio_group_cancel(corio_loop_t *loop, corio_group_t *g);
 
 /* ------------------------------------------------------------------ loop */
+typedef struct corio_heap_entry_s {   /* private */
+  uint64_t when;
+  corio_timer_t *timer;
+} corio_heap_entry_t;
+
 struct corio_loop_s {
   uv_loop_t *uv;             /* readonly */
   void *data;                /* public: the binding's state */
@@ -196,7 +201,7 @@ struct corio_loop_s {
   /* private below */
   corio_task_t **ready;      /* ring buffer */
   size_t rhead, rcount, rcap;
-  corio_timer_t **heap;      /* binary min-heap on (when, seq) */
+  corio_heap_entry_t *heap;  /* binary min-heap on (when, seq) */
   uint32_t hcount, hcap;
   uint64_t seq;
   uv_idle_t idle;            /* active while tasks are ready */
