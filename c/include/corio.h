@@ -231,13 +231,10 @@ int luaopen_corio_core(struct lua_State *L);
    whenever the host runs uv_run. Call after opening the module and
    before any task is spawned. */
 int corio_attach(struct lua_State *L, uv_loop_t *loop);
-/* Spawn the function at the top of L's stack (with nargs arguments below
-   it... see corio.h docs in README) as a task; pushes the Task. */
+/* Spawn the function below the top nargs values of L's stack as a task;
+   replaces the function and its arguments with the Task. 0 or CORIO_EINVAL
+   when no loop is running or attached. (Futures made and resolved from C,
+   and corio_post from other threads, are planned; see README.) */
 int corio_spawn(struct lua_State *L, int nargs);
-/* Push a new Future for Lua and return its handle (valid until resolved). */
-corio_future_t *corio_future_push(struct lua_State *L);
-/* Resolve with the top n values of L / fail with the top value. Loop thread only. */
-int corio_future_resolve(struct lua_State *L, corio_future_t *f, int n);
-int corio_future_fail(struct lua_State *L, corio_future_t *f);
 
 #endif
