@@ -108,14 +108,11 @@ void corio__timers_rearm(corio_loop_t *loop) {
   uint64_t when, ms;
   if (loop->closing) return;
   if (loop->hcount == 0) {
-    if (loop->armed) {
-      uv_timer_stop(&loop->timer);
-      loop->armed = 0;
-    }
+    uv_timer_stop(&loop->timer);
     return;
   }
-  when = loop->heap[0].when;
-  if (loop->armed == when) return;
+  when = loop->heap[0].when;  /* any value, 0 included, is a deadline */
+  if (uv_is_active((uv_handle_t *)&loop->timer) && loop->armed == when) return;
   ms = when > loop->now ? (when - loop->now + 999999) / 1000000 : 0;
   loop->timer.data = loop;
   uv_timer_start(&loop->timer, uv_timer_fired, ms, 0);
