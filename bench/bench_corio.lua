@@ -11,11 +11,9 @@
 local corio = require "corio"
 local spawn, gather, sleep = corio.spawn, corio.gather, corio.sleep
 
--- corio.now() is the loop's cached time (as libuv's uv_now): it does not move while
--- tasks run within one loop step, so "secs" would miss work. The binding's uncached
--- clock is used when it exists. One thread's CPU time cannot exceed wall time, so a
--- clock that says otherwise is stale: say so loudly.
-local now = corio.core and corio.core.clock or corio.now
+-- corio.now() reads the clock afresh. One thread's CPU time cannot exceed
+-- wall time, so a clock that says otherwise is stale: say so loudly.
+local now = corio.now
 local function start() return now(), os.clock() end
 local function stop(t0, c0)
   local secs, cpu = now() - t0, os.clock() - c0

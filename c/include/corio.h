@@ -113,7 +113,6 @@ enum corio_wake {
 
 #define CORIO_TASK_CANCEL_REQUESTED 0x01  /* the task's root scope is cancelled */
 #define CORIO_TASK_STARTED          0x02
-#define CORIO_TASK_HIDDEN           0x04  /* internal (loop callbacks) */
 
 struct corio_task_s {
   corio_future_t done;       /* readonly: the task as an awaitable */

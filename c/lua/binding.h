@@ -23,7 +23,7 @@
 #define SLOT_CHAIN  8   /* error value being re-raised by an await */
 #define SLOT_CHAINTB 9  /* ... and the awaited task's traceback */
 #define SLOT_TASKMT 10  /* the Task metatable */
-#define SLOT_MSGH   11  /* the message handler that records tracebacks */
+#define SLOT_FUTUREMT 11 /* the Future metatable */
 #define SLOT_DEADLOCK 12 /* the Deadlock error to deliver */
 #define NSLOTS      12
 
@@ -75,6 +75,7 @@ typedef struct corio_State {
   uint32_t npool;
   uint32_t next_id;
   uint64_t step_start;   /* debug: when the current step began */
+  uv_signal_t sigusr1;   /* prints the dump, when the hook is set */
 } corio_State;
 
 #define TASK_MT   "corio.Task"
@@ -105,6 +106,9 @@ void corio__abandon(corio_State *S, luatask *t);
 /* task.c */
 void corio__open_task(lua_State *L);
 int corio__push_outcome(lua_State *L, int idx);
+corio_future_t *corio__future_of(lua_State *L, corio_State *S, int idx,
+                                 int *is_task);
+void corio__run_callbacks(lua_State *L, corio_State *S, int idx);
 void corio__push_task(lua_State *L, corio_State *S, luatask *t);
 const char *corio__state_name(const luatask *t);
 int corio__add_done_callback(lua_State *L, int done);
@@ -114,7 +118,6 @@ extern const luaL_Reg corio__task_funcs[];
 typedef struct luafuture {
   corio_future_t core;
   int n;            /* results */
-  uint8_t retrieved;
   uint8_t packed;   /* more than one result: a table in uservalue 1 */
 } luafuture;
 void corio__open_future(lua_State *L);

@@ -13,7 +13,6 @@ static int l_future(lua_State *L) {
   luafuture *f = (luafuture *)lua_newuserdatauv(L, sizeof *f, 1);
   corio_future_init(&f->core);
   f->n = 0;
-  f->retrieved = 0;
   f->packed = 0;
   luaL_setmetatable(L, FUTURE_MT);
   return 1;
@@ -23,7 +22,6 @@ static int l_future(lua_State *L) {
 int corio__future_outcome(lua_State *L, int idx) {
   luafuture *f = (luafuture *)lua_touserdata(L, idx);
   int i, n = f->n;
-  f->retrieved = 1;
   lua_getiuservalue(L, idx, 1);
   if (f->core.state != CORIO_DONE) return lua_error(L);
   if (!f->packed) {
@@ -36,28 +34,10 @@ int corio__future_outcome(lua_State *L, int idx) {
   return n;
 }
 
-static void callbacks(lua_State *L, corio_State *S) {
-  int top = lua_gettop(L);
-  corio__push_side(L, S, SIDE_CALLBACKS);
-  lua_pushvalue(L, 1);
-  if (lua_rawget(L, -2) == LUA_TTABLE) {
-    lua_Integer i, n = luaL_len(L, -1);
-    lua_pushvalue(L, 1);
-    lua_pushnil(L);
-    lua_rawset(L, top + 1);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, top + 2, i);
-      lua_pushvalue(L, 1);
-      lua_call(L, 1, 0);
-    }
-  }
-  lua_settop(L, top);
-}
-
 static void settle(lua_State *L, luafuture *f, int state) {
   corio_State *S = corio__state(L);
   corio_future_finish(&S->loop, &f->core, state);
-  callbacks(L, S);
+  corio__run_callbacks(L, S, 1);
 }
 
 static luafuture *check_pending(lua_State *L, const char *fname) {
@@ -134,7 +114,6 @@ static int f_error(lua_State *L) {
   luafuture *f = check_future(L, 1);
   if (f->core.state == CORIO_PENDING)
     return luaL_error(L, "future:error: future not done");
-  f->retrieved = 1;
   if (f->core.state == CORIO_DONE) lua_pushnil(L);
   else lua_getiuservalue(L, 1, 1);
   return 1;

@@ -51,29 +51,6 @@ static int gather_gc(lua_State *L) {
   return 0;
 }
 
-/* the future inside the task or future at idx, or NULL */
-static corio_future_t *future_of(lua_State *L, corio_State *S, int idx, int *is_task) {
-  void *p = lua_touserdata(L, idx);
-  corio_future_t *f = NULL;
-  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_pushvalue(S->L, SLOT_TASKMT);
-  lua_xmove(S->L, L, 1);
-  if (lua_rawequal(L, -1, -2)) {
-    *is_task = 1;
-    f = &((luatask *)p)->core.done;
-  }
-  else {
-    luaL_getmetatable(L, FUTURE_MT);
-    if (lua_rawequal(L, -1, -3)) {
-      *is_task = 0;
-      f = &((luafuture *)p)->core;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 2);
-  return f;
-}
-
 /* cancel every input still pending (a task is cancelled; a future too) */
 static void cancel_pending(lua_State *L, corio_State *S, gather *g) {
   size_t i;
@@ -82,7 +59,7 @@ static void cancel_pending(lua_State *L, corio_State *S, gather *g) {
     corio_future_t *f;
     if (!corio_waiter_active(&g->slot[i].w)) continue;
     lua_rawgeti(L, 1, (lua_Integer)i + 1);
-    f = future_of(L, S, -1, &is_task);
+    f = corio__future_of(L, S, -1, &is_task);
     if (f != NULL && is_task)
       corio_task_cancel(&S->loop, &((luatask *)lua_touserdata(L, -1))->core);
     else if (f != NULL) {
@@ -107,7 +84,7 @@ static int gather_end(lua_State *L, corio_State *S, gather *g) {
   if (g->first_err) {
     int is_task;
     lua_rawgeti(L, 1, (lua_Integer)g->first_err);
-    future_of(L, S, -1, &is_task);
+    corio__future_of(L, S, -1, &is_task);
     return is_task ? corio__push_outcome(L, lua_gettop(L))
                    : corio__future_outcome(L, lua_gettop(L));
   }
@@ -117,7 +94,7 @@ static int gather_end(lua_State *L, corio_State *S, gather *g) {
     corio_future_t *f;
     lua_rawgeti(L, 1, (lua_Integer)i);
     top = lua_gettop(L);
-    f = future_of(L, S, top, &is_task);
+    f = corio__future_of(L, S, top, &is_task);
     if (g->mode == MODE_SETTLE) {
       lua_newtable(L);
       lua_pushboolean(L, f->state == CORIO_DONE);
@@ -129,7 +106,6 @@ static int gather_end(lua_State *L, corio_State *S, gather *g) {
       }
       else {
         if (is_task) ((luatask *)lua_touserdata(L, top))->bits |= TASK_RETRIEVED;
-        else ((luafuture *)lua_touserdata(L, top))->retrieved = 1;
         lua_getiuservalue(L, top, 1);
         lua_setfield(L, -2, "error");
       }
@@ -227,7 +203,7 @@ static int start(lua_State *L, int mode, const char *fname) {
       corio__spawn(L, S, 2, 0);
       lua_rawseti(L, 1, (lua_Integer)i);
     }
-    else if (future_of(L, S, 2, &is_task) == NULL)
+    else if (corio__future_of(L, S, 2, &is_task) == NULL)
       return luaL_error(L, "%s: item %d is a %s, not a function, task or future",
                         fname, (int)i, luaL_typename(L, 2));
     lua_settop(L, 1);
@@ -250,7 +226,7 @@ static int start(lua_State *L, int mode, const char *fname) {
     corio_waiter_init(&g->slot[i].w, slot_cb);
     g->slot[i].g = g;
     lua_rawgeti(L, 1, (lua_Integer)i + 1);
-    f = future_of(L, S, 4, &is_task);
+    f = corio__future_of(L, S, 4, &is_task);
     lua_pop(L, 1);
     if (f->state == CORIO_PENDING) {
       corio_future_wait(f, &g->slot[i].w);

@@ -62,6 +62,9 @@ int luaopen_corio_core(lua_State *L) {
   lua_xmove(L, S->L, 1);
   lua_replace(S->L, SLOT_TASKMT);
   corio__open_future(L);
+  luaL_getmetatable(L, FUTURE_MT);
+  lua_xmove(L, S->L, 1);
+  lua_replace(S->L, SLOT_FUTUREMT);
   corio__open_scope(L);
   luaL_newmetatable(L, CANCEL_MT);
   lua_pushcfunction(L, cancelled_tostring);

@@ -55,20 +55,18 @@ static void start_signals(corio_State *S) {
   uv_unref((uv_handle_t *)&S->sigint);
 }
 
-static uv_signal_t sigusr1;
-
 static void start_dump_signal(corio_State *S) {
   lua_State *L = S->L;
   int on;
   corio__push_side(L, S, SIDE_HOOKS);
   on = lua_getfield(L, -1, "dump_signal") == LUA_TFUNCTION;
   lua_pop(L, 2);
-  sigusr1.data = NULL;
+  S->sigusr1.data = NULL;
   if (!on) return;
-  uv_signal_init(S->loop.uv, &sigusr1);
-  sigusr1.data = S;
-  uv_signal_start(&sigusr1, on_sigusr1, SIGUSR1);
-  uv_unref((uv_handle_t *)&sigusr1);
+  uv_signal_init(S->loop.uv, &S->sigusr1);
+  S->sigusr1.data = S;
+  uv_signal_start(&S->sigusr1, on_sigusr1, SIGUSR1);
+  uv_unref((uv_handle_t *)&S->sigusr1);
 }
 
 static void on_closed(uv_handle_t *h) { (void)h; }
@@ -146,9 +144,9 @@ static int close_loop(lua_State *L, corio_State *S) {
   int err;
   if (!uv_is_closing((uv_handle_t *)&S->sigint))
     uv_close((uv_handle_t *)&S->sigint, on_closed);
-  if (sigusr1.data == S) {
-    uv_close((uv_handle_t *)&sigusr1, on_closed);
-    sigusr1.data = NULL;
+  if (S->sigusr1.data == S) {
+    uv_close((uv_handle_t *)&S->sigusr1, on_closed);
+    S->sigusr1.data = NULL;
   }
   err = corio_loop_close(&S->loop);
   S->running = 0;
@@ -212,13 +210,6 @@ static int l_run(lua_State *L) {
 
 /* corio.now(): the loop's clock, read afresh (as asyncio's loop.time()) */
 static int l_now(lua_State *L) {
-  corio_State *S = corio__state(L);
-  if (S->running) corio_loop_update_time(&S->loop);
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
-  return 1;
-}
-
-static int l_clock(lua_State *L) {  /* uncached, for the Lua layer */
   corio_State *S = corio__state(L);
   if (S->running) corio_loop_update_time(&S->loop);
   lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
@@ -299,7 +290,6 @@ static int l_cancel_main(lua_State *L) {
 const luaL_Reg corio__run_funcs[] = {
   {"run", l_run},
   {"now", l_now},
-  {"clock", l_clock},
   {"running", l_running},
   {"spawn_hidden", l_spawn_hidden},
   {"stats", l_stats},

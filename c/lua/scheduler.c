@@ -231,7 +231,10 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
   lua_settop(L, top);
 }
 
-static void run_callbacks(lua_State *L, corio_State *S, int tidx) {
+/* Run the done callbacks of the task or future at tidx, once each, in the
+   order they were added, on the callback thread; an error in one is
+   printed and does not stop the others. */
+void corio__run_callbacks(lua_State *L, corio_State *S, int tidx) {
   lua_State *cb = corio__callback_thread(L, S);
   int top = lua_gettop(L);
   corio__push_side(L, S, SIDE_CALLBACKS);
@@ -322,7 +325,7 @@ static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     lua_pop(L, 1);
   }
   corio_task_finish(&S->loop, &t->core, state);
-  run_callbacks(L, S, tidx);
+  corio__run_callbacks(L, S, tidx);
   if (state == CORIO_FAILED && (t->bits & TASK_HIDDEN))
     corio__report(L, S, tidx);
 }
@@ -552,9 +555,6 @@ void corio__init_scheduler(lua_State *L, corio_State *S) {
   lua_replace(S->L, SLOT_SIDE);
   lua_pushvalue(L, -1);                            /* msgh(state) */
   lua_pushcclosure(L, msgh, 1);
-  lua_pushvalue(L, -1);
-  lua_xmove(L, S->L, 1);
-  lua_replace(S->L, SLOT_MSGH);
   lua_pushvalue(L, -2);                            /* trampoline(state, msgh) */
   lua_insert(L, -2);
   lua_pushcclosure(L, trampoline, 2);

@@ -16,10 +16,12 @@ typedef struct luagroup {
   corio_scope_t shield;   /* held around the wait after a cancellation */
 } luagroup;
 
+/* anchor the object at idx under its address; idx 0 drops the anchor */
 static void anchor(lua_State *L, corio_State *S, void *p, int idx) {
+  if (idx) idx = lua_absindex(L, idx);
   corio__push_side(L, S, SIDE_GROUPS);
   lua_pushlightuserdata(L, p);
-  if (idx) lua_pushvalue(L, idx > 0 ? idx : idx - 2);
+  if (idx) lua_pushvalue(L, idx);
   else lua_pushnil(L);
   lua_rawset(L, -3);
   lua_pop(L, 1);

@@ -80,30 +80,39 @@ int corio__push_outcome(lua_State *L, int idx) {
 
 /* ------------------------------------------------------------ awaiting */
 
-static corio_future_t *awaitable(lua_State *L, int idx, int *is_task) {
+/* The core future inside the task or future at idx (and which it is), or
+   NULL. Compares against metatables kept in S->L's slots: no registry
+   lookup on the await path. */
+corio_future_t *corio__future_of(lua_State *L, corio_State *S, int idx,
+                                 int *is_task) {
   void *p = lua_touserdata(L, idx);
-  if (p != NULL && lua_getmetatable(L, idx)) {
-    int which = 0;
-    luaL_getmetatable(L, TASK_MT);
-    if (lua_rawequal(L, -1, -2)) which = 1;
-    else {
-      luaL_getmetatable(L, FUTURE_MT);
-      if (lua_rawequal(L, -1, -3)) which = 2;
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 2);
-    if (which) {
-      *is_task = which == 1;
-      return which == 1 ? &((luatask *)p)->core.done : &((luafuture *)p)->core;
-    }
+  corio_future_t *f = NULL;
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  lua_pushvalue(S->L, SLOT_TASKMT);
+  lua_pushvalue(S->L, SLOT_FUTUREMT);
+  lua_xmove(S->L, L, 2);
+  if (lua_rawequal(L, -3, -2)) {
+    *is_task = 1;
+    f = &((luatask *)p)->core.done;
   }
-  luaL_typeerror(L, idx, "task or future");
-  return NULL;
+  else if (lua_rawequal(L, -3, -1)) {
+    *is_task = 0;
+    f = &((luafuture *)p)->core;
+  }
+  lua_pop(L, 3);
+  return f;
+}
+
+static corio_future_t *awaitable(lua_State *L, corio_State *S, int idx,
+                                 int *is_task) {
+  corio_future_t *f = corio__future_of(L, S, idx, is_task);
+  if (f == NULL) luaL_typeerror(L, idx, "task or future");
+  return f;
 }
 
 static int outcome(lua_State *L, int idx) {
   int is_task;
-  awaitable(L, idx, &is_task);
+  awaitable(L, corio__state(L), idx, &is_task);
   return is_task ? corio__push_outcome(L, idx) : corio__future_outcome(L, idx);
 }
 
@@ -119,7 +128,7 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_await(lua_State *L) {
   corio_State *S = corio__state(L);
   int is_task;
-  corio_future_t *f = awaitable(L, 1, &is_task);
+  corio_future_t *f = awaitable(L, S, 1, &is_task);
   luatask *t = corio__checkpoint(L, S, "corio.await");
   lua_settop(L, 1);
   if (f->state != CORIO_PENDING) return outcome(L, 1);

@@ -55,6 +55,16 @@ local function deadline_of(opts)
   if opts and opts.timeout then return core.now() + opts.timeout end
 end
 
+-- true if x finished with an error or a cancellation (without marking a
+-- task's error as retrieved: wait only looks)
+local function failed(x)
+  if getmetatable(x) == core.Task then
+    local _, state = core.task_info(x)
+    return state == "failed" or state == "cancelled"
+  end
+  return x:cancelled() or x:error() ~= nil
+end
+
 -- corio.wait(list, {timeout=, return_when=}) (suspends) -> done, pending
 function M.wait(list, opts)
   check_list("corio.wait", list)
@@ -63,26 +73,12 @@ function M.wait(list, opts)
     error("corio.wait: return_when must be all_completed, first_completed or first_error", 2)
   end
   local deadline = deadline_of(opts)
-  local n = notifier(list)
-  local count = 0
-  for _, x in ipairs(list) do if x:done() then count = count + 1 end end
-  local function finished()
-    return count == #list
-      or (when == "first_completed" and count > 0)
-  end
-  local function failed_any()
-    for _, x in ipairs(list) do
-      if x:done() and (x:cancelled() or x:error() ~= nil) then return true end
-    end
-    return false
-  end
-  local seen = 0
-  while not finished() and not (when == "first_error" and failed_any()) do
+  local n = notifier(list)      -- hands each input over once, as it finishes
+  for _ = 1, #list do
     local x = n.take(deadline)
-    if x == nil then break end
-    seen = seen + 1
-    count = 0
-    for _, y in ipairs(list) do if y:done() then count = count + 1 end end
+    if x == nil or when == "first_completed" or (when == "first_error" and failed(x)) then
+      break
+    end
   end
   local done, pending = {}, {}
   for _, x in ipairs(list) do
