@@ -44,6 +44,7 @@ void corio_loop_run_ready(corio_loop_t *loop) {
     corio_task_t *t = loop->ready[loop->rhead];
     loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
     loop->rcount--;
+    if (t->done.state != CORIO_PENDING) continue;  /* finished while ready */
     t->wait_kind = CORIO_WAIT_NONE;
     loop->step(loop, t);
   }

@@ -144,6 +144,9 @@ int corio_task_cancel(corio_loop_t *loop, corio_task_t *t);
 /* the scope whose cancellation reaches t's next checkpoint, or NULL;
    the task's root is reported as (corio_scope_t *)t */
 void *corio_task_cancelled_by(const corio_task_t *t);
+/* finish t: fires its waiters and tells its group. A task finished while
+   it sits in the ready ring is dropped from it at the next batch, so its
+   memory must live until then. */
 int corio_task_finish(corio_loop_t *loop, corio_task_t *t, int state);
 
 /* ---------------------------------------------------------------- scopes */

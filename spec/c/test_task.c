@@ -193,6 +193,23 @@ static void test_fifo_one_batch(void) {
   teardown(&loop);
 }
 
+/* a task finished while it waits in the ready ring (a host may finish a
+   task from C) is dropped from the ring, never stepped */
+static void test_finished_while_ready(void) {
+  static const int expect[1] = {1};
+  corio_loop_t loop;
+  trace tr;
+  ttask t[2];
+  setup(&loop, &tr);
+  spawn(&loop, &t[0], 0, fn_finish);
+  spawn(&loop, &t[1], 1, fn_finish);
+  CHECK(corio_task_finish(&loop, &t[0].core, CORIO_CANCELLED) == 0);
+  CHECK(corio_loop_run(&loop, UV_RUN_DEFAULT) == 0);
+  check_trace(&tr, expect, 1);
+  CHECK(t[0].nsteps == 0);
+  teardown(&loop);
+}
+
 /* the same through corio_loop_run, with more tasks than the ring's first
    capacity (it grows while keeping the order) */
 typedef struct many_ctx {
@@ -1044,6 +1061,7 @@ int main(void) {
   TEST_MAIN_BEGIN();
   RUN(test_fifo_one_batch);
   RUN(test_fifo_many);
+  RUN(test_finished_while_ready);
   RUN(test_reschedule_next_batch);
   RUN(test_reschedule_interleaves);
   RUN(test_sleep_until);
