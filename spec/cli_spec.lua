@@ -221,4 +221,24 @@ describe("corio command", function()
     assert.matches("corio: interrupted", out, 1, true)
     assert.is_nil(out:find("not reached", 1, true))
   end)
+
+  it("a second Ctrl-C ends a script that never returns to the loop", function()
+    local marker = os.tmpname()
+    os.remove(marker)
+    tmpfiles[#tmpfiles + 1] = marker
+    local path = script([[
+      local f = assert(io.open(arg[1], "w"))
+      f:write("started\n")
+      f:close()
+      while true do end
+    ]])
+    local cmd = ("(while [ ! -s %s ]; do sleep 0.05; done; kill -INT $$; sleep 0.2; kill -INT $$) & exec %s %s %s")
+      :format(quote(marker), quote(CORIO), quote(path), quote(marker))
+    local t0 = os.time()
+    local p = assert(io.popen("timeout 20 sh -c " .. quote(cmd) .. " 2>&1; echo \"status=$?\""))
+    local out = p:read("a")
+    p:close()
+    assert.is_true(os.time() - t0 < 15)
+    assert.matches("status=130", out, 1, true)  -- killed by SIGINT, as lua5.4 would be
+  end)
 end)

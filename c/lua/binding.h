@@ -63,12 +63,11 @@ typedef struct corio_State {
   lua_State *L;          /* scheduler thread */
   corio_loop_t loop;
   uv_loop_t *host;       /* lent by corio_attach, or NULL */
-  uv_signal_t sigint;
+  uv_async_t sigint;     /* woken by the SIGINT handler */
   luatask *current;      /* the task being stepped */
   luatask *main;
   int running;           /* a loop is open */
   int failed;            /* set by the trampoline: the step ended in error */
-  int sigints;
   int debug;
   int warned;            /* debug: the current step was reported slow */
   uint32_t nlive;

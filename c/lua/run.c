@@ -5,14 +5,33 @@
 */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include "binding.h"
 
+static void on_closed(uv_handle_t *h) { (void)h; }
 
-static void on_sigint(uv_signal_t *h, int signum) {
+
+/* Ctrl-C. A raw handler, not a uv_signal: the second Ctrl-C must end the
+   process even when a task never returns to the loop. The first wakes the
+   loop (uv_async_send is async-signal-safe), which cancels the main task. */
+static uv_async_t *volatile sigint_wake;
+static volatile sig_atomic_t sigint_count;
+static struct sigaction sigint_saved;
+
+static void on_sigint_raw(int signum) {
+  if (++sigint_count >= 2 || sigint_wake == NULL) {
+    signal(signum, SIG_DFL);  /* leave at once, the way the signal would */
+    raise(signum);
+    return;
+  }
+  uv_async_send(sigint_wake);
+}
+
+static void on_sigint(uv_async_t *h) {
   corio_State *S = (corio_State *)h->data;
-  (void)signum;
-  if (++S->sigints == 1 && S->main != NULL &&
-      S->main->core.done.state == CORIO_PENDING) {
+  if (sigint_count >= 1 && S->main != NULL &&
+      S->main->core.done.state == CORIO_PENDING &&
+      !(S->main->core.flags & CORIO_TASK_CANCEL_REQUESTED)) {
     lua_State *L = S->L;
     corio__push_side(L, S, SIDE_MESSAGES);
     lua_pushlightuserdata(L, S->main);
@@ -20,12 +39,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
     lua_rawset(L, -3);
     lua_pop(L, 1);
     corio_task_cancel(&S->loop, &S->main->core);
-    return;
   }
-  /* a second Ctrl-C: leave at once, the way the signal would */
-  uv_signal_stop(h);
-  signal(SIGINT, SIG_DFL);
-  raise(SIGINT);
 }
 
 static void on_sigusr1(uv_signal_t *h, int signum) {
@@ -45,14 +59,26 @@ static void open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
   S->loop.data = S;
   S->loop.step = corio__step;
   S->running = 1;
-  S->sigints = 0;
 }
 
 static void start_signals(corio_State *S) {
-  uv_signal_init(S->loop.uv, &S->sigint);
+  struct sigaction sa;
+  uv_async_init(S->loop.uv, &S->sigint, on_sigint);
   S->sigint.data = S;
-  uv_signal_start(&S->sigint, on_sigint, SIGINT);
   uv_unref((uv_handle_t *)&S->sigint);
+  sigint_count = 0;
+  sigint_wake = &S->sigint;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint_raw;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &sigint_saved);
+}
+
+static void stop_signals(corio_State *S) {
+  sigaction(SIGINT, &sigint_saved, NULL);
+  sigint_wake = NULL;
+  if (!uv_is_closing((uv_handle_t *)&S->sigint))
+    uv_close((uv_handle_t *)&S->sigint, on_closed);
 }
 
 static void start_dump_signal(corio_State *S) {
@@ -69,7 +95,6 @@ static void start_dump_signal(corio_State *S) {
   uv_unref((uv_handle_t *)&S->sigusr1);
 }
 
-static void on_closed(uv_handle_t *h) { (void)h; }
 
 /* The Deadlock error is made while the tasks still wait, so its dump
    shows what each waits on; the wake delivers it. */
@@ -142,8 +167,7 @@ static void finish_all(lua_State *L, corio_State *S) {
 
 static int close_loop(lua_State *L, corio_State *S) {
   int err;
-  if (!uv_is_closing((uv_handle_t *)&S->sigint))
-    uv_close((uv_handle_t *)&S->sigint, on_closed);
+  stop_signals(S);
   if (S->sigusr1.data == S) {
     uv_close((uv_handle_t *)&S->sigusr1, on_closed);
     S->sigusr1.data = NULL;
