@@ -355,7 +355,8 @@ static int t_tostring(lua_State *L) {
   return 1;
 }
 
-/* core.task_info(task) -> id, state, what, thread-or-nil (for dump) */
+/* core.task_info(task) -> id, state, what, thread or nil, id of the task
+   that owns its group or nil (for dump) */
 static int l_task_info(lua_State *L) {
   luatask *t = check_task(L, 1);
   lua_pushinteger(L, t->id);
@@ -370,7 +371,10 @@ static int l_task_info(lua_State *L) {
     }
   }
   else lua_pushnil(L);
-  return 4;
+  if (t->core.group != NULL && t->core.group->body.task != NULL)
+    lua_pushinteger(L, ((luatask *)t->core.group->body.task)->id);
+  else lua_pushnil(L);
+  return 5;
 }
 
 static const luaL_Reg task_methods[] = {

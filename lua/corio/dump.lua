@@ -6,9 +6,10 @@ local function dump()
   local tasks = core.all_tasks()
   local out = { ("corio: %d task%s"):format(#tasks, #tasks == 1 and "" or "s") }
   for _, t in ipairs(tasks) do
-    local id, state, what, co = core.task_info(t)
+    local id, state, what, co, owner = core.task_info(t)
     local line = ("- task %d %q: %s"):format(id, t:name(), state)
     if state == "waiting" then line = line .. " on " .. what end
+    if owner then line = line .. (" (in the task group of task %d)"):format(owner) end
     out[#out + 1] = line
     if co then
       local tb = debug.traceback(co, nil, 0)
