@@ -23,9 +23,8 @@
 #define SLOT_CHAIN  8   /* error value being re-raised by an await */
 #define SLOT_CHAINTB 9  /* ... and the awaited task's traceback */
 #define SLOT_TASKMT 10  /* the Task metatable */
-#define SLOT_FUTUREMT 11 /* the Future metatable */
-#define SLOT_DEADLOCK 12 /* the Deadlock error to deliver */
-#define NSLOTS      12
+#define SLOT_DEADLOCK 11 /* the Deadlock error to deliver */
+#define NSLOTS      11
 
 /* uservalue indexes of the state userdata */
 #define SUV_THREAD  1   /* S->L, anchored */
@@ -48,9 +47,11 @@ enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER, W_OTHER };
 #define TASK_PACKED    0x04  /* results packed in a table in uservalue 1 */
 #define TASK_HIDDEN    0x08  /* a loop callback: not listed, errors reported */
 #define TASK_MAIN      0x10
+#define TASK_HASCB     0x20  /* has done callbacks in the side table */
 
 typedef struct luatask {
   corio_task_t core;
+  lua_State *co;    /* its coroutine once started (anchored by uservalue 1) */
   uint32_t live;    /* slot in the live table; 0 once finished */
   uint32_t id;
   uint16_t nuv;     /* uservalues: fn/thread/results, then args */
@@ -75,6 +76,8 @@ typedef struct corio_State {
   uint32_t next_id;
   uint64_t step_start;   /* debug: when the current step began */
   uv_signal_t sigusr1;   /* prints the dump, when the hook is set */
+  const void *task_mt;   /* the Task and Future metatables, for a type */
+  const void *future_mt; /* test by pointer on the hot paths */
 } corio_State;
 
 #define TASK_MT   "corio.Task"
@@ -91,7 +94,7 @@ void corio__push_marker(lua_State *L);
 corio_State *corio__state(lua_State *L);
 void corio__step(corio_loop_t *loop, corio_task_t *ct);
 luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname);
-int corio__suspend(lua_State *L, lua_KFunction k);
+int corio__suspend(lua_State *L, corio_State *S, lua_KFunction k);
 void corio__wake_check(lua_State *L, corio_State *S, luatask *t);
 void corio__push_cancel(lua_State *L, corio_State *S, luatask *t);
 int corio__is_cancel(lua_State *L, int idx);

@@ -59,12 +59,13 @@ int luaopen_corio_core(lua_State *L) {
   st = lua_gettop(L);
   corio__open_task(L);
   luaL_getmetatable(L, TASK_MT);
+  S->task_mt = lua_topointer(L, -1);
   lua_xmove(L, S->L, 1);
   lua_replace(S->L, SLOT_TASKMT);
   corio__open_future(L);
   luaL_getmetatable(L, FUTURE_MT);
-  lua_xmove(L, S->L, 1);
-  lua_replace(S->L, SLOT_FUTUREMT);
+  S->future_mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
   corio__open_scope(L);
   luaL_newmetatable(L, CANCEL_MT);
   lua_pushcfunction(L, cancelled_tostring);

@@ -144,6 +144,7 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   corio_task_init(&S->loop, &t->core);
   t->live = 0;
   t->id = ++S->next_id;
+  t->co = NULL;
   t->nuv = (uint16_t)nuv;
   t->n = (uint16_t)nargs;
   t->what = W_NONE;
@@ -325,7 +326,7 @@ static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     lua_pop(L, 1);
   }
   corio_task_finish(&S->loop, &t->core, state);
-  corio__run_callbacks(L, S, tidx);
+  if (t->bits & TASK_HASCB) corio__run_callbacks(L, S, tidx);
   if (state == CORIO_FAILED && (t->bits & TASK_HIDDEN))
     corio__report(L, S, tidx);
 }
@@ -355,43 +356,51 @@ static void slow_hook(lua_State *co, lua_Debug *ar) {
   lua_settop(co, top);
 }
 
+/* First step: a coroutine from the pool starts the trampoline with the
+   task's function and arguments. Leaves the task at base+1 and the
+   thread at base+2; returns how many values to resume with. */
+static int first_step(corio_State *S, luatask *t, int base) {
+  lua_State *L = S->L;
+  int i, nargs;
+  if (!lua_checkstack(L, t->n + 8)) {  /* only when out of memory */
+    fputs("corio: out of memory in the scheduler\n", stderr);
+    abort();
+  }
+  lua_rawgeti(L, SLOT_LIVE, t->live);              /* base+1: the task */
+  t->co = pool_take(S);                            /* base+2: the thread */
+  lua_pushvalue(L, SLOT_TRAMP);
+  lua_getiuservalue(L, base + 1, 1);               /* the function */
+  for (i = 1; i <= t->n; i++) lua_getiuservalue(L, base + 1, i + 1);
+  nargs = t->n + 1;
+  lua_xmove(L, t->co, nargs + 1);
+  lua_pushvalue(L, base + 2);
+  lua_setiuservalue(L, base + 1, 1);               /* the task holds it */
+  for (i = 1; i <= t->n; i++) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, base + 1, i + 1);
+  }
+  t->n = 0;
+  return nargs;
+}
+
 void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   corio_State *S = (corio_State *)loop->data;
   lua_State *L = S->L;
   luatask *t = (luatask *)ct;
   lua_State *co;
   int base = lua_gettop(L), nargs = 0, nres, status;
-  lua_rawgeti(L, SLOT_LIVE, t->live);              /* base+1: the task */
-  lua_getiuservalue(L, base + 1, 1);               /* base+2: fn or thread */
   if (!(ct->flags & CORIO_TASK_STARTED)) {
-    int i;
     ct->flags |= CORIO_TASK_STARTED;
     if (corio_task_cancelled_by(ct) != NULL) {   /* never runs its body */
+      lua_rawgeti(L, SLOT_LIVE, t->live);
       corio__push_cancel(L, S, t);
       finish(S, t, base + 1, CORIO_CANCELLED, 1);
       lua_settop(L, base);
       return;
     }
-    if (!lua_checkstack(L, t->n + 8)) {  /* only when out of memory */
-      fputs("corio: out of memory in the scheduler\n", stderr);
-      abort();
-    }
-    co = pool_take(S);                             /* base+3 */
-    lua_pushvalue(L, SLOT_TRAMP);
-    lua_pushvalue(L, base + 2);
-    for (i = 1; i <= t->n; i++) lua_getiuservalue(L, base + 1, i + 1);
-    nargs = t->n + 1;
-    lua_xmove(L, co, nargs + 1);
-    lua_pushvalue(L, base + 3);
-    lua_setiuservalue(L, base + 1, 1);
-    for (i = 1; i <= t->n; i++) {
-      lua_pushnil(L);
-      lua_setiuservalue(L, base + 1, i + 1);
-    }
-    t->n = 0;
-    lua_replace(L, base + 2);                      /* base+2: thread */
+    nargs = first_step(S, t, base);
   }
-  else co = lua_tothread(L, base + 2);
+  co = t->co;  /* a started task's thread, anchored by its uservalue 1 */
   S->current = t;
   if (S->debug) {
     S->step_start = uv_hrtime();
@@ -401,19 +410,27 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   else if (lua_gethook(co) == slow_hook) lua_sethook(co, NULL, 0, 0);
   status = lua_resume(co, L, nargs, &nres);
   S->current = NULL;
-  if (status == LUA_YIELD) {
-    if (nres >= 1 && corio__is_marker(co, -nres) &&
-        ct->wait_kind != CORIO_WAIT_NONE) {
-      lua_pop(co, nres);
-    }
-    else {  /* a bare coroutine.yield at the task's top level */
-      lua_pop(co, nres);
-      reset_thread(co);
-      lua_pushliteral(L, "coroutine.yield called outside a coroutine "
-                      "inside a task (to let other tasks run, use "
-                      "corio.sleep(0))");
-      finish(S, t, base + 1, CORIO_FAILED, 1);
-    }
+  if (status == LUA_YIELD && nres >= 1 && corio__is_marker(co, -nres) &&
+      ct->wait_kind != CORIO_WAIT_NONE) {          /* the common case */
+    lua_pop(co, nres);
+    lua_settop(L, base);
+    return;
+  }
+  /* the task ends: it and its thread at base+1, base+2 (a first step has
+     put them there already) */
+  if (nargs == 0) {
+    lua_rawgeti(L, SLOT_LIVE, t->live);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+  }
+  t->co = NULL;
+  if (status == LUA_YIELD) {  /* a bare coroutine.yield at the task's top level */
+    lua_pop(co, nres);
+    reset_thread(co);
+    lua_pushliteral(L, "coroutine.yield called outside a coroutine "
+                    "inside a task (to let other tasks run, use "
+                    "corio.sleep(0))");
+    finish(S, t, base + 1, CORIO_FAILED, 1);
   }
   else if (status == LUA_OK) {
     if (S->failed) {
@@ -460,9 +477,11 @@ luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname) {
   return t;
 }
 
-int corio__suspend(lua_State *L, lua_KFunction k) {
+/* Yield to the scheduler; k runs when the task is resumed, with the
+   state as its context (no lookup needed there). */
+int corio__suspend(lua_State *L, corio_State *S, lua_KFunction k) {
   corio__push_marker(L);
-  return lua_yieldk(L, 1, 0, k);
+  return lua_yieldk(L, 1, (lua_KContext)S, k);
 }
 
 void corio__wake_check(lua_State *L, corio_State *S, luatask *t) {

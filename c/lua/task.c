@@ -81,26 +81,23 @@ int corio__push_outcome(lua_State *L, int idx) {
 /* ------------------------------------------------------------ awaiting */
 
 /* The core future inside the task or future at idx (and which it is), or
-   NULL. Compares against metatables kept in S->L's slots: no registry
-   lookup on the await path. */
+   NULL. Compares metatables by pointer: no lookup on the await path. */
 corio_future_t *corio__future_of(lua_State *L, corio_State *S, int idx,
                                  int *is_task) {
   void *p = lua_touserdata(L, idx);
-  corio_future_t *f = NULL;
+  const void *mt;
   if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_pushvalue(S->L, SLOT_TASKMT);
-  lua_pushvalue(S->L, SLOT_FUTUREMT);
-  lua_xmove(S->L, L, 2);
-  if (lua_rawequal(L, -3, -2)) {
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (mt == S->task_mt) {
     *is_task = 1;
-    f = &((luatask *)p)->core.done;
+    return &((luatask *)p)->core.done;
   }
-  else if (lua_rawequal(L, -3, -1)) {
+  if (mt == S->future_mt) {
     *is_task = 0;
-    f = &((luafuture *)p)->core;
+    return &((luafuture *)p)->core;
   }
-  lua_pop(L, 3);
-  return f;
+  return NULL;
 }
 
 static corio_future_t *awaitable(lua_State *L, corio_State *S, int idx,
@@ -117,9 +114,8 @@ static int outcome(lua_State *L, int idx) {
 }
 
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
-  corio_State *S = corio__state(L);
+  corio_State *S = (corio_State *)ctx;
   (void)status;
-  (void)ctx;
   corio__wake_check(L, S, S->current);
   return outcome(L, 1);
 }
@@ -136,25 +132,29 @@ static int l_await(lua_State *L) {
     return luaL_error(L, "corio.await: a task cannot await itself");
   corio_task_await(&S->loop, &t->core, f);
   t->what = is_task ? W_TASK : W_FUTURE;
-  return corio__suspend(L, await_k);
+  return corio__suspend(L, S, await_k);
 }
 
 /* ------------------------------------------------------------ sleeping */
 
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  corio_State *S = corio__state(L);
+  corio_State *S = (corio_State *)ctx;
   (void)status;
-  (void)ctx;
-  corio__wake_check(L, S, S->current);
+  if (S->current->core.wake != CORIO_WAKE_NORMAL)
+    corio__wake_check(L, S, S->current);
+  S->current->what = W_NONE;
   return lua_gettop(L) - 1;
 }
 
 /* corio.sleep(secs, ...) (suspends) -> ... */
 static int l_sleep(lua_State *L) {
   corio_State *S = corio__state(L);
-  lua_Number secs = luaL_checknumber(L, 1);
-  luatask *t = corio__checkpoint(L, S, "corio.sleep");
+  int isnum;
+  lua_Number secs = lua_tonumberx(L, 1, &isnum);
+  luatask *t;
+  if (!isnum) return luaL_typeerror(L, 1, "number");
   if (secs != secs) return luaL_argerror(L, 1, "not a number (NaN)");
+  t = corio__checkpoint(L, S, "corio.sleep");
   if (secs <= 0) {  /* let every other ready task run once */
     t->core.wake = CORIO_WAKE_NORMAL;
     corio_task_schedule(&S->loop, &t->core);
@@ -165,7 +165,7 @@ static int l_sleep(lua_State *L) {
       return luaL_error(L, "corio.sleep: out of memory");
   }
   t->what = W_SLEEP;
-  return corio__suspend(L, sleep_k);
+  return corio__suspend(L, S, sleep_k);
 }
 
 /* core.sleep_until(when) (suspends): until corio.now() reaches when */
@@ -177,7 +177,7 @@ static int l_sleep_until(lua_State *L) {
   if (corio_task_sleep_until(&S->loop, &t->core, ns) != 0)
     return luaL_error(L, "corio.sleep_until: out of memory");
   t->what = W_SLEEP;
-  return corio__suspend(L, sleep_k);
+  return corio__suspend(L, S, sleep_k);
 }
 
 /* ------------------------------------------------------------ spawning */
@@ -338,6 +338,7 @@ int corio__add_done_callback(lua_State *L, int done) {
 
 static int t_add_done_callback(lua_State *L) {
   luatask *t = check_task(L, 1);
+  t->bits |= TASK_HASCB;  /* finish looks for callbacks only then */
   return corio__add_done_callback(L, t->core.done.state != CORIO_PENDING);
 }
 
