@@ -19,7 +19,6 @@
 void corio_task_init(corio_loop_t *loop, corio_task_t *t) {
   memset(t, 0, sizeof *t);
   corio_future_init(&t->done);
-  corio__list_init(&t->member);
   loop->ntasks++;
 }
 

@@ -11,7 +11,9 @@
    the timer itself is touched only to break a tie or to update its slot. */
 static int entry_less(const corio_heap_entry_t *a, const corio_heap_entry_t *b) {
   if (a->when != b->when) return a->when < b->when;
-  return a->timer->seq < b->timer->seq;
+  /* 32-bit sequence numbers compared modulo 2^32: right while fewer than
+     2^31 timers are set between two with the same deadline */
+  return (int32_t)(a->timer->seq - b->timer->seq) < 0;
 }
 
 static void heap_set(corio_loop_t *loop, uint32_t i, corio_heap_entry_t e) {

@@ -56,7 +56,7 @@ struct corio_list_s {
 /* A deadline in the loop's heap. Caller-allocated, usually embedded. */
 struct corio_timer_s {
   uint64_t when;          /* readonly: deadline, loop clock in ns */
-  uint64_t seq;           /* private: FIFO order among equal deadlines */
+  uint32_t seq;           /* private: FIFO order among equal deadlines */
   uint32_t slot;          /* private: heap index + 1, 0 when not armed */
   corio_timer_cb cb;      /* public: called once when the deadline passes */
 };
@@ -118,11 +118,11 @@ struct corio_task_s {
   corio_future_t done;       /* readonly: the task as an awaitable */
   corio_scope_t *scope;      /* readonly: innermost cancel scope, NULL = root */
   corio_group_t *group;      /* readonly: the group it was spawned in */
-  corio_list_t member;       /* private: node in the group's children */
   union {
     corio_waiter_t waiter;   /* CORIO_WAIT_FUTURE */
     corio_timer_t timer;     /* CORIO_WAIT_TIMER */
   } wait;                    /* private */
+  uint32_t member;           /* private: its index in the group's children */
   uint8_t wait_kind;         /* readonly: enum corio_wait */
   uint8_t wake;              /* readonly: enum corio_wake, of the last wake */
   uint8_t flags;             /* readonly: CORIO_TASK_* */
@@ -173,7 +173,8 @@ int corio_scope_set_deadline(corio_loop_t *loop, corio_scope_t *s,
 /* A nursery: children run inside it; the first failure cancels the rest. */
 struct corio_group_s {
   corio_scope_t body;        /* readonly: the owner's scope around the body */
-  corio_list_t children;     /* private: live children (corio_task_t.member) */
+  corio_task_t **children;   /* private: children in spawn order; NULL holes */
+  size_t nslots, cap;        /* private: slots used (holes too), allocated */
   size_t nchildren;          /* readonly: live children */
   size_t nfailed;            /* readonly: children that failed */
   corio_task_t *waiter;      /* private: the owner, parked until empty */
@@ -181,7 +182,10 @@ struct corio_group_s {
 };
 
 void corio_group_init(corio_group_t *g);
+/* free what the group holds; call once it has no children left */
+void corio_group_free(corio_group_t *g);
 int corio_group_enter(corio_group_t *g, corio_task_t *owner);
+/* 0, CORIO_ECLOSED, or CORIO_ENOMEM */
 int corio_group_add(corio_group_t *g, corio_task_t *child);
 /* called when a child finishes (the binding calls it from task finish) */
 void corio_group_child_done(corio_loop_t *loop, corio_task_t *child);
@@ -205,7 +209,7 @@ struct corio_loop_s {
   size_t rhead, rcount, rcap;
   corio_heap_entry_t *heap;  /* binary min-heap on (when, seq) */
   uint32_t hcount, hcap;
-  uint64_t seq;
+  uint32_t seq;
   uv_idle_t idle;            /* active while tasks are ready */
   uv_timer_t timer;          /* armed at the earliest deadline */
   uint64_t armed;            /* deadline the uv timer is armed for, 0 = none */

@@ -48,6 +48,7 @@ enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER, W_OTHER };
 #define TASK_HIDDEN    0x08  /* a loop callback: not listed, errors reported */
 #define TASK_MAIN      0x10
 #define TASK_HASCB     0x20  /* has done callbacks in the side table */
+#define TASK_ERRPACK   0x40  /* error and traceback packed in uservalue 1 */
 
 typedef struct luatask {
   corio_task_t core;
@@ -102,6 +103,8 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs);
 void corio__push_side(lua_State *L, corio_State *S, const char *key);
 lua_State *corio__callback_thread(lua_State *L, corio_State *S);
 void corio__report(lua_State *L, corio_State *S, int task_idx);
+void corio__push_error(lua_State *L, int tidx);
+void corio__push_traceback(lua_State *L, int tidx);
 void corio__init_scheduler(lua_State *L, corio_State *S);
 void corio__abandon(corio_State *S, luatask *t);
 
@@ -133,7 +136,7 @@ extern const luaL_Reg corio__run_funcs[];
 /* scope.c (timeouts, shields, groups) */
 void corio__open_scope(lua_State *L);
 extern const luaL_Reg corio__scope_funcs[];
-void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int tidx);
+void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int eidx);
 
 /* gather.c */
 extern const luaL_Reg corio__gather_funcs[];

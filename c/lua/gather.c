@@ -105,8 +105,11 @@ static int gather_end(lua_State *L, corio_State *S, gather *g) {
         for (k = n; k >= 1; k--) lua_rawseti(L, top + 1, k);
       }
       else {
-        if (is_task) ((luatask *)lua_touserdata(L, top))->bits |= TASK_RETRIEVED;
-        lua_getiuservalue(L, top, 1);
+        if (is_task) {
+          ((luatask *)lua_touserdata(L, top))->bits |= TASK_RETRIEVED;
+          corio__push_error(L, top);
+        }
+        else lua_getiuservalue(L, top, 1);
         lua_setfield(L, -2, "error");
       }
       lua_rawseti(L, 4, (lua_Integer)i);

@@ -219,9 +219,9 @@ static int l_run(lua_State *L) {
     lua_settop(L, midx);
     return corio__push_outcome(L, midx);
   }
-  lua_getiuservalue(L, midx, 1);
+  corio__push_error(L, midx);
   if (lua_type(L, -1) == LUA_TSTRING) {
-    lua_getiuservalue(L, midx, 2);
+    corio__push_traceback(L, midx);
     if (lua_isstring(L, -1)) {
       lua_pushliteral(L, "\n");
       lua_insert(L, -2);

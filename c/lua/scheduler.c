@@ -137,7 +137,7 @@ static void reset_thread(lua_State *co) {
 /* ------------------------------------------------------------ spawning */
 
 luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
-  int nuv = 1 + (nargs > 1 ? nargs : 1), i;
+  int nuv = 1 + nargs, i;  /* the function and its arguments, no more */
   luatask *t;
   if (nargs > 250) luaL_error(L, "corio.spawn: too many arguments (%d)", nargs);
   t = (luatask *)lua_newuserdatauv(L, sizeof *t, nuv);
@@ -187,6 +187,32 @@ static void live_remove(corio_State *S, luatask *t) {
 
 /* ------------------------------------------------------------ finishing */
 
+/* The error of the failed or cancelled task at tidx, and its traceback
+   (nil if none): in uservalues 1 and 2, or packed in a table in 1 for a
+   task with one uservalue. The traceback slot may hold the sentinel. */
+void corio__push_error(lua_State *L, int tidx) {
+  luatask *t = (luatask *)lua_touserdata(L, tidx);
+  lua_getiuservalue(L, tidx, 1);
+  if (t->bits & TASK_ERRPACK) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+}
+
+void corio__push_traceback(lua_State *L, int tidx) {
+  luatask *t = (luatask *)lua_touserdata(L, tidx);
+  if (t->bits & TASK_ERRPACK) {
+    lua_getiuservalue(L, tidx, 1);
+    lua_rawgeti(L, -1, 2);
+    lua_remove(L, -2);
+  }
+  else lua_getiuservalue(L, tidx, 2);
+  if (lua_type(L, -1) == LUA_TUSERDATA) {
+    lua_getiuservalue(L, -1, 2);
+    lua_remove(L, -2);
+  }
+}
+
 /* Unhandled errors: a failed task nobody has asked about gets a small
    sentinel with a finalizer; when the task is garbage and still nobody
    asked, the sentinel reports it. Only failed tasks pay for this. */
@@ -206,12 +232,8 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
   int top = lua_gettop(L);
   t->bits |= TASK_REPORTED;
   corio__push_side(L, S, SIDE_HANDLER);
-  lua_getiuservalue(L, tidx, 1);      /* the error */
-  lua_getiuservalue(L, tidx, 2);      /* sentinel or traceback */
-  if (lua_type(L, -1) == LUA_TUSERDATA) {
-    lua_getiuservalue(L, -1, 2);
-    lua_remove(L, -2);
-  }
+  corio__push_error(L, tidx);
+  corio__push_traceback(L, tidx);
   lua_pushvalue(L, tidx);
   if (lua_isfunction(L, top + 1)) {
     int base = lua_gettop(cb);
@@ -285,11 +307,11 @@ static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     t->n = (uint16_t)(n <= t->nuv ? n : 0xFFFF);
   }
   else {
-    lua_setiuservalue(L, tidx, 1);  /* the error value */
+    int err = lua_gettop(L);                       /* the error value */
     if (state == CORIO_FAILED && t->core.group != NULL)
-      corio__group_record_error(L, S, t, tidx);
+      corio__group_record_error(L, S, t, err);
     if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
-      lua_newuserdatauv(L, 0, 2);
+      lua_newuserdatauv(L, 0, 2);                  /* the sentinel */
       lua_pushvalue(L, tidx);
       lua_setiuservalue(L, -2, 1);
       lua_pushvalue(L, SLOT_TB);
@@ -300,7 +322,18 @@ static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
       lua_setmetatable(L, -2);
     }
     else lua_pushvalue(L, SLOT_TB);
-    lua_setiuservalue(L, tidx, 2);
+    if (t->nuv >= 2) {
+      lua_setiuservalue(L, tidx, 2);
+      lua_setiuservalue(L, tidx, 1);
+    }
+    else {  /* one slot: error and traceback go in a table */
+      lua_createtable(L, 2, 0);
+      lua_insert(L, err);
+      lua_rawseti(L, err, 2);
+      lua_rawseti(L, err, 1);
+      lua_setiuservalue(L, tidx, 1);
+      t->bits |= TASK_ERRPACK;
+    }
     for (i = 3; i <= t->nuv; i++) {
       lua_pushnil(L);
       lua_setiuservalue(L, tidx, i);

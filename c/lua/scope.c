@@ -165,14 +165,14 @@ static void append_error(lua_State *L, int gidx, int eidx, int tbidx) {
   lua_pop(L, 3);
 }
 
-/* a child of a group failed: keep its error for the ErrorGroup */
-void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int tidx) {
+/* a child of a group failed with the error at eidx: keep it for the
+   ErrorGroup */
+void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int eidx) {
   int top = lua_gettop(L);
   corio__push_side(L, S, SIDE_GROUPS);
   lua_pushlightuserdata(L, t->core.group);  /* == the luagroup */
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-    lua_getiuservalue(L, tidx, 1);
-    append_error(L, top + 2, top + 3, SLOT_TB);
+    append_error(L, top + 2, eidx, SLOT_TB);
     t->bits |= TASK_RETRIEVED;
   }
   lua_settop(L, top);
@@ -185,7 +185,10 @@ static int g_spawn(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (g->core.closed) return luaL_error(L, "task group: closed (no more spawns)");
   t = corio__spawn(L, S, 2, lua_gettop(L) - 2);
-  corio_group_add(&g->core, &t->core);
+  if (corio_group_add(&g->core, &t->core) != 0) {  /* out of memory */
+    corio_task_cancel(&S->loop, &t->core);
+    return luaL_error(L, "task group: out of memory");
+  }
   if (g->core.body.cancelled) corio_task_cancel(&S->loop, &t->core);
   return 1;
 }
@@ -270,6 +273,11 @@ static int g_close(lua_State *L) {
   return 0;
 }
 
+static int g_gc(lua_State *L) {
+  corio_group_free(&((luagroup *)lua_touserdata(L, 1))->core);
+  return 0;
+}
+
 static int g_tostring(lua_State *L) {
   luagroup *g = check_group(L);
   lua_pushfstring(L, "task group (%d children%s)", (int)g->core.nchildren,
@@ -323,5 +331,7 @@ void corio__open_scope(lua_State *L) {
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
   new_meta(L, GROUP_MT, group_methods, g_tostring);  /* __close: Lua layer */
+  lua_pushcfunction(L, g_gc);
+  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 }

@@ -60,18 +60,14 @@ int corio__push_outcome(lua_State *L, int idx) {
     for (i = 1; i <= n; i++) lua_getiuservalue(L, idx, i);
     return n;
   }
-  lua_getiuservalue(L, idx, 1);
+  corio__push_error(L, idx);
   if (t->core.done.state == CORIO_FAILED) {
     /* remember what is re-raised, so the awaiter's traceback can show
        the awaited task's too */
     lua_pushvalue(L, -1);
     lua_xmove(L, S->L, 1);
     lua_replace(S->L, SLOT_CHAIN);
-    lua_getiuservalue(L, idx, 2);
-    if (lua_type(L, -1) == LUA_TUSERDATA) {
-      lua_getiuservalue(L, -1, 2);
-      lua_remove(L, -2);
-    }
+    corio__push_traceback(L, idx);
     lua_xmove(L, S->L, 1);
     lua_replace(S->L, SLOT_CHAINTB);
   }
@@ -269,7 +265,7 @@ static int t_error(lua_State *L) {
     return luaL_error(L, "task:error: task not done");
   t->bits |= TASK_RETRIEVED;
   if (t->core.done.state == CORIO_DONE) lua_pushnil(L);
-  else lua_getiuservalue(L, 1, 1);
+  else corio__push_error(L, 1);
   return 1;
 }
 
@@ -279,8 +275,7 @@ static int t_traceback(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  lua_getiuservalue(L, 1, 2);
-  if (lua_type(L, -1) == LUA_TUSERDATA) lua_getiuservalue(L, -1, 2);
+  corio__push_traceback(L, 1);
   return 1;
 }
 

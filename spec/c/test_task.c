@@ -865,7 +865,55 @@ static void test_group_failure_cancels(void) {
   CHECK(corio_scope_leave(&loop, &g.body) == 0);
   CHECK(corio_task_cancelled_by(&owner.core) == NULL);
   CHECK(corio_task_finish(&loop, &owner.core, CORIO_FAILED) == 0);
+  corio_group_free(&g);  /* its children array */
   teardown(&loop);
+}
+
+/* children finish out of order: holes, then compaction when the array is
+   full, keep spawn order and every child's index right */
+static void test_group_holes_and_compaction(void) {
+  enum { N = 64 };
+  corio_loop_t loop;
+  trace tr;
+  corio_group_t g;
+  ttask *c = (ttask *)calloc(2 * N, sizeof *c);
+  int i;
+  size_t k, prev;
+  CHECK(c != NULL);
+  setup(&loop, &tr);
+  corio_group_init(&g);
+  for (i = 0; i < N; i++) {
+    task_new(&loop, &c[i], i, fn_finish);
+    CHECK(corio_group_add(&g, &c[i].core) == 0);
+  }
+  for (i = 0; i < N; i += 2)  /* every other one finishes: holes */
+    CHECK(corio_task_finish(&loop, &c[i].core, CORIO_DONE) == 0);
+  CHECK(g.nchildren == N / 2);
+  for (i = N; i < 2 * N; i++) {  /* more children: the array compacts */
+    task_new(&loop, &c[i], i, fn_finish);
+    CHECK(corio_group_add(&g, &c[i].core) == 0);
+  }
+  CHECK(g.nchildren == N / 2 + N);
+  /* the live children sit in spawn order, each at its own index */
+  prev = 0;
+  for (k = 0; k < g.nslots; k++) {
+    ttask *t;
+    if (g.children[k] == NULL) continue;
+    t = CONTAINER_OF(g.children[k], ttask, core);
+    CHECK(t->core.member == k);
+    CHECK(k == 0 || (size_t)t->id > prev);
+    prev = (size_t)t->id;
+  }
+  corio_group_cancel(&loop, &g);
+  for (i = 1; i < 2 * N; i++)
+    if (i < N ? i % 2 == 1 : 1) CHECK(c[i].core.flags & CORIO_TASK_CANCEL_REQUESTED);
+  for (i = 2 * N - 1; i >= 0; i--)  /* finish the rest, last first */
+    if (c[i].core.done.state == CORIO_PENDING)
+      CHECK(corio_task_finish(&loop, &c[i].core, CORIO_CANCELLED) == 0);
+  CHECK(g.nchildren == 0 && g.nslots == 0);
+  corio_group_free(&g);
+  teardown(&loop);
+  free(c);
 }
 
 /* a closed group takes no more children */
@@ -885,6 +933,7 @@ static void test_group_closed(void) {
   CHECK(corio_task_finish(&loop, &child.core, CORIO_DONE) == 0);
   CHECK(corio_scope_leave(&loop, &g.body) == 0);
   CHECK(corio_task_finish(&loop, &owner.core, CORIO_DONE) == 0);
+  corio_group_free(&g);  /* its children array */
   teardown(&loop);
 }
 
@@ -946,6 +995,7 @@ static void test_group_owner_woken_by_last_child(void) {
   CHECK(tr.ids[0] == 0 && tr.ids[7] == 0);   /* first and last */
   CHECK(tr.ids[1] == 1 && tr.ids[2] == 2 && tr.ids[3] == 3);
   CHECK(owner.core.done.state == CORIO_DONE);
+  corio_group_free(&gc.g);  /* its children array */
   teardown(&loop);
 }
 
@@ -1022,6 +1072,7 @@ static void test_group_failure_in_loop(void) {
   CHECK(uv_hrtime() - t0 < MS(2000));
   check_trace(&tr, expect, 9);
   CHECK(owner.core.done.state == CORIO_FAILED);
+  corio_group_free(&gc.g);  /* its children array */
   teardown(&loop);
 }
 
@@ -1054,6 +1105,7 @@ static void test_group_cancel(void) {
   CHECK(g.nchildren == 0);
   CHECK(corio_scope_leave(&loop, &g.body) == 0);
   CHECK(corio_task_finish(&loop, &owner.core, CORIO_DONE) == 0);
+  corio_group_free(&g);  /* its children array */
   teardown(&loop);
 }
 
@@ -1082,6 +1134,7 @@ int main(void) {
   RUN(test_deadline_left_early);
   RUN(test_group_failure_cancels);
   RUN(test_group_closed);
+  RUN(test_group_holes_and_compaction);
   RUN(test_group_owner_woken_by_last_child);
   RUN(test_group_failure_in_loop);
   RUN(test_group_cancel);
