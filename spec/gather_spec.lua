@@ -138,6 +138,23 @@ describe("corio.gather", function()
     end)
   end)
 
+  it("raises an error of a later input at once, while an earlier one is still pending", function()
+    helper.run(function()
+      local boom = err_value("late boom")
+      local t0 = corio.now()
+      local slow = corio.spawn(corio.sleep, 10)
+      local tasks = { slow }
+      for i = 2, 50 do tasks[i] = corio.spawn(corio.sleep, 10) end
+      tasks[51] = corio.spawn(function() corio.sleep(0.01); error(boom, 0) end)
+      local ok, e = pcall(corio.gather, tasks)
+      assert.is_false(ok)
+      assert.is_true(rawequal(boom, e), "raised: " .. tostring(e))
+      assert.is_true(corio.now() - t0 < 5, "gather waited for the slow input first")
+      assert.is_true(slow:cancelled())
+      for i = 2, 50 do assert.is_true(tasks[i]:cancelled()) end
+    end)
+  end)
+
   it("on the first error cancels and awaits every pending input, then raises that error", function()
     helper.run(function()
       local boom = err_value("boom")

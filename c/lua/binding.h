@@ -49,6 +49,7 @@ enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER, W_OTHER };
 #define TASK_MAIN      0x10
 #define TASK_HASCB     0x20  /* has done callbacks in the side table */
 #define TASK_ERRPACK   0x40  /* error and traceback packed in uservalue 1 */
+#define TASK_GATHERED  0x80  /* some gather may be waiting on it */
 
 typedef struct luatask {
   corio_task_t core;
@@ -77,6 +78,7 @@ typedef struct corio_State {
   uint32_t next_id;
   uint64_t step_start;   /* debug: when the current step began */
   uv_signal_t sigusr1;   /* prints the dump, when the hook is set */
+  void *gathers;         /* gathers that a failure must alert (gather.c) */
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
 } corio_State;
@@ -139,6 +141,7 @@ extern const luaL_Reg corio__scope_funcs[];
 void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int eidx);
 
 /* gather.c */
+void corio__gather_alert(corio_State *S);
 extern const luaL_Reg corio__gather_funcs[];
 
 /* coroutine.c */

@@ -1,9 +1,14 @@
 /*
-** gather.c: corio.gather and corio.settle. One waiter per pending input,
-** all in one userdata, so gathering a million tasks is one allocation
-** and no Lua closure per task. The gathering task parks until every
-** input is done or (gather) the first one fails; then it cancels what is
-** still pending and waits for it, shielded, before it returns or raises.
+** gather.c: corio.gather and corio.settle, with no memory per input.
+**
+** The gathering task awaits its inputs one after another, each time the
+** first one not yet done: inputs mostly finish in order, so it rarely
+** waits more than a few times. A failure elsewhere must not wait its turn,
+** so every task gathered carries a hint bit (TASK_GATHERED); when such a
+** task fails or is cancelled, finish() alerts the gathers that are still
+** waiting (corio__gather_alert), and each rescans its inputs. On the first
+** failure, what is still pending is cancelled and awaited, shielded, then
+** the error is raised. settle() only waits.
 */
 #include <string.h>
 #include "binding.h"
@@ -13,56 +18,68 @@
 enum { MODE_GATHER, MODE_SETTLE };
 enum { WHY_NONE, WHY_ERROR, WHY_CANCELLED };
 
-struct gather;
-
-typedef struct gslot {
-  corio_waiter_t w;
-  struct gather *g;
-} gslot;
-
 typedef struct gather {
+  struct gather *next, *prev;  /* in S->gathers while it can be alerted */
+  corio_State *S;
   corio_task_t *owner;
   corio_scope_t shield;  /* held while draining after an error or a cancel */
-  size_t n, pending, first_err;
-  int mode, why, draining;
-  gslot slot[1];
+  size_t n, done_upto, first_err;  /* inputs 1..done_upto are done */
+  int mode, why, draining, alerted, linked;
 } gather;
 
-static void slot_cb(corio_loop_t *loop, corio_waiter_t *w, corio_future_t *f) {
-  gslot *s = (gslot *)w;
-  gather *g = s->g;
-  g->pending--;
-  if (g->mode == MODE_GATHER && f->state != CORIO_DONE && g->first_err == 0) {
-    g->first_err = (size_t)(s - g->slot) + 1;
-    corio_task_wake(loop, g->owner, CORIO_WAKE_NORMAL);
-  }
-  if (g->pending == 0) corio_task_wake(loop, g->owner, CORIO_WAKE_NORMAL);
+static void link_gather(gather *g) {
+  corio_State *S = g->S;
+  if (g->linked) return;
+  g->prev = NULL;
+  g->next = (gather *)S->gathers;
+  if (g->next != NULL) g->next->prev = g;
+  S->gathers = g;
+  g->linked = 1;
 }
 
-static void detach_all(gather *g) {
-  size_t i;
-  for (i = 0; i < g->n; i++)
-    if (corio_waiter_active(&g->slot[i].w)) corio_waiter_cancel(&g->slot[i].w);
-  g->pending = 0;
+static void unlink_gather(gather *g) {
+  if (!g->linked) return;
+  if (g->prev != NULL) g->prev->next = g->next;
+  else g->S->gathers = g->next;
+  if (g->next != NULL) g->next->prev = g->prev;
+  g->linked = 0;
+}
+
+/* A gathered task failed: every gather still waiting rescans its inputs
+   (failures are rare; a gather stops listening once it drains). */
+void corio__gather_alert(corio_State *S) {
+  gather *g;
+  for (g = (gather *)S->gathers; g != NULL; g = g->next) {
+    g->alerted = 1;
+    corio_task_wake(&S->loop, g->owner, CORIO_WAKE_NORMAL);
+  }
 }
 
 static int gather_gc(lua_State *L) {
-  detach_all((gather *)lua_touserdata(L, 1));
+  unlink_gather((gather *)lua_touserdata(L, 1));
   return 0;
+}
+
+static corio_future_t *input(lua_State *L, corio_State *S, size_t i,
+                             int *is_task) {
+  corio_future_t *f;
+  lua_rawgeti(L, 1, (lua_Integer)i);
+  f = corio__future_of(L, S, -1, is_task);
+  lua_pop(L, 1);  /* the list keeps it alive */
+  return f;
 }
 
 /* cancel every input still pending (a task is cancelled; a future too) */
 static void cancel_pending(lua_State *L, corio_State *S, gather *g) {
   size_t i;
-  for (i = 0; i < g->n; i++) {
+  for (i = g->done_upto + 1; i <= g->n; i++) {
     int is_task;
-    corio_future_t *f;
-    if (!corio_waiter_active(&g->slot[i].w)) continue;
-    lua_rawgeti(L, 1, (lua_Integer)i + 1);
-    f = corio__future_of(L, S, -1, &is_task);
-    if (f != NULL && is_task)
+    corio_future_t *f = input(L, S, i, &is_task);
+    if (f->state != CORIO_PENDING) continue;
+    lua_rawgeti(L, 1, (lua_Integer)i);
+    if (is_task)
       corio_task_cancel(&S->loop, &((luatask *)lua_touserdata(L, -1))->core);
-    else if (f != NULL) {
+    else {
       lua_getfield(L, -1, "cancel");
       lua_pushvalue(L, -2);
       lua_call(L, 1, 0);
@@ -83,8 +100,8 @@ static int gather_end(lua_State *L, corio_State *S, gather *g) {
   }
   if (g->first_err) {
     int is_task;
+    input(L, S, g->first_err, &is_task);
     lua_rawgeti(L, 1, (lua_Integer)g->first_err);
-    corio__future_of(L, S, -1, &is_task);
     return is_task ? corio__push_outcome(L, lua_gettop(L))
                    : corio__future_outcome(L, lua_gettop(L));
   }
@@ -128,42 +145,67 @@ static int gather_end(lua_State *L, corio_State *S, gather *g) {
   return (int)g->n;
 }
 
+/* a failed or cancelled input among those not yet known done, or 0 */
+static size_t find_failure(lua_State *L, corio_State *S, gather *g) {
+  size_t i;
+  for (i = g->done_upto + 1; i <= g->n; i++) {
+    int is_task;
+    corio_future_t *f = input(L, S, i, &is_task);
+    if (f->state == CORIO_FAILED || f->state == CORIO_CANCELLED) return i;
+  }
+  return 0;
+}
+
 static int gather_step(lua_State *L, corio_State *S, gather *g) {
   luatask *t = S->current;
   for (;;) {
+    int is_task;
+    corio_future_t *f = NULL;
+    while (g->done_upto < g->n) {  /* skip what is done, in order */
+      f = input(L, S, g->done_upto + 1, &is_task);
+      if (f->state == CORIO_PENDING) break;
+      if (g->mode == MODE_GATHER && f->state != CORIO_DONE && !g->first_err)
+        g->first_err = g->done_upto + 1;
+      g->done_upto++;
+    }
+    if (g->alerted && !g->draining) {
+      g->alerted = 0;
+      if (!g->first_err) g->first_err = find_failure(L, S, g);
+    }
     if (!g->draining && g->first_err) {
       g->draining = 1;
       g->why = WHY_ERROR;
+      unlink_gather(g);
       cancel_pending(L, S, g);
     }
-    if (g->pending == 0) break;
+    if (g->done_upto == g->n) break;
     if (g->draining && !g->shield.entered)
       corio_scope_enter(&g->shield, &t->core);
-    corio_task_park(&S->loop, &t->core);
+    corio_task_await(&S->loop, &t->core, f);
     t->what = W_GATHER;
-    corio__push_marker(L);
-    return lua_yieldk(L, 1, 0, gather_k);
+    return corio__suspend(L, S, gather_k);
   }
+  unlink_gather(g);
   if (g->shield.entered) corio_scope_leave(&S->loop, &g->shield);
   return gather_end(L, S, g);
 }
 
 static int gather_k(lua_State *L, int status, lua_KContext ctx) {
-  corio_State *S = corio__state(L);
+  corio_State *S = (corio_State *)ctx;
   gather *g = (gather *)lua_touserdata(L, 2);
   luatask *t = S->current;
   (void)status;
-  (void)ctx;
   if (t->core.wake == CORIO_WAKE_CANCEL) {
     t->core.wake = CORIO_WAKE_NORMAL;
     if (!g->draining) {
       g->draining = 1;
       g->why = WHY_CANCELLED;
+      unlink_gather(g);
       cancel_pending(L, S, g);
     }
   }
   else if (t->core.wake != CORIO_WAKE_NORMAL) {
-    detach_all(g);
+    unlink_gather(g);
     if (g->shield.entered) corio_scope_leave(&S->loop, &g->shield);
     corio__wake_check(L, S, t);
   }
@@ -173,7 +215,7 @@ static int gather_k(lua_State *L, int status, lua_KContext ctx) {
 static int start(lua_State *L, int mode, const char *fname) {
   corio_State *S = corio__state(L);
   int nargs = lua_gettop(L), varargs = 1;
-  size_t n, i, size;
+  size_t n, i;
   luatask *t;
   gather *g;
   if (nargs == 1 && lua_type(L, 1) == LUA_TTABLE && !lua_getmetatable(L, 1))
@@ -204,40 +246,30 @@ static int start(lua_State *L, int mode, const char *fname) {
         varargs = 2;  /* a copy, still returned as a list */
       }
       corio__spawn(L, S, 2, 0);
+      lua_pushvalue(L, -1);
       lua_rawseti(L, 1, (lua_Integer)i);
+      lua_replace(L, 2);                             /* 2: the task */
     }
-    else if (corio__future_of(L, S, 2, &is_task) == NULL)
+    if (corio__future_of(L, S, 2, &is_task) == NULL)
       return luaL_error(L, "%s: item %d is a %s, not a function, task or future",
                         fname, (int)i, luaL_typename(L, 2));
+    if (is_task && mode == MODE_GATHER)
+      ((luatask *)lua_touserdata(L, 2))->bits |= TASK_GATHERED;
     lua_settop(L, 1);
   }
-  size = sizeof(gather) + (n > 0 ? n - 1 : 0) * sizeof(gslot);
-  g = (gather *)lua_newuserdatauv(L, size, 1);       /* 2 */
-  memset(g, 0, sizeof(gather));
+  g = (gather *)lua_newuserdatauv(L, sizeof *g, 1);  /* 2 */
+  memset(g, 0, sizeof *g);
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 2, 1);  /* keeps the inputs alive while linked */
+  lua_setiuservalue(L, 2, 1);
   luaL_setmetatable(L, GATHER_MT);
   lua_pushboolean(L, varargs == 1);                  /* 3 */
+  g->S = S;
   g->owner = &t->core;
   corio_scope_init(&g->shield);
   g->shield.shield = 1;
   g->n = n;
   g->mode = mode;
-  for (i = 0; i < n; i++) {
-    int is_task;
-    corio_future_t *f;
-    corio_waiter_init(&g->slot[i].w, slot_cb);
-    g->slot[i].g = g;
-    lua_rawgeti(L, 1, (lua_Integer)i + 1);
-    f = corio__future_of(L, S, 4, &is_task);
-    lua_pop(L, 1);
-    if (f->state == CORIO_PENDING) {
-      corio_future_wait(f, &g->slot[i].w);
-      g->pending++;
-    }
-    else if (mode == MODE_GATHER && f->state != CORIO_DONE && !g->first_err)
-      g->first_err = i + 1;
-  }
+  if (mode == MODE_GATHER) link_gather(g);
   return gather_step(L, S, g);
 }
 

@@ -359,6 +359,8 @@ static void finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     lua_pop(L, 1);
   }
   corio_task_finish(&S->loop, &t->core, state);
+  if (state != CORIO_DONE && (t->bits & TASK_GATHERED) && S->gathers != NULL)
+    corio__gather_alert(S);
   if (t->bits & TASK_HASCB) corio__run_callbacks(L, S, tidx);
   if (state == CORIO_FAILED && (t->bits & TASK_HIDDEN))
     corio__report(L, S, tidx);
