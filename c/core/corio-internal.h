@@ -42,5 +42,6 @@ void corio__task_deliver_cancel(corio_loop_t *loop, corio_task_t *t);
 /* timer heap (timer.c) */
 void corio__timers_fire(corio_loop_t *loop);
 void corio__timers_rearm(corio_loop_t *loop);
+corio_timer_t *corio__timers_first(corio_loop_t *loop);
 
 #endif

@@ -1,8 +1,15 @@
 /*
-** timer.c: the loop's deadlines, a binary min-heap of corio_timer_t
-** pointers ordered by (when, seq), so equal deadlines fire in the order
-** they were set. One uv_timer_t is armed at the earliest deadline.
-** A sleeping task costs one heap slot (8 bytes) plus its embedded timer.
+** timer.c: the loop's deadlines, ordered by (when, seq), so equal
+** deadlines fire in the order they were set. One uv_timer_t is armed at
+** the earliest deadline.
+**
+** Two structures hold them. Most deadlines arrive in order (sleeps of
+** one length, set one after another): each such deadline goes at the
+** tail of the *run*, a FIFO ring that stays sorted, where setting,
+** firing and cancelling cost O(1) and memory is read in sequence. A
+** deadline earlier than the run's tail goes into a binary min-heap.
+** Firing takes the earlier of the run's head and the heap's top.
+** A cancelled timer in the run leaves a hole (NULL) that firing skips.
 */
 #include <stdlib.h>
 #include "corio-internal.h"
@@ -14,6 +21,13 @@ static int entry_less(const corio_heap_entry_t *a, const corio_heap_entry_t *b) 
   /* 32-bit sequence numbers compared modulo 2^32: right while fewer than
      2^31 timers are set between two with the same deadline */
   return (int32_t)(a->timer->seq - b->timer->seq) < 0;
+}
+
+#define RUN_BIT 0x80000000u  /* in slot: the timer is in the run */
+
+static int timer_before(const corio_timer_t *a, const corio_timer_t *b) {
+  if (a->when != b->when) return a->when < b->when;
+  return (int32_t)(a->seq - b->seq) < 0;
 }
 
 static void heap_set(corio_loop_t *loop, uint32_t i, corio_heap_entry_t e) {
@@ -53,21 +67,67 @@ void corio_timer_init(corio_timer_t *t, corio_timer_cb cb) {
   t->cb = cb;
 }
 
-int corio_timer_start(corio_loop_t *loop, corio_timer_t *t, uint64_t when) {
-  if (t->slot) corio_timer_stop(loop, t);
-  if (loop->hcount == loop->hcap) {
-    uint32_t cap = loop->hcap ? loop->hcap * 2 : 64;
-    corio_heap_entry_t *h = (corio_heap_entry_t *)realloc(loop->heap, cap * sizeof *h);
-    if (h == NULL) return CORIO_ENOMEM;
-    loop->heap = h;
-    loop->hcap = cap;
+/* ------------------------------------------------------------ the run */
+
+static corio_timer_t **run_at(corio_loop_t *loop, uint32_t pos) {
+  return &loop->run[pos & (loop->rncap - 1)];
+}
+
+/* drop holes at the head; an empty run forgets its tail deadline */
+static void run_trim(corio_loop_t *loop) {
+  while (loop->rnhead != loop->rntail && *run_at(loop, loop->rnhead) == NULL)
+    loop->rnhead++;
+}
+
+static int run_push(corio_loop_t *loop, corio_timer_t *t) {
+  if (loop->rntail - loop->rnhead == loop->rncap) {
+    uint32_t cap = loop->rncap ? loop->rncap * 2 : 64, pos;
+    corio_timer_t **r;
+    if (cap > (RUN_BIT >> 1)) return CORIO_ENOMEM;
+    r = (corio_timer_t **)malloc(cap * sizeof *r);
+    if (r == NULL) return CORIO_ENOMEM;
+    for (pos = loop->rnhead; pos != loop->rntail; pos++)
+      r[pos & (cap - 1)] = *run_at(loop, pos);
+    free(loop->run);
+    loop->run = r;
+    loop->rncap = cap;
   }
+  *run_at(loop, loop->rntail) = t;
+  t->slot = RUN_BIT | (loop->rntail & ~RUN_BIT);
+  loop->rntail++;
+  return 0;
+}
+
+/* the run's head, or NULL if it is empty */
+static corio_timer_t *run_head(corio_loop_t *loop) {
+  return loop->rnhead == loop->rntail ? NULL : *run_at(loop, loop->rnhead);
+}
+
+/* ------------------------------------------------------------ timers */
+
+int corio_timer_start(corio_loop_t *loop, corio_timer_t *t, uint64_t when) {
+  corio_timer_t *first;
+  if (t->slot) corio_timer_stop(loop, t);
   t->when = when;
   t->seq = loop->seq++;
-  loop->heap[loop->hcount].when = when;
-  loop->heap[loop->hcount].timer = t;
-  sift_up(loop, loop->hcount++);
-  if (loop->heap[0].timer == t) corio__timers_rearm(loop);
+  if (loop->rnhead == loop->rntail || when >= loop->rnlast) {
+    if (run_push(loop, t) != 0) return CORIO_ENOMEM;
+    loop->rnlast = when;
+  }
+  else {
+    if (loop->hcount == loop->hcap) {
+      uint32_t cap = loop->hcap ? loop->hcap * 2 : 64;
+      corio_heap_entry_t *h = (corio_heap_entry_t *)realloc(loop->heap, cap * sizeof *h);
+      if (h == NULL) return CORIO_ENOMEM;
+      loop->heap = h;
+      loop->hcap = cap;
+    }
+    loop->heap[loop->hcount].when = when;
+    loop->heap[loop->hcount].timer = t;
+    sift_up(loop, loop->hcount++);
+  }
+  first = corio__timers_first(loop);
+  if (first == t) corio__timers_rearm(loop);
   return 0;
 }
 
@@ -75,17 +135,34 @@ void corio_timer_stop(corio_loop_t *loop, corio_timer_t *t) {
   uint32_t i;
   corio_heap_entry_t last;
   if (t->slot == 0) return;
-  i = t->slot - 1;
-  t->slot = 0;
-  last = loop->heap[--loop->hcount];
-  if (last.timer != t) {
-    heap_set(loop, i, last);
-    sift_up(loop, i);
-    sift_down(loop, last.timer->slot - 1);
+  if (t->slot & RUN_BIT) {
+    *run_at(loop, t->slot & ~RUN_BIT) = NULL;
+    t->slot = 0;
+    run_trim(loop);
+  }
+  else {
+    i = t->slot - 1;
+    t->slot = 0;
+    last = loop->heap[--loop->hcount];
+    if (last.timer != t) {
+      heap_set(loop, i, last);
+      sift_up(loop, i);
+      sift_down(loop, last.timer->slot - 1);
+    }
   }
   /* the uv timer stays armed for the old deadline: firing early is cheap
      and rearms; stopping it here would cost a uv call per cancelled sleep */
-  if (loop->hcount == 0) corio__timers_rearm(loop);
+  if (loop->hcount == 0 && loop->rnhead == loop->rntail)
+    corio__timers_rearm(loop);
+}
+
+/* the timer with the earliest (when, seq), or NULL */
+corio_timer_t *corio__timers_first(corio_loop_t *loop) {
+  corio_timer_t *r = run_head(loop);
+  corio_timer_t *h = loop->hcount ? loop->heap[0].timer : NULL;
+  if (r == NULL) return h;
+  if (h == NULL) return r;
+  return timer_before(h, r) ? h : r;
 }
 
 static void uv_timer_fired(uv_timer_t *handle) {
@@ -96,9 +173,9 @@ static void uv_timer_fired(uv_timer_t *handle) {
 
 /* fire every timer whose deadline has passed, in (when, seq) order */
 void corio__timers_fire(corio_loop_t *loop) {
+  corio_timer_t *t;
   corio_loop_update_time(loop);
-  while (loop->hcount > 0 && loop->heap[0].when <= loop->now) {
-    corio_timer_t *t = loop->heap[0].timer;
+  while ((t = corio__timers_first(loop)) != NULL && t->when <= loop->now) {
     corio_timer_stop(loop, t);
     t->cb(loop, t);
   }
@@ -108,12 +185,14 @@ void corio__timers_fire(corio_loop_t *loop) {
 /* arm the uv timer for the earliest deadline (or stop it) */
 void corio__timers_rearm(corio_loop_t *loop) {
   uint64_t when, ms;
+  corio_timer_t *first;
   if (loop->closing) return;
-  if (loop->hcount == 0) {
+  first = corio__timers_first(loop);
+  if (first == NULL) {
     uv_timer_stop(&loop->timer);
     return;
   }
-  when = loop->heap[0].when;  /* any value, 0 included, is a deadline */
+  when = first->when;  /* any value, 0 included, is a deadline */
   if (uv_is_active((uv_handle_t *)&loop->timer) && loop->armed == when) return;
   ms = when > loop->now ? (when - loop->now + 999999) / 1000000 : 0;
   loop->timer.data = loop;

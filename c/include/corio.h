@@ -57,7 +57,7 @@ struct corio_list_s {
 struct corio_timer_s {
   uint64_t when;          /* readonly: deadline, loop clock in ns */
   uint32_t seq;           /* private: FIFO order among equal deadlines */
-  uint32_t slot;          /* private: heap index + 1, 0 when not armed */
+  uint32_t slot;          /* private: where it is armed, 0 when not */
   corio_timer_cb cb;      /* public: called once when the deadline passes */
 };
 
@@ -209,6 +209,9 @@ struct corio_loop_s {
   size_t rhead, rcount, rcap;
   corio_heap_entry_t *heap;  /* binary min-heap on (when, seq) */
   uint32_t hcount, hcap;
+  corio_timer_t **run;       /* deadlines that came in order: a sorted ring */
+  uint32_t rnhead, rntail, rncap;
+  uint64_t rnlast;           /* the deadline at the run's tail */
   uint32_t seq;
   uv_idle_t idle;            /* active while tasks are ready */
   uv_timer_t timer;          /* armed at the earliest deadline */

@@ -344,6 +344,46 @@ static void test_many_random(void) {
   free(ids);
 }
 
+/* mostly in order, as sleeps of one length are: ascending deadlines with
+   runs of equal ones, every 7th set out of order, every 5th stopped (the
+   run's head among them): all fire sorted by (when, start order) */
+static void test_mostly_in_order(void) {
+  enum { N = 5000 };
+  corio_loop_t loop;
+  rec *r = (rec *)calloc(N, sizeof *r);
+  int *ids = (int *)calloc(N, sizeof *ids);
+  tlog lg;
+  uint64_t base;
+  int i, nstopped = 0;
+  CHECK(r != NULL && ids != NULL);
+  CHECK(corio_loop_init(&loop, NULL) == 0);
+  lg.ids = ids;
+  lg.n = 0;
+  lg.cap = N;
+  loop.data = &lg;
+  base = loop.now;
+  for (i = 0; i < N; i++) {
+    uint64_t when = base + MS(1) + (uint64_t)(i / 4) * 1000u;  /* 4 equal */
+    if (i % 7 == 3) when = base + MS(1) + (uint64_t)(rng() % (unsigned)(i + 1)) * 250u;
+    rec_init(&r[i], i);
+    start(&loop, &r[i], when);
+  }
+  for (i = 0; i < N; i += 5) {
+    corio_timer_stop(&loop, &r[i].t);
+    nstopped++;
+  }
+  CHECK(corio_loop_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(lg.n == N - nstopped);
+  for (i = 1; i < lg.n; i++) {
+    const rec *p = &r[ids[i - 1]], *q = &r[ids[i]];
+    CHECK(p->t.when < q->t.when || (p->t.when == q->t.when && p->id < q->id));
+  }
+  for (i = 0; i < N; i++) CHECK(r[i].fired == (i % 5 == 0 ? 0 : 1));
+  CHECK(corio_loop_close(&loop) == 0);
+  free(r);
+  free(ids);
+}
+
 /* 10,000 random starts, restarts and stops before running: the heap keeps
    its order through removals from the middle */
 static void test_many_random_churn(void) {
@@ -409,5 +449,6 @@ int main(void) {
   RUN(test_stop_self_in_callback);
   RUN(test_many_random);
   RUN(test_many_random_churn);
+  RUN(test_mostly_in_order);
   TEST_MAIN_END();
 }
