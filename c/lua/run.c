@@ -180,7 +180,6 @@ static int close_loop(lua_State *L, corio_State *S) {
   lua_pushnil(S->L);
   lua_replace(S->L, SLOT_DEADLOCK);
   report_failed(L, S);
-  lua_gc(L, LUA_GCCOLLECT);
   return err;
 }
 
