@@ -90,7 +90,8 @@ static void cancel_pending(lua_State *L, corio_State *S, gather *g) {
 
 static int gather_k(lua_State *L, int status, lua_KContext ctx);
 
-/* the results: first values (gather) or {ok=..} records (settle) */
+/* the results (index 4): first values, filled in by gather_step as the
+   inputs were found done, or {ok=..} records made here (settle) */
 static int gather_end(lua_State *L, corio_State *S, gather *g) {
   size_t i;
   int varargs = lua_toboolean(L, 3);
@@ -105,38 +106,29 @@ static int gather_end(lua_State *L, corio_State *S, gather *g) {
     return is_task ? corio__push_outcome(L, lua_gettop(L))
                    : corio__future_outcome(L, lua_gettop(L));
   }
-  lua_createtable(L, (int)g->n, 0);                  /* 4: results */
-  for (i = 1; i <= g->n; i++) {
+  for (i = 1; g->mode == MODE_SETTLE && i <= g->n; i++) {
     int is_task, top;
     corio_future_t *f;
     lua_rawgeti(L, 1, (lua_Integer)i);
     top = lua_gettop(L);
     f = corio__future_of(L, S, top, &is_task);
-    if (g->mode == MODE_SETTLE) {
-      lua_newtable(L);
-      lua_pushboolean(L, f->state == CORIO_DONE);
-      lua_setfield(L, -2, "ok");
-      if (f->state == CORIO_DONE) {
-        int k, n = is_task ? corio__push_outcome(L, top)
-                           : corio__future_outcome(L, top);
-        for (k = n; k >= 1; k--) lua_rawseti(L, top + 1, k);
-      }
-      else {
-        if (is_task) {
-          ((luatask *)lua_touserdata(L, top))->bits |= TASK_RETRIEVED;
-          corio__push_error(L, top);
-        }
-        else lua_getiuservalue(L, top, 1);
-        lua_setfield(L, -2, "error");
-      }
-      lua_rawseti(L, 4, (lua_Integer)i);
+    lua_newtable(L);
+    lua_pushboolean(L, f->state == CORIO_DONE);
+    lua_setfield(L, -2, "ok");
+    if (f->state == CORIO_DONE) {
+      int k, n = is_task ? corio__push_outcome(L, top)
+                         : corio__future_outcome(L, top);
+      for (k = n; k >= 1; k--) lua_rawseti(L, top + 1, k);
     }
     else {
-      int n = is_task ? corio__push_outcome(L, top) : corio__future_outcome(L, top);
-      if (n == 0) lua_pushnil(L);
-      lua_settop(L, top + 1);
-      lua_rawseti(L, 4, (lua_Integer)i);
+      if (is_task) {
+        ((luatask *)lua_touserdata(L, top))->bits |= TASK_RETRIEVED;
+        corio__push_error(L, top);
+      }
+      else lua_getiuservalue(L, top, 1);
+      lua_setfield(L, -2, "error");
     }
+    lua_rawseti(L, 4, (lua_Integer)i);
     lua_settop(L, 4);
   }
   if (!varargs) return 1;
@@ -162,10 +154,26 @@ static int gather_step(lua_State *L, corio_State *S, gather *g) {
     int is_task;
     corio_future_t *f = NULL;
     while (g->done_upto < g->n) {  /* skip what is done, in order */
-      f = input(L, S, g->done_upto + 1, &is_task);
-      if (f->state == CORIO_PENDING) break;
-      if (g->mode == MODE_GATHER && f->state != CORIO_DONE && !g->first_err)
-        g->first_err = g->done_upto + 1;
+      int top = lua_gettop(L);
+      lua_rawgeti(L, 1, (lua_Integer)g->done_upto + 1);
+      f = corio__future_of(L, S, top + 1, &is_task);
+      if (f->state == CORIO_PENDING) {
+        lua_settop(L, top);
+        break;
+      }
+      if (g->mode == MODE_GATHER && !g->draining) {
+        if (f->state != CORIO_DONE) {
+          if (!g->first_err) g->first_err = g->done_upto + 1;
+        }
+        else {  /* its first value goes straight into the results */
+          int n = is_task ? corio__push_outcome(L, top + 1)
+                          : corio__future_outcome(L, top + 1);
+          if (n == 0) lua_pushnil(L);
+          lua_settop(L, top + 2);
+          lua_rawseti(L, 4, (lua_Integer)g->done_upto + 1);
+        }
+      }
+      lua_settop(L, top);
       g->done_upto++;
     }
     if (g->alerted && !g->draining) {
@@ -263,6 +271,7 @@ static int start(lua_State *L, int mode, const char *fname) {
   lua_setiuservalue(L, 2, 1);
   luaL_setmetatable(L, GATHER_MT);
   lua_pushboolean(L, varargs == 1);                  /* 3 */
+  lua_createtable(L, (int)n, 0);                     /* 4: the results */
   g->S = S;
   g->owner = &t->core;
   corio_scope_init(&g->shield);
