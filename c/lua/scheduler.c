@@ -411,11 +411,7 @@ static int first_step(corio_State *S, luatask *t, int base) {
   lua_xmove(L, t->co, nargs + 1);
   lua_pushvalue(L, base + 2);
   lua_setiuservalue(L, base + 1, 1);               /* the task holds it */
-  for (i = 1; i <= t->n; i++) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, base + 1, i + 1);
-  }
-  t->n = 0;
+  t->n = 0;  /* the arguments stay in their slots until finish() */
   return nargs;
 }
 

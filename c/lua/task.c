@@ -41,7 +41,6 @@ static const char *what_name(int what) {
    (returns how many), or raise its error (the same value). */
 int corio__push_outcome(lua_State *L, int idx) {
   luatask *t = (luatask *)lua_touserdata(L, idx);
-  corio_State *S = corio__state(L);
   int i, n;
   t->bits |= TASK_RETRIEVED;
   if (t->core.done.state == CORIO_DONE) {
@@ -62,6 +61,7 @@ int corio__push_outcome(lua_State *L, int idx) {
   }
   corio__push_error(L, idx);
   if (t->core.done.state == CORIO_FAILED) {
+    corio_State *S = corio__state(L);
     /* remember what is re-raised, so the awaiter's traceback can show
        the awaited task's too */
     lua_pushvalue(L, -1);
