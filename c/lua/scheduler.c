@@ -378,6 +378,10 @@ static void slow_hook(lua_State *co, lua_Debug *ar) {
   lua_getfield(co, LUA_REGISTRYINDEX, STATE_MT);
   S = (corio_State *)lua_touserdata(co, -1);
   lua_settop(co, top);
+  if (S != NULL && !S->debug) {
+    lua_sethook(co, NULL, 0, 0);
+    return;
+  }
   if (S == NULL || S->warned || S->current == NULL ||
       uv_hrtime() - S->step_start < 100000000)
     return;
@@ -420,9 +424,10 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   lua_State *L = S->L;
   luatask *t = (luatask *)ct;
   lua_State *co;
-  int base = lua_gettop(L), nargs = 0, nres, status;
+  int base = 0, nargs = 0, nres, status;
   if (!(ct->flags & CORIO_TASK_STARTED)) {
     ct->flags |= CORIO_TASK_STARTED;
+    base = lua_gettop(L);
     if (corio_task_cancelled_by(ct) != NULL) {   /* never runs its body */
       lua_rawgeti(L, SLOT_LIVE, t->live);
       corio__push_cancel(L, S, t);
@@ -434,20 +439,20 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   }
   co = t->co;  /* a started task's thread, anchored by its uservalue 1 */
   S->current = t;
-  if (S->debug) {
+  if (S->debug) {  /* the hook removes itself once debug mode is off */
     S->step_start = uv_hrtime();
     S->warned = 0;
     lua_sethook(co, slow_hook, LUA_MASKCOUNT, 10000);
   }
-  else if (lua_gethook(co) == slow_hook) lua_sethook(co, NULL, 0, 0);
   status = lua_resume(co, L, nargs, &nres);
   S->current = NULL;
   if (status == LUA_YIELD && nres >= 1 && corio__is_marker(co, -nres) &&
       ct->wait_kind != CORIO_WAIT_NONE) {          /* the common case */
     lua_pop(co, nres);
-    lua_settop(L, base);
+    if (nargs) lua_settop(L, base);
     return;
   }
+  if (!nargs) base = lua_gettop(L);
   /* the task ends: it and its thread at base+1, base+2 (a first step has
      put them there already) */
   if (nargs == 0) {
