@@ -30,11 +30,14 @@ const char *corio__state_name(const luatask *t) {
   }
 }
 
+static const char *const what_names[] = {
+  "nothing", "sleep", "task", "future", "task group", "gather",
+  "lock", "event", "condition", "semaphore", "barrier", "queue",
+  "channel", "something", NULL
+};
+
 static const char *what_name(int what) {
-  static const char *const names[] = {
-    "nothing", "sleep", "task", "future", "task group", "gather", "event"
-  };
-  return names[what];
+  return what_names[what];
 }
 
 /* Push the outcome of the finished task or future at idx: its results
@@ -174,6 +177,39 @@ static int l_sleep_until(lua_State *L) {
     return luaL_error(L, "corio.sleep_until: out of memory");
   t->what = W_SLEEP;
   return corio__suspend(L, S, sleep_k);
+}
+
+/* ------------------------------------------------------------ parking */
+
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  (void)status;
+  corio__wake_check(L, S, S->current);
+  return 0;
+}
+
+/* core.park([what]) (suspends): wait until core.unpark(task) or a
+   cancellation. The building block of locks, events and queues (their
+   data stays in their own structures, so a wait allocates nothing);
+   `what` names what it waits on in dumps: "lock", "queue", ... */
+static int l_park(lua_State *L) {
+  corio_State *S = corio__state(L);
+  int what = luaL_checkoption(L, 1, "something", what_names);
+  luatask *t = corio__checkpoint(L, S, "corio.park");
+  corio_task_park(&S->loop, &t->core);
+  t->what = (uint8_t)what;
+  return corio__suspend(L, S, park_k);
+}
+
+/* core.unpark(task) -> true if the task was parked and is now woken;
+   false if it was not parked (already woken, cancelled or finished) */
+static int l_unpark(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luatask *t = check_task(L, 1);
+  int ok = t->core.wait_kind == CORIO_WAIT_PARKED && t->what >= W_LOCK;
+  if (ok) corio_task_wake(&S->loop, &t->core, CORIO_WAKE_NORMAL);
+  lua_pushboolean(L, ok);
+  return 1;
 }
 
 /* ------------------------------------------------------------ spawning */
@@ -392,6 +428,8 @@ const luaL_Reg corio__task_funcs[] = {
   {"await", l_await},
   {"sleep", l_sleep},
   {"sleep_until", l_sleep_until},
+  {"park", l_park},
+  {"unpark", l_unpark},
   {"current_task", l_current_task},
   {"all_tasks", l_all_tasks},
   {"task_info", l_task_info},
