@@ -6,7 +6,8 @@
 **    corio_group_t, corio_timer_t): pure C on libuv, no Lua. Every call
 **    returns 0 or a negative error code (CORIO_E* or a UV_* code passed
 **    through) and never longjmps;
-**  - the host API (luaopen_corio_core, corio_attach, corio_future_*):
+**  - the host API (luaopen_corio_core, corio_attach, corio_future_*,
+**    corio_post, corio_set_error_hook):
 **    for applications that embed Lua and run plugins as corio tasks.
 **
 ** Struct fields are marked public (read and write), readonly (read only)
@@ -232,18 +233,53 @@ void corio_loop_update_time(corio_loop_t *loop);
 void corio_loop_run_ready(corio_loop_t *loop);
 
 /* ------------------------------------------------------------- host API */
+/* For applications that embed Lua and run plugins as corio tasks. Every
+   call is for the loop's thread, except corio_post. */
 struct lua_State;
+typedef struct corio_State corio_state_t;
 
 int luaopen_corio_core(struct lua_State *L);
 
-/* Lend corio the host's uv loop for this Lua state: spawned tasks run
-   whenever the host runs uv_run. Call after opening the module and
-   before any task is spawned. */
+/* corio's state in L (the module must be open), or NULL */
+corio_state_t *corio_state(struct lua_State *L);
+
+/* Lend corio the host's uv loop: tasks run whenever the host runs uv_run.
+   Call after opening the module, before any task is spawned. 0, or
+   CORIO_EINVAL (module not open), CORIO_EBUSY (a loop is already in use). */
 int corio_attach(struct lua_State *L, uv_loop_t *loop);
+/* At unload: cancel every task, run what is ready until they finish (a
+   task still waiting on a timer is abandoned: the host's loop is not
+   blocked), report unhandled errors, close corio's handles. The host then
+   runs its loop once more (the closes complete) before lua_close. */
+int corio_detach(struct lua_State *L);
+
 /* Spawn the function below the top nargs values of L's stack as a task;
-   replaces the function and its arguments with the Task. 0 or CORIO_EINVAL
-   when no loop is running or attached. (Futures made and resolved from C,
-   and corio_post from other threads, are planned; see README.) */
+   replaces the function and its arguments with the Task. 0, or
+   CORIO_EINVAL when no loop is running or attached. */
 int corio_spawn(struct lua_State *L, int nargs);
+
+/* Push a new Future for Lua and return its handle, valid until it is
+   resolved or failed (corio keeps the Future alive until then). */
+corio_future_t *corio_future_new(struct lua_State *L);
+/* Resolve with the top n values of L (popped) / fail with the top value.
+   0, or CORIO_EDONE if it was already done (cancelled by Lua, say). */
+int corio_future_resolve(struct lua_State *L, corio_future_t *f, int n);
+int corio_future_fail(struct lua_State *L, corio_future_t *f);
+
+/* From any thread: run cb(L, payload) on the loop's thread, soon. Posts
+   run in order. 0, or CORIO_ECLOSED when no loop is open (cb not run). */
+typedef void (*corio_post_cb)(struct lua_State *L, void *payload);
+int corio_post(corio_state_t *S, corio_post_cb cb, void *payload);
+/* Posts do not keep the loop alive (deadlock detection needs to know
+   that nothing can come): hold it while a post is expected, release it
+   once the post has come. Loop thread only. */
+void corio_hold(corio_state_t *S);
+void corio_release(corio_state_t *S);
+
+/* Unhandled task errors go to hook(L, ud) with the error, its traceback
+   and the task at -3, -2, -1 of L (the hook must not raise), instead of
+   the Lua handler set by corio.set_error_handler. NULL restores it. */
+typedef void (*corio_error_hook)(struct lua_State *L, void *ud);
+void corio_set_error_hook(struct lua_State *L, corio_error_hook hook, void *ud);
 
 #endif

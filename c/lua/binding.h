@@ -38,6 +38,7 @@
 #define SIDE_HANDLER   "handler"    /* unhandled error handler */
 #define SIDE_HOOKS     "hooks"      /* functions set by the Lua layer */
 #define SIDE_FAILED    "failed"     /* failed tasks not yet asked about (weak) */
+#define SIDE_HOSTFUTURES "hostfutures" /* lightuserdata(f) -> Future (host.c) */
 
 /* what a task waits on (for tostring and dump) */
 enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER,
@@ -81,6 +82,14 @@ typedef struct corio_State {
   uint64_t step_start;   /* debug: when the current step began */
   uv_signal_t sigusr1;   /* prints the dump, when the hook is set */
   void *gathers;         /* gathers that a failure must alert (gather.c) */
+  int signals;           /* corio.run's SIGINT handler is installed */
+  /* host.c: posts from other threads, the host's error hook */
+  uv_async_t post_async;
+  uv_mutex_t post_lock;
+  void *post_head, *post_tail;
+  int post_open, holds;
+  corio_error_hook error_hook;
+  void *error_hook_ud;
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
 } corio_State;
@@ -130,10 +139,20 @@ typedef struct luafuture {
   uint8_t packed;   /* more than one result: a table in uservalue 1 */
 } luafuture;
 void corio__open_future(lua_State *L);
+int corio__future_new(lua_State *L);
 int corio__future_outcome(lua_State *L, int idx);
 extern const luaL_Reg corio__future_funcs[];
 
 /* run.c */
+void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv);
+void corio__finish_all(lua_State *L, corio_State *S);
+int corio__close_loop(lua_State *L, corio_State *S);
+
+/* host.c */
+void corio__open_posts(corio_State *S);
+void corio__close_posts(corio_State *S);
+void corio__init_host(corio_State *S);
+void corio__free_host(corio_State *S);
 void corio__open_run(lua_State *L);
 extern const luaL_Reg corio__run_funcs[];
 

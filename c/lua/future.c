@@ -9,7 +9,7 @@ static luafuture *check_future(lua_State *L, int idx) {
   return (luafuture *)luaL_checkudata(L, idx, FUTURE_MT);
 }
 
-static int l_future(lua_State *L) {
+int corio__future_new(lua_State *L) {
   luafuture *f = (luafuture *)lua_newuserdatauv(L, sizeof *f, 1);
   corio_future_init(&f->core);
   f->n = 0;
@@ -144,7 +144,7 @@ static const luaL_Reg future_methods[] = {
 };
 
 const luaL_Reg corio__future_funcs[] = {
-  {"future", l_future},
+  {"future", corio__future_new},
   {NULL, NULL}
 };
 

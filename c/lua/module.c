@@ -14,6 +14,7 @@ static int state_gc(lua_State *L) {
     corio_loop_close(&S->loop);
   }
   S->running = 0;
+  corio__free_host(S);
   return 0;
 }
 
@@ -49,6 +50,7 @@ int luaopen_corio_core(lua_State *L) {
   lua_pop(L, 1);
   S = (corio_State *)lua_newuserdatauv(L, sizeof *S, 3);
   memset(S, 0, sizeof *S);
+  corio__init_host(S);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");

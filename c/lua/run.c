@@ -53,16 +53,18 @@ static void on_sigusr1(uv_signal_t *h, int signum) {
   lua_settop(L, top);
 }
 
-static void open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
+void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
   int err = corio_loop_init(&S->loop, uv);
-  if (err) luaL_error(L, "corio.run: cannot start a loop (%s)", corio_strerror(err));
+  if (err) luaL_error(L, "corio: cannot start a loop (%s)", corio_strerror(err));
   S->loop.data = S;
   S->loop.step = corio__step;
   S->running = 1;
+  corio__open_posts(S);
 }
 
 static void start_signals(corio_State *S) {
   struct sigaction sa;
+  S->signals = 1;
   uv_async_init(S->loop.uv, &S->sigint, on_sigint);
   S->sigint.data = S;
   uv_unref((uv_handle_t *)&S->sigint);
@@ -75,6 +77,8 @@ static void start_signals(corio_State *S) {
 }
 
 static void stop_signals(corio_State *S) {
+  if (!S->signals) return;
+  S->signals = 0;
   sigaction(SIGINT, &sigint_saved, NULL);
   sigint_wake = NULL;
   if (!uv_is_closing((uv_handle_t *)&S->sigint))
@@ -141,7 +145,7 @@ static void report_failed(lua_State *L, corio_State *S) {
    that cannot finish (it waits, shielded, on something that will never
    come) is woken with a Deadlock error; one that still hangs on is
    abandoned, so the loop can close. */
-static void finish_all(lua_State *L, corio_State *S) {
+void corio__finish_all(lua_State *L, corio_State *S) {
   int round;
   for (round = 0; round < 4 && S->nlive > 0; round++) {
     uint32_t i;
@@ -154,7 +158,12 @@ static void finish_all(lua_State *L, corio_State *S) {
       else corio_task_wake(&S->loop, &t->core, CORIO_WAKE_DEADLOCK);
     }
     if (round == 0) make_deadlock(L, S);
-    corio_loop_run(&S->loop, UV_RUN_DEFAULT);
+    if (S->host == NULL) corio_loop_run(&S->loop, UV_RUN_DEFAULT);
+    else {  /* the host's loop may hold handles of its own: don't block */
+      int spins;
+      for (spins = 0; spins < 1000 && S->loop.rcount > 0; spins++)
+        corio_loop_run(&S->loop, UV_RUN_NOWAIT);
+    }
   }
   while (S->nlive > 0) {
     luatask *t;
@@ -165,9 +174,10 @@ static void finish_all(lua_State *L, corio_State *S) {
   }
 }
 
-static int close_loop(lua_State *L, corio_State *S) {
+int corio__close_loop(lua_State *L, corio_State *S) {
   int err;
   stop_signals(S);
+  corio__close_posts(S);
   if (S->sigusr1.data == S) {
     uv_close((uv_handle_t *)&S->sigusr1, on_closed);
     S->sigusr1.data = NULL;
@@ -191,7 +201,7 @@ static int l_run(lua_State *L) {
   if (S->running)
     return luaL_error(L, "corio.run: a loop is already running");
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  open_loop(L, S, NULL);
+  corio__open_loop(L, S, NULL);
   start_signals(S);
   start_dump_signal(S);
   m = corio__spawn(L, S, 1, lua_gettop(L) - 1);
@@ -209,8 +219,8 @@ static int l_run(lua_State *L) {
     make_deadlock(L, S);
     if (corio_task_wake(&S->loop, &m->core, CORIO_WAKE_DEADLOCK) != 0) break;
   }
-  finish_all(L, S);
-  err = close_loop(L, S);
+  corio__finish_all(L, S);
+  err = corio__close_loop(L, S);
   if (err)
     return luaL_error(L, "corio.run: the loop did not close cleanly (%s)",
                       corio_strerror(err));
@@ -322,32 +332,3 @@ const luaL_Reg corio__run_funcs[] = {
   {"cancel_main", l_cancel_main},
   {NULL, NULL}
 };
-
-/* ------------------------------------------------------------ host API */
-
-static corio_State *host_state(lua_State *L) {
-  corio_State *S;
-  lua_getfield(L, LUA_REGISTRYINDEX, STATE_MT);
-  S = (corio_State *)lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return S;
-}
-
-int corio_attach(lua_State *L, uv_loop_t *loop) {
-  corio_State *S = host_state(L);
-  if (S == NULL) return CORIO_EINVAL;
-  if (S->running) return CORIO_EBUSY;
-  open_loop(L, S, loop);
-  S->host = loop;
-  return 0;
-}
-
-int corio_spawn(lua_State *L, int nargs) {
-  corio_State *S = host_state(L);
-  int fidx = lua_gettop(L) - nargs;
-  if (S == NULL || !S->running) return CORIO_EINVAL;
-  corio__spawn(L, S, fidx, nargs);
-  lua_replace(L, fidx);
-  lua_settop(L, fidx);
-  return 0;
-}

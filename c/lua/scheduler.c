@@ -232,6 +232,16 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
   lua_State *cb = corio__callback_thread(L, S);
   int top = lua_gettop(L);
   t->bits |= TASK_REPORTED;
+  if (S->error_hook != NULL) {  /* the host's C hook takes them all */
+    int base = lua_gettop(cb);
+    corio__push_error(L, tidx);
+    corio__push_traceback(L, tidx);
+    lua_pushvalue(L, tidx);
+    lua_xmove(L, cb, 3);
+    S->error_hook(cb, S->error_hook_ud);
+    lua_settop(cb, base);
+    return;
+  }
   corio__push_side(L, S, SIDE_HANDLER);
   corio__push_error(L, tidx);
   corio__push_traceback(L, tidx);
@@ -600,6 +610,8 @@ void corio__init_scheduler(lua_State *L, corio_State *S) {
   lua_setfield(S->L, -2, SIDE_HOOKS);
   lua_newthread(S->L);
   lua_setfield(S->L, -2, "cbthread");
+  lua_newtable(S->L);
+  lua_setfield(S->L, -2, SIDE_HOSTFUTURES);
   lua_newtable(S->L);                              /* failed: weak keys */
   lua_newtable(S->L);
   lua_pushliteral(S->L, "k");
