@@ -119,7 +119,11 @@ void corio__report(lua_State *L, corio_State *S, int task_idx);
 void corio__push_error(lua_State *L, int tidx);
 void corio__push_traceback(lua_State *L, int tidx);
 void corio__init_scheduler(lua_State *L, corio_State *S);
+
+/* finish.c */
+void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n);
 void corio__abandon(corio_State *S, luatask *t);
+void corio__init_finish(lua_State *L);
 
 /* task.c */
 void corio__open_task(lua_State *L);

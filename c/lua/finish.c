@@ -1,0 +1,235 @@
+/*
+** finish.c: how a task ends. Its results or its error go into its
+** uservalues, it leaves the live table, its awaiters, group, gathers and
+** done callbacks are told, and a failure nobody asks about is reported
+** (once) through the error handler, the host's hook, or stderr.
+*/
+#include <stdio.h>
+#include "binding.h"
+
+static void live_remove(corio_State *S, luatask *t) {
+  lua_State *L = S->L;
+  uint32_t i = t->live, last = S->nlive;
+  if (i == 0) return;
+  if (i != last) {
+    luatask *m;
+    lua_rawgeti(L, SLOT_LIVE, last);
+    m = (luatask *)lua_touserdata(L, -1);
+    m->live = i;
+    lua_rawseti(L, SLOT_LIVE, i);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, SLOT_LIVE, last);
+  S->nlive--;
+  t->live = 0;
+}
+
+/* The error of the failed or cancelled task at tidx, and its traceback
+   (nil if none): in uservalues 1 and 2, or packed in a table in 1 for a
+   task with one uservalue. The traceback slot may hold the sentinel. */
+void corio__push_error(lua_State *L, int tidx) {
+  luatask *t = (luatask *)lua_touserdata(L, tidx);
+  lua_getiuservalue(L, tidx, 1);
+  if (t->bits & TASK_ERRPACK) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+}
+
+void corio__push_traceback(lua_State *L, int tidx) {
+  luatask *t = (luatask *)lua_touserdata(L, tidx);
+  if (t->bits & TASK_ERRPACK) {
+    lua_getiuservalue(L, tidx, 1);
+    lua_rawgeti(L, -1, 2);
+    lua_remove(L, -2);
+  }
+  else lua_getiuservalue(L, tidx, 2);
+  if (lua_type(L, -1) == LUA_TUSERDATA) {
+    lua_getiuservalue(L, -1, 2);
+    lua_remove(L, -2);
+  }
+}
+
+/* Unhandled errors: a failed task nobody has asked about gets a small
+   sentinel with a finalizer; when the task is garbage and still nobody
+   asked, the sentinel reports it. Only failed tasks pay for this. */
+static int sentinel_gc(lua_State *L) {
+  corio_State *S = corio__state(L);
+  luatask *t;
+  lua_getiuservalue(L, 1, 1);
+  t = (luatask *)lua_touserdata(L, -1);
+  if (t != NULL && !(t->bits & (TASK_RETRIEVED | TASK_REPORTED)))
+    corio__report(L, S, lua_gettop(L));
+  return 0;
+}
+
+void corio__report(lua_State *L, corio_State *S, int tidx) {
+  luatask *t = (luatask *)lua_touserdata(L, tidx);
+  lua_State *cb = corio__callback_thread(L, S);
+  int top = lua_gettop(L);
+  t->bits |= TASK_REPORTED;
+  if (S->error_hook != NULL) {  /* the host's C hook takes them all */
+    int base = lua_gettop(cb);
+    corio__push_error(L, tidx);
+    corio__push_traceback(L, tidx);
+    lua_pushvalue(L, tidx);
+    lua_xmove(L, cb, 3);
+    S->error_hook(cb, S->error_hook_ud);
+    lua_settop(cb, base);
+    return;
+  }
+  corio__push_side(L, S, SIDE_HANDLER);
+  corio__push_error(L, tidx);
+  corio__push_traceback(L, tidx);
+  lua_pushvalue(L, tidx);
+  if (lua_isfunction(L, top + 1)) {
+    int base = lua_gettop(cb);
+    lua_xmove(L, cb, 4);
+    if (lua_pcall(cb, 3, 0, 0) != LUA_OK) {
+      fprintf(stderr, "corio: error in the error handler: %s\n",
+              luaL_tolstring(cb, -1, NULL));
+    }
+    lua_settop(cb, base);
+  }
+  else {
+    const char *msg = luaL_tolstring(L, top + 2, NULL);
+    fprintf(stderr, "corio: unhandled error in task %u: %s\n%s\n",
+            (unsigned)t->id, msg, lua_isstring(L, top + 3) ?
+            lua_tostring(L, top + 3) : "(no traceback)");
+    fflush(stderr);
+  }
+  lua_settop(L, top);
+}
+
+/* Run the done callbacks of the task or future at tidx, once each, in the
+   order they were added, on the callback thread; an error in one is
+   printed and does not stop the others. */
+void corio__run_callbacks(lua_State *L, corio_State *S, int tidx) {
+  lua_State *cb = corio__callback_thread(L, S);
+  int top = lua_gettop(L);
+  corio__push_side(L, S, SIDE_CALLBACKS);
+  lua_pushvalue(L, tidx);
+  if (lua_rawget(L, -2) == LUA_TTABLE) {
+    lua_Integer i, n = luaL_len(L, -1);
+    lua_pushvalue(L, tidx);
+    lua_pushnil(L);
+    lua_rawset(L, top + 1);
+    for (i = 1; i <= n; i++) {
+      int base = lua_gettop(cb);
+      lua_rawgeti(L, top + 2, i);
+      lua_pushvalue(L, tidx);
+      lua_xmove(L, cb, 2);
+      if (lua_pcall(cb, 1, 0, 0) != LUA_OK) {
+        fprintf(stderr, "corio: error in a done callback: %s\n",
+                luaL_tolstring(cb, -1, NULL));
+      }
+      lua_settop(cb, base);
+    }
+  }
+  lua_settop(L, top);
+}
+
+/* The task at tidx (of S->L) ends in state; its results (DONE) are the
+   top n values of S->L, or its error (FAILED/CANCELLED) the top one. */
+void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
+  lua_State *L = S->L;
+  int i;
+  if (state == CORIO_DONE) {
+    if (n <= t->nuv) {
+      for (i = n + 1; i <= t->nuv; i++) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, tidx, i);
+      }
+      for (i = n; i >= 1; i--) lua_setiuservalue(L, tidx, i);
+    }
+    else {
+      lua_createtable(L, n, 1);
+      lua_insert(L, -n - 1);
+      for (i = n; i >= 1; i--) lua_rawseti(L, -i - 1, i);
+      lua_pushinteger(L, n);
+      lua_setfield(L, -2, "n");
+      lua_setiuservalue(L, tidx, 1);
+      t->bits |= TASK_PACKED;
+    }
+    t->n = (uint16_t)(n <= t->nuv ? n : 0xFFFF);
+  }
+  else {
+    int err = lua_gettop(L);                       /* the error value */
+    if (state == CORIO_FAILED && t->core.group != NULL)
+      corio__group_record_error(L, S, t, err);
+    if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
+      lua_newuserdatauv(L, 0, 2);                  /* the sentinel */
+      lua_pushvalue(L, tidx);
+      lua_setiuservalue(L, -2, 1);
+      lua_pushvalue(L, SLOT_TB);
+      lua_setiuservalue(L, -2, 2);
+      lua_pushvalue(L, SLOT_STATE);
+      lua_getiuservalue(L, -1, 2);  /* the sentinel metatable */
+      lua_remove(L, -2);
+      lua_setmetatable(L, -2);
+    }
+    else lua_pushvalue(L, SLOT_TB);
+    if (t->nuv >= 2) {
+      lua_setiuservalue(L, tidx, 2);
+      lua_setiuservalue(L, tidx, 1);
+    }
+    else {  /* one slot: error and traceback go in a table */
+      lua_createtable(L, 2, 0);
+      lua_insert(L, err);
+      lua_rawseti(L, err, 2);
+      lua_rawseti(L, err, 1);
+      lua_setiuservalue(L, tidx, 1);
+      t->bits |= TASK_ERRPACK;
+    }
+    for (i = 3; i <= t->nuv; i++) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, tidx, i);
+    }
+    lua_pushnil(L);
+    lua_replace(L, SLOT_TB);
+    t->n = 1;
+  }
+  if (t->core.flags & CORIO_TASK_CANCEL_REQUESTED) {
+    corio__push_side(L, S, SIDE_MESSAGES);
+    lua_pushlightuserdata(L, t);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  live_remove(S, t);
+  if (t->bits & TASK_MAIN) uv_stop(S->loop.uv);  /* corio.run takes over */
+  if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
+    corio__push_side(L, S, SIDE_FAILED);         /* reported at the run's end */
+    lua_pushvalue(L, tidx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  corio_task_finish(&S->loop, &t->core, state);
+  if (state != CORIO_DONE && (t->bits & TASK_GATHERED) && S->gathers != NULL)
+    corio__gather_alert(S);
+  if (t->bits & TASK_HASCB) corio__run_callbacks(L, S, tidx);
+  if (state == CORIO_FAILED && (t->bits & TASK_HIDDEN))
+    corio__report(L, S, tidx);
+}
+
+/* End t without resuming it again (it can never finish by itself): its
+   coroutine is dropped, so its <close> handlers do not run. */
+void corio__abandon(corio_State *S, luatask *t) {
+  lua_State *L = S->L;
+  int base = lua_gettop(L);
+  corio_task_detach(&S->loop, &t->core);
+  lua_rawgeti(L, SLOT_LIVE, t->live);
+  corio__push_cancel(L, S, t);
+  corio__finish(S, t, base + 1, CORIO_CANCELLED, 1);
+  lua_settop(L, base);
+}
+
+/* the sentinel metatable, kept as the state's uservalue 2 (state at -1) */
+void corio__init_finish(lua_State *L) {
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, sentinel_gc, 1);
+  lua_setfield(L, -2, "__gc");
+  lua_setiuservalue(L, -2, 2);
+}
