@@ -74,6 +74,7 @@ typedef struct corio_State {
   luatask *main;
   int running;           /* a loop is open */
   int failed;            /* set by the trampoline: the step ended in error */
+  int suspending;        /* the yield under way is corio's (a checkpoint) */
   int debug;
   int warned;            /* debug: the current step was reported slow */
   uint32_t nlive;
@@ -103,8 +104,6 @@ typedef struct corio_State {
 #define STATE_MT  "corio.State"
 
 /* scheduler.c */
-int corio__is_marker(lua_State *L, int idx);
-void corio__push_marker(lua_State *L);
 corio_State *corio__state(lua_State *L);
 void corio__step(corio_loop_t *loop, corio_task_t *ct);
 luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname);

@@ -1,8 +1,8 @@
 /*
 ** coroutine.c: coroutine.resume and coroutine.wrap that let an await
 ** inside a user's coroutine reach the scheduler. corio's suspending
-** calls yield a private marker; when the coroutine being resumed yields
-** it, these functions yield it on to their own caller (up to the task),
+** calls yield no values with S->suspending set; when the coroutine being
+** resumed yields so, these functions yield on to their own caller (up to the task),
 ** and resume the inner coroutine when the task is resumed. Every other
 ** behaviour is the standard one.
 */
@@ -19,16 +19,16 @@ static int resume_k(lua_State *L, int status, lua_KContext ctx);
 /* Resume co with narg values from L's top. Returns like lua_resume, with
    the results (or the error) moved to L; a marked yield is forwarded. */
 static int forward(lua_State *L, lua_State *co, int narg, int wrap) {
+  corio_State *S = corio__state(L);
   int status, nres;
   if (lua_status(co) == LUA_OK && lua_gettop(co) == 0) {
     lua_pushliteral(L, "cannot resume dead coroutine");
     return -1;
   }
   status = lua_resume(co, L, narg, &nres);
-  if (status == LUA_YIELD && nres >= 1 && corio__is_marker(co, -nres)) {
-    corio_State *S = corio__state(L);
-    lua_pop(co, nres);
+  if (status == LUA_YIELD && nres == 0 && S->suspending) {
     if (!lua_isyieldable(L) || S->current == NULL) {
+      S->suspending = 0;
       /* the await cannot go further up: undo it and fail its caller */
       if (S->current != NULL) {
         corio_task_detach(&S->loop, &S->current->core);
@@ -38,8 +38,7 @@ static int forward(lua_State *L, lua_State *co, int narg, int wrap) {
                       "behind a C-call boundary or outside a task");
       return -1;
     }
-    corio__push_marker(L);
-    return lua_yieldk(L, 1, wrap, resume_k);
+    return lua_yieldk(L, 0, wrap, resume_k);  /* S->suspending stays set */
   }
   if (status == LUA_OK || status == LUA_YIELD) {
     if (!lua_checkstack(L, nres + 1)) {

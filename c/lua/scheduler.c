@@ -11,7 +11,7 @@
 **            anchored in the live table, put in the ready ring
 **   resume   corio__step: takes a coroutine, lua_resume
 **   yield    a suspending function records what it waits on in the core
-**            and calls corio__suspend (lua_yieldk with a private marker)
+**            and calls corio__suspend (lua_yieldk, flagged as corio's)
 **   wake     the core moves the task back to the ready ring
 **   resume   corio__step resumes; the function's continuation runs
 **            corio__wake_check (cancellation, deadlock), then returns
@@ -22,16 +22,6 @@
 #include "binding.h"
 
 #define POOL_MAX 256
-
-static const char yield_marker = 0;
-
-int corio__is_marker(lua_State *L, int idx) {
-  return lua_touserdata(L, idx) == (void *)&yield_marker;
-}
-
-void corio__push_marker(lua_State *L) {
-  lua_pushlightuserdata(L, (void *)&yield_marker);
-}
 
 corio_State *corio__state(lua_State *L) {
   return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
@@ -248,12 +238,13 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   }
   status = lua_resume(co, L, nargs, &nres);
   S->current = NULL;
-  if (status == LUA_YIELD && nres >= 1 && corio__is_marker(co, -nres) &&
+  if (status == LUA_YIELD && S->suspending && nres == 0 &&
       ct->wait_kind != CORIO_WAIT_NONE) {          /* the common case */
-    lua_pop(co, nres);
+    S->suspending = 0;
     if (nargs) lua_settop(L, base);
     return;
   }
+  S->suspending = 0;
   if (!nargs) base = lua_gettop(L);
   /* the task ends: it and its thread at base+1, base+2 (a first step has
      put them there already) */
@@ -317,10 +308,12 @@ luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname) {
 }
 
 /* Yield to the scheduler; k runs when the task is resumed, with the
-   state as its context (no lookup needed there). */
+   state as its context (no lookup needed there). The yield carries no
+   values; S->suspending marks it as corio's, so a plain coroutine.yield
+   is told apart, and corio's coroutine.resume passes it on. */
 int corio__suspend(lua_State *L, corio_State *S, lua_KFunction k) {
-  corio__push_marker(L);
-  return lua_yieldk(L, 1, (lua_KContext)S, k);
+  S->suspending = 1;
+  return lua_yieldk(L, 0, (lua_KContext)S, k);
 }
 
 void corio__wake_check(lua_State *L, corio_State *S, luatask *t) {

@@ -238,8 +238,8 @@ static int g_wait(lua_State *L) {
   g->core.waiter = &t->core;
   corio_task_park(&S->loop, &t->core);
   t->what = W_GROUP;
-  corio__push_marker(L);
-  return lua_yieldk(L, 1, shielded, g_wait_k);
+  S->suspending = 1;  /* as corio__suspend, with the shield flag as context */
+  return lua_yieldk(L, 0, shielded, g_wait_k);
 }
 
 static int g_pending(lua_State *L) {
