@@ -24,7 +24,9 @@
 #define SLOT_CHAINTB 9  /* ... and the awaited task's traceback */
 #define SLOT_TASKMT 10  /* the Task metatable */
 #define SLOT_DEADLOCK 11 /* the Deadlock error to deliver */
-#define NSLOTS      11
+#define SLOT_ERR    12  /* the error SLOT_TB belongs to */
+#define SLOT_ERRS   13  /* earlier errors of the same failure ({err, tb}...) */
+#define NSLOTS      13
 
 /* uservalue indexes of the state userdata */
 #define SUV_THREAD  1   /* S->L, anchored */
@@ -163,6 +165,7 @@ extern const luaL_Reg corio__run_funcs[];
 void corio__open_scope(lua_State *L);
 extern const luaL_Reg corio__scope_funcs[];
 void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int eidx);
+void corio__group_record_replaced(lua_State *L, corio_State *S, luatask *t, int eidx);
 
 /* gather.c */
 void corio__gather_alert(corio_State *S);

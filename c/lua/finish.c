@@ -155,8 +155,11 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
   }
   else {
     int err = lua_gettop(L);                       /* the error value */
-    if (state == CORIO_FAILED && t->core.group != NULL)
+    if (state == CORIO_FAILED && t->core.group != NULL) {
+      if (!lua_isnil(L, SLOT_ERRS))  /* errors it replaced, oldest first */
+        corio__group_record_replaced(L, S, t, err);
       corio__group_record_error(L, S, t, err);
+    }
     if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
       lua_newuserdatauv(L, 0, 2);                  /* the sentinel */
       lua_pushvalue(L, tidx);
@@ -187,6 +190,10 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     }
     lua_pushnil(L);
     lua_replace(L, SLOT_TB);
+    lua_pushnil(L);
+    lua_replace(L, SLOT_ERR);
+    lua_pushnil(L);
+    lua_replace(L, SLOT_ERRS);
     t->n = 1;
   }
   if (t->core.flags & CORIO_TASK_CANCEL_REQUESTED) {

@@ -70,8 +70,23 @@ static int msgh(lua_State *co) {
     lua_replace(S->L, SLOT_CHAIN);
   }
   else lua_pop(co, 1);
+  /* an error raised in a __close while unwinding an earlier one replaces
+     it: keep the earlier one and its traceback, a group reports both */
+  if (!lua_isnil(S->L, SLOT_ERR)) {
+    if (lua_isnil(S->L, SLOT_ERRS)) {
+      lua_newtable(S->L);
+      lua_replace(S->L, SLOT_ERRS);
+    }
+    lua_pushvalue(S->L, SLOT_ERR);
+    lua_rawseti(S->L, SLOT_ERRS, (lua_Integer)lua_rawlen(S->L, SLOT_ERRS) + 1);
+    lua_pushvalue(S->L, SLOT_TB);
+    lua_rawseti(S->L, SLOT_ERRS, (lua_Integer)lua_rawlen(S->L, SLOT_ERRS) + 1);
+  }
   lua_xmove(co, S->L, 1);
   lua_replace(S->L, SLOT_TB);
+  lua_pushvalue(co, 1);
+  lua_xmove(co, S->L, 1);
+  lua_replace(S->L, SLOT_ERR);
   return 1;
 }
 

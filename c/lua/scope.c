@@ -178,6 +178,26 @@ void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int eid
   lua_settop(L, top);
 }
 
+/* the errors that a child's final error replaced (raised in a __close
+   while unwinding them), from SLOT_ERRS: {err, tb, err, tb, ...} */
+void corio__group_record_replaced(lua_State *L, corio_State *S, luatask *t,
+                                  int eidx) {
+  int top = lua_gettop(L);
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, SLOT_ERRS);
+  corio__push_side(L, S, SIDE_GROUPS);
+  lua_pushlightuserdata(L, t->core.group);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    for (i = 1; i + 1 <= n; i += 2) {
+      lua_rawgeti(L, SLOT_ERRS, i);                  /* top+3 */
+      lua_rawgeti(L, SLOT_ERRS, i + 1);              /* top+4 */
+      if (!lua_rawequal(L, top + 3, eidx) && !corio__is_cancel(L, top + 3))
+        append_error(L, top + 2, top + 3, top + 4);
+      lua_settop(L, top + 2);
+    }
+  }
+  lua_settop(L, top);
+}
+
 static int g_spawn(lua_State *L) {
   corio_State *S = corio__state(L);
   luagroup *g = check_group(L);
