@@ -75,7 +75,7 @@ int corio_loop_close(corio_loop_t *loop) {
   loop->hcount = loop->hcap = 0;
   free(loop->run);
   loop->run = NULL;
-  loop->rnhead = loop->rntail = loop->rncap = 0;
+  loop->rnhead = loop->rntail = loop->rncap = loop->rnlive = 0;
   if (loop->owns_uv) {
     uv_run(loop->uv, UV_RUN_DEFAULT);  /* runs the close callbacks */
     err = uv_loop_close(loop->uv);

@@ -79,7 +79,24 @@ static void run_trim(corio_loop_t *loop) {
     loop->rnhead++;
 }
 
+/* squeeze the holes out, keeping the order (a long-lived timer at the
+   head would otherwise let cancelled ones behind it pile up) */
+static void run_compact(corio_loop_t *loop) {
+  uint32_t r, w = loop->rnhead;
+  for (r = loop->rnhead; r != loop->rntail; r++) {
+    corio_timer_t *t = *run_at(loop, r);
+    if (t == NULL) continue;
+    *run_at(loop, w) = t;
+    t->slot = RUN_BIT | (w & ~RUN_BIT);
+    w++;
+  }
+  loop->rntail = w;
+}
+
 static int run_push(corio_loop_t *loop, corio_timer_t *t) {
+  if (loop->rntail - loop->rnhead == loop->rncap &&
+      loop->rnlive <= loop->rncap / 2)
+    run_compact(loop);
   if (loop->rntail - loop->rnhead == loop->rncap) {
     uint32_t cap = loop->rncap ? loop->rncap * 2 : 64, pos;
     corio_timer_t **r;
@@ -95,6 +112,7 @@ static int run_push(corio_loop_t *loop, corio_timer_t *t) {
   *run_at(loop, loop->rntail) = t;
   t->slot = RUN_BIT | (loop->rntail & ~RUN_BIT);
   loop->rntail++;
+  loop->rnlive++;
   return 0;
 }
 
@@ -138,6 +156,7 @@ void corio_timer_stop(corio_loop_t *loop, corio_timer_t *t) {
   if (t->slot & RUN_BIT) {
     *run_at(loop, t->slot & ~RUN_BIT) = NULL;
     t->slot = 0;
+    loop->rnlive--;
     run_trim(loop);
   }
   else {

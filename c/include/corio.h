@@ -211,7 +211,7 @@ struct corio_loop_s {
   corio_heap_entry_t *heap;  /* binary min-heap on (when, seq) */
   uint32_t hcount, hcap;
   corio_timer_t **run;       /* deadlines that came in order: a sorted ring */
-  uint32_t rnhead, rntail, rncap;
+  uint32_t rnhead, rntail, rncap, rnlive;
   uint64_t rnlast;           /* the deadline at the run's tail */
   uint32_t seq;
   uv_idle_t idle;            /* active while tasks are ready */

@@ -384,6 +384,42 @@ static void test_mostly_in_order(void) {
   free(ids);
 }
 
+/* one long timer at the run's head, and 100,000 later deadlines set and
+   cancelled behind it (timeouts that never fire): the run does not grow
+   without bound, and what is left still fires in order */
+static void test_run_holes_bounded(void) {
+  enum { N = 100000 };
+  corio_loop_t loop;
+  rec head, tail[3], churn;
+  int ids[4];
+  tlog lg;
+  uint64_t base;
+  int i;
+  CHECK(corio_loop_init(&loop, NULL) == 0);
+  lg.ids = ids;
+  lg.n = 0;
+  lg.cap = 4;
+  loop.data = &lg;
+  base = loop.now;
+  rec_init(&head, 100);
+  start(&loop, &head, base + MS(5));
+  rec_init(&churn, 200);
+  for (i = 0; i < N; i++) {
+    start(&loop, &churn, base + MS(10) + (uint64_t)i);
+    corio_timer_stop(&loop, &churn.t);
+  }
+  CHECK(loop.rncap <= 1024);
+  for (i = 0; i < 3; i++) {
+    rec_init(&tail[i], i);
+    start(&loop, &tail[i], base + MS(6 + i));
+  }
+  CHECK(corio_loop_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(lg.n == 4);
+  CHECK(ids[0] == 100 && ids[1] == 0 && ids[2] == 1 && ids[3] == 2);
+  CHECK(churn.fired == 0);
+  CHECK(corio_loop_close(&loop) == 0);
+}
+
 /* 10,000 random starts, restarts and stops before running: the heap keeps
    its order through removals from the middle */
 static void test_many_random_churn(void) {
@@ -450,5 +486,6 @@ int main(void) {
   RUN(test_many_random);
   RUN(test_many_random_churn);
   RUN(test_mostly_in_order);
+  RUN(test_run_holes_bounded);
   TEST_MAIN_END();
 }
