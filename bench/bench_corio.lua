@@ -6,6 +6,7 @@
 --   w1     spawn N (1,000,000) tasks returning their index, corio.gather(list), check sum
 --   w2     spawn N (1,000,000) tasks each corio.sleep(1.0), gather, check count
 --   w3     1000 tasks x N/1000 corio.sleep(0); rate = switches/s
+--   w4     producer -> corio.queue(100) -> consumer, N items; check sum and count; rate = items/s
 -- "secs" runs from just before the first spawn to just after the gather returns,
 -- as in the peers (interpreter start-up and teardown excluded).
 local corio = require "corio"
@@ -79,17 +80,46 @@ local function w3(n)
            secs = string.format("%.4f", secs), rate = string.format("%.0f", total / secs) }
 end
 
+local function producer(q, n)
+  for i = 1, n do q:put(i) end
+  q:put(false)
+end
+
+local function consumer(q)
+  local s, cnt = 0, 0
+  while true do
+    local x = q:get()
+    if not x then break end
+    s = s + x
+    cnt = cnt + 1
+  end
+  return s, cnt
+end
+
+local function w4(n)
+  local t0, c0 = start()
+  local q = corio.queue(100)
+  local prod = spawn(producer, q, n)
+  local cons = spawn(consumer, q)
+  prod:await()
+  local s, cnt = cons:await()
+  local secs = stop(t0, c0)
+  assert(cnt == n and s == n * (n + 1) // 2, "bad queue result")
+  result { "workload", "n", "secs", "rate", workload = "w4", n = n,
+           secs = string.format("%.4f", secs), rate = string.format("%.0f", n / secs) }
+end
+
 local function empty()
   corio.run(triv, 0)
   result { "workload", "n", "secs", workload = "empty", n = 0, secs = 0 }
 end
 
-local workloads = { w1 = w1, w2 = w2, w3 = w3 }
+local workloads = { w1 = w1, w2 = w2, w3 = w3, w4 = w4 }
 local wl, n = arg[1], math.tointeger(tonumber(arg[2]) or 1000000)
 if wl == "empty" then
   empty()
 elseif workloads[wl] then
   corio.run(workloads[wl], n)
 else
-  error("usage: lua5.4 bench/bench_corio.lua empty|w1|w2|w3 [N]")
+  error("usage: lua5.4 bench/bench_corio.lua empty|w1|w2|w3|w4 [N]")
 end

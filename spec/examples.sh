@@ -250,11 +250,7 @@ example future
 example gather
 example task_group
 example as_completed
-if timeout 60 "$CORIO" -e 'os.exit(require("corio").queue and 0 or 1)' >/dev/null 2>&1; then
-  example producer_consumer 0.2
-else
-  echo "skip producer_consumer (needs corio.queue: skipped while corio.queue is nil)"
-fi
+example producer_consumer 0.2
 example tour
 
 echo "examples: $passed passed, $failed failed"

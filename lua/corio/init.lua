@@ -9,6 +9,8 @@ local core = require "corio.core"
 local errors = require "corio.errors"
 local combinators = require "corio.combinators"
 local dump = require "corio.dump"
+local sync = require "corio.sync"
+local queue = require "corio.queue"
 
 local corio = {
   _VERSION = "corio " .. core.version,
@@ -31,6 +33,17 @@ local corio = {
   wait = combinators.wait,
   as_completed = combinators.as_completed,
   race = combinators.race,
+  -- synchronisation and queues
+  lock = sync.lock,
+  event = sync.event,
+  condition = sync.condition,
+  semaphore = sync.semaphore,
+  bounded_semaphore = sync.bounded_semaphore,
+  barrier = sync.barrier,
+  queue = queue.queue,
+  priority_queue = queue.priority_queue,
+  lifo_queue = queue.lifo_queue,
+  channel = queue.channel,
   -- errors
   is_cancelled = core.is_cancelled,
   Cancelled = errors.Cancelled,

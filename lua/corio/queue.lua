@@ -1,0 +1,552 @@
+-- Queues (FIFO, priority, LIFO) and Trio-style channels: fair (FIFO
+-- wake-up) and cancellation-safe, built on core.park/unpark.
+--
+-- The items live in the queue's own storage (a ring buffer, a heap or a
+-- stack); a waiting getter or putter is only an entry in a wait list
+-- (corio.waiters). Every handover is direct, so nobody can barge in
+-- between a wake-up and the woken task running:
+--   put with getters waiting   the item goes to the first live getter's slot
+--   get with putters waiting   the first live putter's item enters the
+--                              storage (or, unbuffered, is taken straight)
+-- A cancelled getter was never handed anything (core.unpark fails for it,
+-- so the waker tries the next one): the item stays for the next getter. A
+-- cancelled putter's item never entered the storage. A wake-up that
+-- core.unpark reported is never taken back, so a handed item is always
+-- received.
+--
+-- put/get that need not wait return at once without suspending (as in
+-- asyncio); waiting ones are checkpoints.
+local core = require "corio.core"
+local waiters = require "corio.waiters"
+
+local park = core.park
+local new_list, push, remove, pop, check, wait, wake_all =
+  waiters.new, waiters.push, waiters.remove, waiters.pop, waiters.check, waiters.wait, waiters.wake_all
+local pcall, error, setmetatable, type, tostring = pcall, error, setmetatable, type, tostring
+local math_type, huge = math.type, math.huge
+
+local M = {}
+
+-- sentinels in the result slots and the putters' values
+local NIL = setmetatable({}, { __name = "corio.queue nil item" })
+local SHUT = setmetatable({}, { __name = "corio.queue shut down" })
+
+------------------------------------------------------------------ queues
+-- A queue is a table of closures over its state (upvalues are cheaper than
+-- fields on the hot path): q:put(x) finds `put` in q itself. The metatable
+-- only gives it a name, tostring and #q.
+local Queue = { __name = "corio.Queue" }
+M.Queue = Queue
+Queue.__len = function(q) return q:qsize() end
+Queue.__tostring = function(q) return q:_describe() end
+
+local function check_max(fname, maxsize)
+  if maxsize == nil then return huge end
+  if math_type(maxsize) ~= "integer" then
+    error(fname .. ": maxsize must be an integer, got " .. tostring(maxsize), 3)
+  end
+  if maxsize <= 0 then return huge end
+  return maxsize
+end
+
+local function new_queue(kind, maxsize)
+  local max = check_max("corio." .. kind, maxsize)
+  local is_pri = kind == "priority_queue"
+  local getters, putters, joiners = new_list(), new_list(), new_list()
+  local got = {}          -- task -> item handed to a woken getter (or SHUT)
+  local wprio = {}        -- task -> priority of a waiting putter / handed item
+  local n, unfinished, shut = 0, 0, false
+  local buf = {}
+  local head, cap = 1, 0  -- the FIFO's ring (inlined in its put and get)
+  local store, take       -- the storage of this kind
+
+  local function shut_error(fname)
+    error(("%s:%s: queue shut down"):format(kind, fname), 3)
+  end
+
+  if kind == "queue" then
+    -- a ring buffer of cap slots from head; grows when unbounded
+    cap = max == huge and 8 or max
+    for i = 1, cap do buf[i] = false end
+    function store(item)
+      if n == cap then
+        local nb, ncap = {}, cap * 2
+        for i = 1, ncap do nb[i] = false end
+        for i = 1, cap do
+          local j = head + i - 1
+          if j > cap then j = j - cap end
+          nb[i] = buf[j]
+        end
+        buf, head, cap = nb, 1, ncap
+      end
+      local i = head + n
+      if i > cap then i = i - cap end
+      buf[i] = item
+      n = n + 1
+    end
+    function take()
+      local h = head
+      local item = buf[h]
+      buf[h] = false
+      if h == cap then head = 1 else head = h + 1 end
+      n = n - 1
+      return item
+    end
+  elseif kind == "lifo_queue" then
+    function store(item)
+      n = n + 1
+      buf[n] = item
+    end
+    function take()
+      local item = buf[n]
+      buf[n] = nil
+      n = n - 1
+      return item
+    end
+  else
+    -- a binary min-heap on (priority, arrival) in three parallel arrays
+    local pri, seq, seqno = {}, {}, 0
+    local function before(a, b)
+      local pa, pb = pri[a], pri[b]
+      if pa == pb then return seq[a] < seq[b] end
+      return pa < pb
+    end
+    function store(item, prio)
+      seqno = seqno + 1
+      local i = n + 1
+      n = i
+      pri[i], seq[i], buf[i] = prio, seqno, item
+      while i > 1 do   -- sift up
+        local p = i // 2
+        if not before(i, p) then break end
+        pri[i], pri[p] = pri[p], pri[i]
+        seq[i], seq[p] = seq[p], seq[i]
+        buf[i], buf[p] = buf[p], buf[i]
+        i = p
+      end
+    end
+    function take()
+      local item, prio = buf[1], pri[1]
+      pri[1], seq[1], buf[1] = pri[n], seq[n], buf[n]
+      pri[n], seq[n], buf[n] = nil, nil, nil
+      n = n - 1
+      local i = 1
+      while true do   -- sift down
+        local l = 2 * i
+        if l > n then break end
+        local c = l
+        if l < n and before(l + 1, l) then c = l + 1 end
+        if not before(c, i) then break end
+        pri[i], pri[c] = pri[c], pri[i]
+        seq[i], seq[c] = seq[c], seq[i]
+        buf[i], buf[c] = buf[c], buf[i]
+        i = c
+      end
+      if n == 0 then seqno = 0 end
+      return item, prio
+    end
+  end
+
+  local function check_prio(fname, prio)
+    local ty = type(prio)
+    if ty ~= "number" and ty ~= "string" then
+      error(("priority_queue:%s: priority must be a number or a string, got %s"):format(fname, ty), 3)
+    end
+  end
+
+  -- hand item to the first live getter; false if none can take it
+  local function hand_over(item, prio)
+    local t = pop(getters)
+    if t == nil then return false end
+    if item == nil then item = NIL end
+    got[t] = item
+    if prio ~= nil then wprio[t] = prio end
+    unfinished = unfinished + 1
+    return true
+  end
+
+  -- after a take made room: the first live putter's item enters the storage
+  local function refill()
+    local t, v = pop(putters)
+    if t == nil then return end
+    if v == NIL then v = nil end
+    local prio = wprio[t]
+    if prio ~= nil then wprio[t] = nil end
+    store(v, prio)
+    unfinished = unfinished + 1
+  end
+
+  -- full: wait, the item kept in the wait list until a get takes it in
+  local function wait_put(item, prio)
+    local me = check(kind .. ":put")
+    if prio ~= nil then wprio[me] = prio end
+    if item == nil then item = NIL end
+    push(putters, me, item)
+    local ok, err = pcall(park, "queue")
+    if not ok then
+      remove(putters, me)
+      wprio[me] = nil
+      error(err, 0)
+    end
+    if got[me] ~= nil then   -- woken by shutdown: the item was not put
+      got[me] = nil
+      wprio[me] = nil
+      shut_error("put")
+    end
+  end
+
+  local function wait_get()
+    if shut then shut_error("get") end
+    local me = check(kind .. ":get")
+    push(getters, me)
+    local ok, err = pcall(park, "queue")
+    if not ok then
+      remove(getters, me)
+      error(err, 0)
+    end
+    local item = got[me]
+    got[me] = nil
+    if item == SHUT then shut_error("get") end
+    if item == NIL then item = nil end
+    if is_pri then   -- handed over while the queue was empty: the lowest priority too
+      local prio = wprio[me]
+      wprio[me] = nil
+      return item, prio
+    end
+    return item
+  end
+
+  local q = { _getters = getters, _putters = putters, _joiners = joiners }
+
+  -- q:put(item [, priority]) (suspends while the queue is full)
+  if kind == "queue" then   -- the hot path, with the ring buffer inlined
+    function q.put(_, item)
+      if shut then shut_error("put") end
+      if getters.head ~= nil and hand_over(item) then return end
+      if n < max then
+        if n == cap then
+          store(item)   -- grows the ring
+        else
+          local i = head + n
+          if i > cap then i = i - cap end
+          buf[i] = item
+          n = n + 1
+        end
+        unfinished = unfinished + 1
+        return
+      end
+      return wait_put(item)
+    end
+    function q.get()
+      if n > 0 then
+        local h = head
+        local item = buf[h]
+        buf[h] = false
+        if h == cap then head = 1 else head = h + 1 end
+        n = n - 1
+        if putters.head ~= nil then refill() end
+        return item
+      end
+      return wait_get()
+    end
+  else
+    function q.put(_, item, prio)
+      if shut then shut_error("put") end
+      if is_pri then check_prio("put", prio) end
+      if getters.head ~= nil and hand_over(item, prio) then return end
+      if n < max then
+        store(item, prio)
+        unfinished = unfinished + 1
+        return
+      end
+      return wait_put(item, prio)
+    end
+    -- q:get() (suspends while the queue is empty) -> item (and its
+    -- priority, for a priority queue)
+    function q.get()
+      if n > 0 then
+        local item, prio = take()
+        if putters.head ~= nil then refill() end
+        return item, prio
+      end
+      return wait_get()
+    end
+  end
+
+  function q.put_nowait(_, item, prio)
+    if shut then shut_error("put_nowait") end
+    if is_pri then check_prio("put_nowait", prio) end
+    if getters.head ~= nil and hand_over(item, prio) then return end
+    if n >= max then error(kind .. ":put_nowait: queue full", 2) end
+    store(item, prio)
+    unfinished = unfinished + 1
+  end
+
+  function q.get_nowait()
+    if n > 0 then
+      local item, prio = take()
+      if putters.head ~= nil then refill() end
+      return item, prio
+    end
+    if shut then shut_error("get_nowait") end
+    error(kind .. ":get_nowait: queue empty", 2)
+  end
+
+  function q.task_done()
+    if unfinished == 0 then
+      error(kind .. ":task_done: called more times than there were items", 2)
+    end
+    unfinished = unfinished - 1
+    if unfinished == 0 then wake_all(joiners) end
+  end
+
+  -- q:join() (suspends until every item put has been marked task_done)
+  function q.join()
+    if unfinished == 0 then return end
+    wait(joiners, check(kind .. ":join"), "queue")
+  end
+
+  -- q:shutdown([immediate]) (asyncio 3.13): put fails from now on; getters
+  -- drain what is left, then fail. immediate: the items left are dropped
+  -- (counted as done for join).
+  function q.shutdown(_, immediate)
+    shut = true
+    if immediate then
+      while n > 0 do
+        take()
+        if unfinished > 0 then unfinished = unfinished - 1 end
+      end
+      if unfinished == 0 then wake_all(joiners) end
+    end
+    wake_all(getters, got, SHUT)
+    wake_all(putters, got, SHUT)
+  end
+
+  function q.is_shutdown() return shut end
+  function q.qsize() return n end
+  function q.empty() return n == 0 end
+  function q.full() return n >= max end
+  function q.maxsize() return max == huge and 0 or max end
+  function q._unfinished() return unfinished end
+  function q._describe()
+    return ("corio %s (%d of %s items, %d getters and %d putters waiting%s)"):format(
+      kind, n, max == huge and "unbounded" or tostring(max),
+      getters.n, putters.n, shut and ", shut down" or "")
+  end
+
+  return setmetatable(q, Queue)
+end
+
+function M.queue(maxsize) return new_queue("queue", maxsize) end
+function M.lifo_queue(maxsize) return new_queue("lifo_queue", maxsize) end
+function M.priority_queue(maxsize) return new_queue("priority_queue", maxsize) end
+
+------------------------------------------------------------------ channels
+-- corio.channel([size]) -> send, receive: Trio's memory channels. size 0
+-- (the default) is unbuffered: a send waits until a receiver takes the
+-- item; math.huge is unbounded. Closing the last send end ends the
+-- channel for the receivers once they have drained it; closing the last
+-- receive end makes sends fail.
+local SendChannel = { __name = "corio.SendChannel" }
+SendChannel.__index = SendChannel
+local ReceiveChannel = { __name = "corio.ReceiveChannel" }
+ReceiveChannel.__index = ReceiveChannel
+M.SendChannel, M.ReceiveChannel = SendChannel, ReceiveChannel
+
+-- the channel's buffer: a ring of ch._cap slots from ch._head, grown on demand
+local function fifo_store(ch, item)
+  local n, cap, buf, head = ch._n, ch._cap, ch._buf, ch._head
+  if n == cap then
+    local nb, ncap = {}, cap * 2
+    for i = 1, ncap do nb[i] = false end
+    for i = 1, cap do
+      local j = head + i - 1
+      if j > cap then j = j - cap end
+      nb[i] = buf[j]
+    end
+    buf, head, cap = nb, 1, ncap
+    ch._buf, ch._head, ch._cap = nb, 1, ncap
+  end
+  local i = head + n
+  if i > cap then i = i - cap end
+  buf[i] = item
+  ch._n = n + 1
+end
+
+local function fifo_take(ch)
+  local buf, head = ch._buf, ch._head
+  local item = buf[head]
+  buf[head] = false
+  if head == ch._cap then ch._head = 1 else ch._head = head + 1 end
+  ch._n = ch._n - 1
+  return item
+end
+
+local END = setmetatable({}, { __name = "corio.channel end" })
+local BROKEN = setmetatable({}, { __name = "corio.channel broken" })
+
+function M.channel(size)
+  if size == nil then size = 0 end
+  if size ~= huge and (math_type(size) ~= "integer" or size < 0) then
+    error("corio.channel: size must be an integer >= 0 or math.huge, got " .. tostring(size), 2)
+  end
+  local ch = {
+    _max = size, _n = 0, _head = 1, _cap = 8, _buf = {},
+    _getters = new_list(), _putters = new_list(), _got = {},
+    _senders = 1, _receivers = 1,
+  }
+  for i = 1, 8 do ch._buf[i] = false end
+  return setmetatable({ _ch = ch, _open = true }, SendChannel),
+         setmetatable({ _ch = ch, _open = true }, ReceiveChannel)
+end
+
+-- send:send(item) (suspends until the item is buffered or received)
+function SendChannel:send(item)
+  if item == nil then error("channel send: cannot send nil (it would end a receiver's for loop)", 2) end
+  if not self._open then error("channel send: this send end is closed", 2) end
+  local ch = self._ch
+  if ch._receivers == 0 then error("channel send: every receive end is closed", 2) end
+  if ch._getters.head ~= nil then
+    local t = pop(ch._getters)
+    if t then ch._got[t] = item; return end
+  end
+  if ch._n < ch._max then fifo_store(ch, item); return end
+  local me = check("channel send")
+  local putters = ch._putters
+  push(putters, me, item)
+  local ok, err = pcall(park, "channel")
+  if not ok then
+    remove(putters, me)
+    error(err, 0)
+  end
+  local r = ch._got[me]
+  if r ~= nil then
+    ch._got[me] = nil
+    if r == BROKEN then error("channel send: every receive end is closed", 2) end
+    error("channel send: this send end is closed", 2)
+  end
+end
+
+function SendChannel:send_nowait(item)
+  if item == nil then error("channel send_nowait: cannot send nil", 2) end
+  if not self._open then error("channel send_nowait: this send end is closed", 2) end
+  local ch = self._ch
+  if ch._receivers == 0 then error("channel send_nowait: every receive end is closed", 2) end
+  if ch._getters.head ~= nil then
+    local t = pop(ch._getters)
+    if t then ch._got[t] = item; return end
+  end
+  if ch._n < ch._max then fifo_store(ch, item); return end
+  error("channel send_nowait: channel full", 2)
+end
+
+function SendChannel:clone()
+  if not self._open then error("channel clone: this send end is closed", 2) end
+  local ch = self._ch
+  ch._senders = ch._senders + 1
+  return setmetatable({ _ch = ch, _open = true }, SendChannel)
+end
+
+-- send:close(): idempotent; the last send end closed ends the channel
+function SendChannel:close()
+  if not self._open then return end
+  self._open = false
+  local ch = self._ch
+  local s = ch._senders - 1
+  ch._senders = s
+  if s == 0 then
+    wake_all(ch._getters, ch._got, END)
+    wake_all(ch._putters, ch._got, END)   -- sends blocked on the last end fail
+  end
+end
+SendChannel.__close = SendChannel.close
+function SendChannel:is_closed() return not self._open end
+
+-- take the next item, or nothing when it would have to wait
+local function try_receive(ch)
+  if ch._n > 0 then
+    local item = fifo_take(ch)
+    if ch._putters.head ~= nil then
+      local _, v = pop(ch._putters)
+      if v ~= nil then fifo_store(ch, v) end
+    end
+    return item
+  end
+  if ch._putters.head ~= nil then   -- unbuffered: straight from a sender
+    local _, v = pop(ch._putters)
+    return v
+  end
+end
+
+-- recv:receive() (suspends) -> the next item, or nil once every send end
+-- is closed and the buffer is drained
+function ReceiveChannel:receive()
+  if not self._open then error("channel receive: this receive end is closed", 2) end
+  local ch = self._ch
+  local item = try_receive(ch)
+  if item ~= nil then return item end
+  if ch._senders == 0 then return nil end
+  local me = check("channel receive")
+  local getters = ch._getters
+  push(getters, me)
+  local ok, err = pcall(park, "channel")
+  if not ok then
+    remove(getters, me)
+    error(err, 0)
+  end
+  local got = ch._got
+  item = got[me]
+  got[me] = nil
+  if item == END then return nil end
+  if item == BROKEN then error("channel receive: this receive end is closed", 2) end
+  return item
+end
+
+-- recv:receive_nowait() -> item; nil at the end of the channel; raises
+-- "channel empty" when it would have to wait
+function ReceiveChannel:receive_nowait()
+  if not self._open then error("channel receive_nowait: this receive end is closed", 2) end
+  local ch = self._ch
+  local item = try_receive(ch)
+  if item ~= nil then return item end
+  if ch._senders == 0 then return nil end
+  error("channel receive_nowait: channel empty", 2)
+end
+
+ReceiveChannel.__call = ReceiveChannel.receive   -- for item in recv do ... end
+
+function ReceiveChannel:clone()
+  if not self._open then error("channel clone: this receive end is closed", 2) end
+  local ch = self._ch
+  ch._receivers = ch._receivers + 1
+  return setmetatable({ _ch = ch, _open = true }, ReceiveChannel)
+end
+
+-- recv:close(): idempotent; the last receive end closed drops the buffer
+-- and makes every send fail
+function ReceiveChannel:close()
+  if not self._open then return end
+  self._open = false
+  local ch = self._ch
+  local r = ch._receivers - 1
+  ch._receivers = r
+  if r == 0 then
+    while ch._n > 0 do fifo_take(ch) end
+    wake_all(ch._putters, ch._got, BROKEN)
+    wake_all(ch._getters, ch._got, BROKEN)  -- receives blocked on the last end fail
+  end
+end
+ReceiveChannel.__close = ReceiveChannel.close
+function ReceiveChannel:is_closed() return not self._open end
+
+local function channel_tostring(kind)
+  return function(self)
+    local ch = self._ch
+    return ("corio %s (%s; %d buffered, %d senders, %d receivers)"):format(
+      kind, self._open and "open" or "closed", ch._n, ch._senders, ch._receivers)
+  end
+end
+SendChannel.__tostring = channel_tostring("send channel")
+ReceiveChannel.__tostring = channel_tostring("receive channel")
+
+return M

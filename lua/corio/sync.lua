@@ -1,0 +1,273 @@
+-- Locks, events, conditions, semaphores and barriers: fair (FIFO) and
+-- cancellation-safe, built on core.park/unpark with the waiters kept in
+-- each object's own wait list (corio.waiters).
+--
+-- Fairness is by handoff: a release gives the lock (or the semaphore's
+-- unit) straight to the first waiter that can still be woken, so a task
+-- arriving later cannot take it first, and a waiter that was cancelled is
+-- skipped, never left holding the resource. A call that need not wait
+-- returns at once without suspending (as asyncio does).
+local core = require "corio.core"
+local waiters = require "corio.waiters"
+
+local current_task, scope = core.current_task, core.scope
+local new_list, wait, pop, wake_all, check =
+  waiters.new, waiters.wait, waiters.pop, waiters.wake_all, waiters.check
+local setmetatable, error, type, tostring = setmetatable, error, type, tostring
+local math_type = math.type
+
+local M = {}
+
+local function class(name)
+  local c = { __name = name }
+  c.__index = c
+  return c
+end
+
+local function check_count(fname, n, min)
+  if math_type(n) ~= "integer" or n < min then
+    error(("%s: expected an integer >= %d, got %s"):format(fname, min, tostring(n)), 3)
+  end
+end
+
+------------------------------------------------------------------ lock
+local Lock = class("corio.Lock")
+M.Lock = Lock
+
+function M.lock()
+  return setmetatable({ _owner = nil, _waiters = new_list() }, Lock)
+end
+
+-- lock:acquire() (suspends) -> the lock, to be closed:
+--   local _ <close> = lock:acquire()
+function Lock:acquire()
+  local me = current_task()
+  local owner = self._owner
+  if owner == nil and me ~= nil and self._waiters.head == nil then
+    self._owner = me
+    return self
+  end
+  me = check("lock:acquire")
+  if owner == me then error("lock:acquire: this task already holds the lock", 2) end
+  wait(self._waiters, me, "lock")
+  return self   -- release() made us the owner before waking us
+end
+
+local function release(self, fname)
+  local me = current_task()
+  local owner = self._owner
+  if owner ~= me or me == nil then
+    if owner == nil then error(fname .. ": the lock is not locked", 3) end
+    error(fname .. ": the lock is held by another task", 3)
+  end
+  local w = self._waiters
+  if w.head ~= nil then
+    self._owner = pop(w)  -- handoff (nil if every waiter was cancelled)
+  else
+    self._owner = nil
+  end
+end
+
+function Lock:release() release(self, "lock:release") end
+Lock.__close = function(self) release(self, "lock:release") end
+
+function Lock:locked() return self._owner ~= nil end
+
+Lock.__tostring = function(self)
+  if self._owner == nil then return "corio lock (unlocked)" end
+  return ("corio lock (locked by %s, %d waiting)"):format(tostring(self._owner), self._waiters.n)
+end
+
+------------------------------------------------------------------ event
+local Event = class("corio.Event")
+M.Event = Event
+
+function M.event()
+  return setmetatable({ _flag = false, _waiters = new_list() }, Event)
+end
+
+-- event:wait() (suspends) -> true, once the event is set
+function Event:wait()
+  if self._flag then return true end
+  wait(self._waiters, check("event:wait"), "event")
+  return true
+end
+
+function Event:set()
+  if self._flag then return end
+  self._flag = true
+  wake_all(self._waiters)
+end
+
+function Event:clear() self._flag = false end
+function Event:is_set() return self._flag end
+
+Event.__tostring = function(self)
+  return ("corio event (%s, %d waiting)"):format(self._flag and "set" or "clear", self._waiters.n)
+end
+
+------------------------------------------------------------------ condition
+local Condition = class("corio.Condition")
+M.Condition = Condition
+
+function M.condition(lock)
+  if lock == nil then
+    lock = M.lock()
+  elseif getmetatable(lock) ~= Lock then
+    error("corio.condition: expected a corio.lock() or nothing, got " .. type(lock), 2)
+  end
+  return setmetatable({ _lock = lock, _waiters = new_list() }, Condition)
+end
+
+function Condition:acquire()
+  self._lock:acquire()
+  return self
+end
+
+function Condition:release() release(self._lock, "condition:release") end
+Condition.__close = function(self) release(self._lock, "condition:release") end
+function Condition:locked() return self._lock._owner ~= nil end
+
+local function check_holder(self, fname)
+  local me = current_task()
+  if me == nil or self._lock._owner ~= me then
+    error(fname .. ": the condition's lock is not held by this task", 3)
+  end
+  return me
+end
+
+-- reacquire the lock after a wait, whatever happens (shielded)
+local function reacquire(lock)
+  local _s <close> = scope(nil, true)
+  lock:acquire()
+end
+
+-- condition:wait() (suspends) -> true: releases the lock, waits for a
+-- notify, and holds the lock again when it returns (or raises).
+function Condition:wait()
+  local me = check_holder(self, "condition:wait")
+  check("condition:wait")
+  local lock = self._lock
+  release(lock, "condition:wait")
+  local ok, err = pcall(wait, self._waiters, me, "condition")
+  reacquire(lock)
+  if not ok then error(err, 0) end
+  return true
+end
+
+-- condition:wait_for(predicate) (suspends) -> predicate's first true value
+function Condition:wait_for(predicate)
+  local r = predicate()
+  while not r do
+    self:wait()
+    r = predicate()
+  end
+  return r
+end
+
+-- condition:notify([n]) -> how many waiters were woken (at most n, default 1)
+function Condition:notify(n)
+  check_holder(self, "condition:notify")
+  if n == nil then n = 1 end
+  local woken, w = 0, self._waiters
+  while woken < n and pop(w) do woken = woken + 1 end
+  return woken
+end
+
+function Condition:notify_all()
+  check_holder(self, "condition:notify_all")
+  return self:notify(math.huge)
+end
+
+Condition.__tostring = function(self)
+  return ("corio condition (%s, %d waiting)"):format(
+    self._lock._owner and "locked" or "unlocked", self._waiters.n)
+end
+
+------------------------------------------------------------------ semaphores
+local Semaphore = class("corio.Semaphore")
+M.Semaphore = Semaphore
+local BoundedSemaphore = class("corio.BoundedSemaphore")
+M.BoundedSemaphore = BoundedSemaphore
+
+local function semaphore(mt, name, n)
+  if n == nil then n = 1 end
+  check_count(name, n, 0)
+  return setmetatable({ _value = n, _bound = n, _waiters = new_list(), _kind = name }, mt)
+end
+
+function M.semaphore(n) return semaphore(Semaphore, "corio.semaphore", n) end
+function M.bounded_semaphore(n) return semaphore(BoundedSemaphore, "corio.bounded_semaphore", n) end
+
+-- sem:acquire() (suspends) -> the semaphore, to be closed
+function Semaphore:acquire()
+  local v = self._value
+  if v > 0 and self._waiters.head == nil then
+    self._value = v - 1
+    return self
+  end
+  wait(self._waiters, check("semaphore:acquire"), "semaphore")
+  return self   -- release() handed its unit to us
+end
+
+local function sem_release(self)
+  local w = self._waiters
+  if w.head ~= nil and pop(w) then return end  -- handoff: the unit goes to the waiter
+  local v = self._value + 1
+  if v > self._bound and self._kind == "corio.bounded_semaphore" then
+    error("bounded_semaphore:release: released more times than acquired", 3)
+  end
+  self._value = v
+end
+
+function Semaphore:release() sem_release(self) end
+Semaphore.__close = function(self) sem_release(self) end
+function Semaphore:locked() return self._value == 0 end
+function Semaphore:value() return self._value end
+
+Semaphore.__tostring = function(self)
+  return ("corio %s (value %d, %d waiting)"):format(self._kind:sub(7), self._value, self._waiters.n)
+end
+
+for k, v in pairs(Semaphore) do
+  if k ~= "__name" and k ~= "__index" then BoundedSemaphore[k] = v end
+end
+
+------------------------------------------------------------------ barrier
+local Barrier = class("corio.Barrier")
+M.Barrier = Barrier
+
+function M.barrier(n)
+  check_count("corio.barrier", n, 1)
+  return setmetatable({ _parties = n, _count = 0, _round = 0, _waiters = new_list() }, Barrier)
+end
+
+-- barrier:wait() (suspends) -> this task's arrival index in its round (1..n),
+-- once n tasks are waiting; then the barrier is ready for the next round.
+function Barrier:wait()
+  local count = self._count + 1
+  if count == self._parties then   -- the last arrival: everyone passes
+    self._count = 0
+    self._round = self._round + 1
+    wake_all(self._waiters)
+    return count
+  end
+  local me = check("barrier:wait")
+  self._count = count
+  local round = self._round
+  local ok, err = pcall(wait, self._waiters, me, "barrier")
+  if not ok then   -- a waiter cancelled before its round is complete leaves it
+    if self._round == round then self._count = self._count - 1 end
+    error(err, 0)
+  end
+  return count
+end
+
+function Barrier:parties() return self._parties end
+function Barrier:n_waiting() return self._count end
+
+Barrier.__tostring = function(self)
+  return ("corio barrier (%d of %d waiting)"):format(self._count, self._parties)
+end
+
+return M
