@@ -6,7 +6,7 @@
 # progress goes to stderr, raw numbers and program stderr to $OUT.
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
-# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3"
+# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4"
 #        PEERS="node luv cqueues asyncio uvloop"  (prefix of a row label; "" = corio only)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
 set -u
@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
-WORKLOADS=${WORKLOADS:-w1 w2 w3}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4}
 PEERS=${PEERS-node luv cqueues asyncio uvloop}
 OUT=${OUT:-/tmp/corio-bench}
 mkdir -p "$OUT"
@@ -41,16 +41,21 @@ ASYNCIO="$PY $PEERDIR/bench_asyncio.py"  NODE="node $PEERDIR/bench_node.js"
 LUV="$LUA $PEERDIR/bench_luv.lua"        CQ="$LUA $PEERDIR/bench_cqueues.lua"
 ROWS=(
   "empty|corio|$CORIO empty"  "w1|corio|$CORIO w1 {N}"  "w2|corio|$CORIO w2 {N}"  "w3|corio|$CORIO w3 {N}"
+  "w4|corio|$CORIO w4 {N}"
   "empty|lua|$FLOOR 0"        "w2|lua-coroutines|$FLOOR {N}"
   "empty|asyncio|$ASYNCIO empty"         "w1|asyncio|$ASYNCIO w1 {N}"
   "w2|asyncio|$ASYNCIO w2 {N}"           "w3|asyncio|$ASYNCIO w3 {N}"
+  "w4|asyncio|$ASYNCIO w4 {N}"
   "empty|uvloop|$ASYNCIO empty --uvloop" "w1|uvloop|$ASYNCIO w1 {N} --uvloop"
   "w2|uvloop|$ASYNCIO w2 {N} --uvloop"   "w3|uvloop|$ASYNCIO w3 {N} --uvloop"
+  "w4|uvloop|$ASYNCIO w4 {N} --uvloop"
   "empty|node|$NODE empty"  "w1|node|$NODE w1 {N}"  "w2|node|$NODE w2 {N}"
   "w3|node-immediate|$NODE w3 {N}"       "w3|node-awaitnull|$NODE w3null {N}"
+  "w4|node|$NODE w4 {N}"
   "empty|luv|$LUV empty"    "w1|luv-co|$LUV w1 {N}"  "w2|luv-co|$LUV w2 {N}"  "w2|luv-cb|$LUV w2cb {N}"
-  "w3|luv-co|$LUV w3 {N}"
+  "w3|luv-co|$LUV w3 {N}"                "w4|luv-co|$LUV w4 {N}"
   "empty|cqueues|$CQ empty" "w1|cqueues|$CQ w1 {N}"  "w2|cqueues|$CQ w2 {N}"  "w3|cqueues|$CQ w3 {N}"
+  "w4|cqueues|$CQ w4 {N}"
 )
 
 want() { # want LABEL: corio's own rows always, peers by prefix

@@ -49,7 +49,8 @@ count = lambda v: f"{v:,.0f}"  # noqa: E731
 mb = lambda kb: f"{kb / 1024:.0f}" if kb >= 100 * 1024 else f"{kb / 1024:.1f}"  # noqa: E731
 empty_kb = {runtime(label): med("empty", label, "rss_kb") for label in order.get("empty", [])}
 TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
-          "w2": "W2 sleepers (1.0 s each)", "w3": "W3 switch (sleep(0)); rate = switches/s"}
+          "w2": "W2 sleepers (1.0 s each)", "w3": "W3 switch (sleep(0)); rate = switches/s",
+          "w4": "W4 queue(100), producer -> consumer; rate = items/s"}
 
 for wl, labels in order.items():
     n = next((med(wl, label, "n") for label in labels if med(wl, label, "n")), 0)
