@@ -45,7 +45,7 @@
 /* what a task waits on (for tostring and dump) */
 enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER,
        W_LOCK, W_EVENT, W_CONDITION, W_SEMAPHORE, W_BARRIER, W_QUEUE,
-       W_CHANNEL, W_OTHER };
+       W_CHANNEL, W_STREAM, W_CONNECT, W_SERVER, W_OTHER };
 
 #define TASK_RETRIEVED 0x01  /* someone took its result or error */
 #define TASK_REPORTED  0x02  /* its unhandled error was reported */
@@ -173,5 +173,10 @@ extern const luaL_Reg corio__gather_funcs[];
 
 /* coroutine.c */
 extern const luaL_Reg corio__coroutine_funcs[];
+
+/* stream.c, tcp.c (their shared structs: net.h) */
+void corio__open_stream(lua_State *L);
+void corio__open_tcp(lua_State *L);
+extern const luaL_Reg corio__tcp_funcs[];
 
 #endif

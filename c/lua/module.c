@@ -69,6 +69,8 @@ int luaopen_corio_core(lua_State *L) {
   S->future_mt = lua_topointer(L, -1);
   lua_pop(L, 1);
   corio__open_scope(L);
+  corio__open_stream(L);
+  corio__open_tcp(L);
   luaL_newmetatable(L, CANCEL_MT);
   lua_pushcfunction(L, cancelled_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -80,6 +82,7 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__run_funcs);
   add(L, st, corio__scope_funcs);
   add(L, st, corio__gather_funcs);
+  add(L, st, corio__tcp_funcs);
   lua_pushcfunction(L, l_is_cancelled);
   lua_setfield(L, -2, "is_cancelled");
   luaL_getmetatable(L, CANCEL_MT);

@@ -33,7 +33,7 @@ const char *corio__state_name(const luatask *t) {
 static const char *const what_names[] = {
   "nothing", "sleep", "task", "future", "task group", "gather",
   "lock", "event", "condition", "semaphore", "barrier", "queue",
-  "channel", "something", NULL
+  "channel", "stream", "connect", "server", "something", NULL
 };
 
 static const char *what_name(int what) {

@@ -246,4 +246,6 @@ corio.coroutine = co
 coroutine.resume = co.resume
 coroutine.wrap = co.wrap
 
+for k, v in pairs(require "corio.net") do corio[k] = v end
+
 return corio
