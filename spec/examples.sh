@@ -241,6 +241,84 @@ check_tour() {
   holds "$(stamp "] tour done") < 3" "the tour should take under 3 s"
 }
 
+# ---- servers: started in the background, talked to by real clients -----------
+
+wait_listening() {  # FILE: wait (5 s at most) for "listening on HOST PORT" in FILE
+  i=0
+  while [ $i -lt 50 ]; do
+    if grep -q "^listening on " "$1" 2>/dev/null; then
+      sed -n 's/^listening on [^ ]* \([0-9]*\)$/\1/p' "$1" | head -n 1
+      return 0
+    fi
+    sleep 0.1
+    i=$((i + 1))
+  done
+  return 1
+}
+
+server_example() {  # NAME ARGS...: like example, with the server in the background
+  name=$1
+  shift
+  OUT=$TMP/$name.out
+  ERR=$TMP/$name.err
+  reasons=
+  timeout 60 "$CORIO" "examples/$name.lua" "$@" >"$OUT" 2>"$ERR" &
+  pid=$!
+  if port=$(wait_listening "$OUT"); then
+    "talk_$name" "$port"
+  else
+    problem "the server did not print 'listening on HOST PORT'"
+    kill "$pid" 2>/dev/null || true
+  fi
+  status=0
+  wait "$pid" || status=$?
+  if [ "$status" -eq 124 ]; then problem "timed out after 60 s"
+  elif [ "$status" -ne 0 ]; then problem "exit status $status"
+  else
+    "check_$name"
+    if [ -s "$ERR" ]; then problem "output on stderr"; fi
+  fi
+  if [ -z "$reasons" ]; then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    printf '%s' "$reasons"
+    echo "  --- stdout:"
+    sed 's/^/  | /' "$OUT"
+    echo "  --- stderr:"
+    sed 's/^/  | /' "$ERR"
+  fi
+}
+
+talk_echo_server() {  # PORT: one corio client, then nc
+  got=$(timeout 10 "$CORIO" -e "
+    local corio = require 'corio'
+    local s = assert(corio.connect('127.0.0.1', $1))
+    s:write('hello\\n', 'second line\\n')
+    print(s:read_line(), s:read_line())
+    s:close()" 2>&1) || problem "the corio client failed: $got"
+  [ "$got" = "hello	second line" ] || problem "corio client got: $got"
+  if command -v nc >/dev/null 2>&1; then
+    got=$(printf 'from nc\n' | timeout 10 nc -N 127.0.0.1 "$1" 2>&1) ||
+      problem "nc failed: $got"
+    [ "$got" = "from nc" ] || problem "nc got: $got"
+  else  # no netcat: a second corio client stands in
+    timeout 10 "$CORIO" -e "
+      local corio = require 'corio'
+      local s = assert(corio.connect('127.0.0.1', $1))
+      s:close()" || problem "the second client failed"
+  fi
+}
+
+check_echo_server() {
+  has "connection 1 from 127.0.0.1:"
+  has "connection 1 closed after 2 lines"
+  has "connection 2 closed after"
+  has "served 2 connections"
+}
+
 # ---- run them all ---------------------------------------------------------------
 
 example io_latency 0.1
@@ -252,6 +330,7 @@ example task_group
 example as_completed
 example producer_consumer 0.2
 example tour
+server_example echo_server 0 2
 
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
