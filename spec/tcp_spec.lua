@@ -288,6 +288,22 @@ describe("a stream", function()
     end)
   end)
 
+  it("a handler that returns with a large write queued still delivers it", function()
+    helper.run(function()
+      local data = string.rep("handler!", 524288)  -- 4 MiB
+      local srv, host, port = serve(function(s) s:write(data) end)
+      local c = assert(corio.connect(host, port))
+      corio.sleep(0.05)  -- the handler has returned; its stream is flushing
+      collectgarbage()   -- and nothing holds it any more
+      collectgarbage()
+      local got = c:read_all()
+      assert.equals(#data, #got)
+      assert.equals(checksum(data), checksum(got))
+      c:close()
+      srv:close()
+    end)
+  end)
+
   it("half-closes with shutdown: the peer reads EOF and can still answer", function()
     helper.run(function()
       local srv, host, port = serve(function(s)

@@ -60,6 +60,7 @@ typedef struct netstream {
   uint8_t rkind;         /* what the reader does (stream.c) */
   uint8_t keep;          /* read_line/read_until: keep the separator */
   uint8_t shut;          /* shutdown() was called */
+  uint8_t dropped;       /* closed with bytes still queued (abort) */
   uint16_t nwait;        /* tasks waiting on it: ref'd while > 0 */
   /* writing */
   size_t queued, hwm;    /* bytes in uv_write requests; high-water mark */

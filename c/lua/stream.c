@@ -224,6 +224,7 @@ static void on_stream_closed(uv_handle_t *h) {
 static void close_now(netstream *st) {
   if (st->h.state == NET_CLOSED) return;
   st->h.state = NET_CLOSED;
+  st->dropped = st->queued > 0;
   untrack(&st->h);
   st->reading = 0;
   uv_close((uv_handle_t *)&st->tcp, on_stream_closed);
@@ -285,10 +286,8 @@ static int s_gc(lua_State *L) {
   if (st == NULL) return 0;
   *box = NULL;
   st->h.gone = 1;
-  if (st->h.state != NET_CLOSED) {  /* forgotten: queued data is dropped */
-    st->h.state = NET_OPEN;
-    close_now(st);
-  }
+  if (st->h.state != NET_CLOSED)  /* forgotten: flush, then close */
+    corio__stream_close_soon(st);
   else if (st->h.closed) stream_free(st);
   return 0;
 }
@@ -674,12 +673,12 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   wait_end(st);
   corio__wake_check(L, S, t);  /* what was written stays queued */
   if (st->werr) return corio__net_error(L, st->werr);
-  if (st->h.state == NET_CLOSED) {
+  if (st->dropped) {  /* aborted: what was queued is gone */
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     return 2;
   }
-  if (st->queued > st->hwm / 2) {  /* woken early: wait on */
+  if (st->queued > st->hwm / 2 && st->h.state != NET_CLOSED) {  /* woken early */
     wait_begin(st, t);
     corio_task_await(&S->loop, &t->core, &st->low);
     t->what = W_STREAM;
@@ -767,7 +766,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
     corio_task_await(&S->loop, &t->core, &st->empty);
     return corio__suspend(L, S, drain_k);
   }
-  if (st->queued > 0) {
+  if (st->dropped) {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     return 2;
@@ -863,6 +862,7 @@ static int s_abort(lua_State *L) {
   if (st != NULL && st->h.state != NET_CLOSED) {
     if (!st->shut && st->h.state == NET_OPEN) {
       st->h.state = NET_CLOSED;
+      st->dropped = st->queued > 0;
       untrack(&st->h);
       st->reading = 0;
       if (uv_tcp_close_reset(&st->tcp, on_stream_closed) != 0)
