@@ -178,5 +178,6 @@ extern const luaL_Reg corio__coroutine_funcs[];
 void corio__open_stream(lua_State *L);
 void corio__open_tcp(lua_State *L);
 extern const luaL_Reg corio__tcp_funcs[];
+void corio__net_shutdown(lua_State *L, corio_State *S, int streams);
 
 #endif

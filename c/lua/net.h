@@ -11,8 +11,8 @@
 ** Handles do not keep the loop alive by themselves: a stream is ref'd
 ** only while a task waits on it (so deadlock detection still works when
 ** nobody reads), a listening server always (it can spawn tasks). Every
-** open handle is in the state's list, and a hidden "reaper" task closes
-** what is left when corio.run shuts down (it is cancelled with the rest).
+** open handle is in the state's list, and the run's shutdown closes what
+** is left (corio__net_shutdown).
 */
 #ifndef CORIO_NET_H
 #define CORIO_NET_H
@@ -96,7 +96,6 @@ void corio__stream_push(lua_State *L, netstream *st);  /* box it, register */
 void corio__stream_discard(netstream *st);  /* close one never boxed */
 void corio__stream_close_soon(netstream *st);  /* flush, then close */
 void corio__net_track(corio_State *S, nethandle *h);
-void corio__net_reaper(lua_State *L, corio_State *S);
 int corio__net_error(lua_State *L, int err);  /* nil, "ENAME: msg", "ENAME" */
 int corio__push_sockaddr(lua_State *L, const struct sockaddr *sa);
 void corio__net_anchor(lua_State *L, void *key, int idx);  /* idx: value, or 0 to drop */

@@ -1,7 +1,7 @@
 /*
 ** stream.c: the Stream type (a TCP connection, for now) and what every
-** network handle shares: the state's list of open handles, the reaper
-** that closes them when a run ends, error values.
+** network handle shares: the state's list of open handles (closed by the
+** run's shutdown), error values.
 **
 ** Reading: libuv reads into the stream's own buffer (no allocation while
 ** it has room); a read takes its bytes from there. libuv keeps reading
@@ -30,8 +30,6 @@ static const char *const rnames[] = {
 
 typedef struct netstate {
   corio_list_t handles;  /* open streams and servers */
-  luatask *reaper;       /* the hidden task that closes them at the end */
-  corio_waiter_t reaped; /* on the reaper's end, however it ends */
 } netstate;
 
 static netstate *get_net(lua_State *L) {
@@ -120,7 +118,7 @@ size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {
   return (size_t)v;
 }
 
-/* ------------------------------------------------------------ the reaper */
+/* ------------------------------------------------------------ shutdown */
 
 static void close_all(netstate *ns, int kind) {
   corio_list_t *n = ns->handles.next;
@@ -133,55 +131,16 @@ static void close_all(netstate *ns, int kind) {
   }
 }
 
-/* The reaper parks until the run's shutdown cancels it, lets the other
-   tasks close their own streams first (it parks again while any is
-   left: the shutdown's next round wakes it), and ends. However it ends
-   (even cancelled before it ever ran, or abandoned), its end closes
-   what is still open. */
-static int reaper_k(lua_State *L, int status, lua_KContext ctx) {
-  corio_State *S = (corio_State *)ctx;
-  luatask *t = S->current;
-  int cancelled = t->core.wake == CORIO_WAKE_CANCEL;
-  (void)status;
-  t->core.wake = CORIO_WAKE_NORMAL;
-  if (cancelled && S->nlive > 1) {
-    close_all(get_net(L), NET_SERVER);  /* no new connections meanwhile */
-    corio_task_park(&S->loop, &t->core);
-    return corio__suspend(L, S, reaper_k);
-  }
-  return 0;
-}
-
-static int reaper(lua_State *L) {
-  corio_State *S = corio__state(L);
-  corio_task_park(&S->loop, &S->current->core);
-  S->current->what = W_OTHER;
-  return corio__suspend(L, S, reaper_k);
-}
-
-static void on_reaped(corio_loop_t *loop, corio_waiter_t *w, corio_future_t *f) {
-  netstate *ns = corio__container_of(w, netstate, reaped);
-  (void)loop;
-  (void)f;
-  ns->reaper = NULL;
-  close_all(ns, NET_SERVER);
-  close_all(ns, NET_STREAM);
-}
-
-/* one reaper per run, started with the run's first handle */
-void corio__net_reaper(lua_State *L, corio_State *S) {
+/* The run's shutdown (corio__finish_all) calls this twice: before it
+   cancels the tasks, to stop every server accepting (no new handler is
+   spawned meanwhile), and once every task has finished, to close the
+   streams nobody closed (their queued writes are flushed first). */
+void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
   netstate *ns = get_net(L);
-  luatask *t;
-  if (ns->reaper != NULL || !S->running) return;
-  lua_pushvalue(S->L, SLOT_STATE);
-  lua_xmove(S->L, L, 1);
-  lua_pushcclosure(L, reaper, 1);
-  t = corio__spawn(L, S, lua_gettop(L), 0);
-  t->bits |= TASK_HIDDEN;
-  ns->reaper = t;
-  corio_waiter_init(&ns->reaped, on_reaped);
-  corio_future_wait(&t->core.done, &ns->reaped);
-  lua_pop(L, 2);
+  (void)S;
+  if (ns == NULL) return;
+  close_all(ns, NET_SERVER);
+  if (streams) close_all(ns, NET_STREAM);
 }
 
 /* ------------------------------------------------------------ lifetime */
@@ -277,7 +236,6 @@ void corio__stream_push(lua_State *L, netstream *st) {
   *box = st;
   luaL_setmetatable(L, STREAM_MT);
   corio__net_track(st->h.S, &st->h);
-  corio__net_reaper(L, st->h.S);
 }
 
 static int s_gc(lua_State *L) {
@@ -976,7 +934,6 @@ void corio__open_stream(lua_State *L) {
   lua_pop(L, 1);
   ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
   ns->handles.next = ns->handles.prev = &ns->handles;
-  ns->reaper = NULL;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, NET_REGKEY);

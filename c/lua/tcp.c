@@ -456,7 +456,6 @@ static int l_serve(lua_State *L) {
   *box = srv;
   corio__net_track(S, &srv->h);
   corio__net_anchor(L, srv, 5);
-  corio__net_reaper(L, S);
   lua_settop(L, 5);
   return 1;
 }
