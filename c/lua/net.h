@@ -105,4 +105,15 @@ size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt);
 /* tcp.c */
 void corio__server_close(netserver *srv, int cancel);
 
+/* net.c */
+void corio__net_open(lua_State *L);
+void corio__net_untrack(nethandle *h);
+
+/* stream.c, for stream_read.c */
+netstream *corio__stream_check_open(lua_State *L, const char *fname);
+void corio__stream_wait_begin(netstream *st, luatask *t);
+void corio__stream_wait_end(netstream *st);
+void corio__stream_wake_reader(netstream *st);
+extern const luaL_Reg corio__stream_read_methods[];
+
 #endif

@@ -1,7 +1,7 @@
 /*
-** stream.c: the Stream type (a TCP connection, for now) and what every
-** network handle shares: the state's list of open handles (closed by the
-** run's shutdown), error values.
+** stream.c: the Stream type (a TCP connection, for now): its lifetime,
+** writing, closing and addresses. Reading is in stream_read.c, what every
+** network handle shares in net.c.
 **
 ** Reading: libuv reads into the stream's own buffer (no allocation while
 ** it has room); a read takes its bytes from there. libuv keeps reading
@@ -19,130 +19,6 @@
 #include <string.h>
 #include "net.h"
 
-enum { R_READ, R_EXACTLY, R_LINE, R_UNTIL, R_ALL };
-
-static const char *const rnames[] = {
-  "stream:read", "stream:read_exactly", "stream:read_line",
-  "stream:read_until", "stream:read_all"
-};
-
-/* ------------------------------------------------------------ the state */
-
-typedef struct netstate {
-  corio_list_t handles;  /* open streams and servers */
-} netstate;
-
-static netstate *get_net(lua_State *L) {
-  netstate *ns;
-  lua_getfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
-  ns = (netstate *)lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return ns;
-}
-
-void corio__net_track(corio_State *S, nethandle *h) {
-  netstate *ns = get_net(S->L);
-  h->node.prev = ns->handles.prev;
-  h->node.next = &ns->handles;
-  ns->handles.prev->next = &h->node;
-  ns->handles.prev = &h->node;
-}
-
-static void untrack(nethandle *h) {
-  h->node.prev->next = h->node.next;
-  h->node.next->prev = h->node.prev;
-  h->node.next = h->node.prev = &h->node;
-}
-
-/* key -> value in the anchors table (values that must outlive every
-   Lua reference: a listening server) */
-void corio__net_anchor(lua_State *L, void *key, int idx) {
-  if (idx < 0) idx = lua_gettop(L) + idx + 1;
-  lua_getfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
-  lua_getiuservalue(L, -1, 1);
-  lua_pushlightuserdata(L, key);
-  if (idx) lua_pushvalue(L, idx);
-  else lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 2);
-}
-
-void corio__net_push_anchor(lua_State *L, void *key) {
-  lua_getfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
-  lua_getiuservalue(L, -1, 1);
-  lua_pushlightuserdata(L, key);
-  lua_rawget(L, -2);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-}
-
-/* nil, "ECONNREFUSED: connection refused", "ECONNREFUSED" */
-int corio__net_error(lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
-  lua_pushstring(L, uv_err_name(err));
-  return 3;
-}
-
-int corio__push_sockaddr(lua_State *L, const struct sockaddr *sa) {
-  char host[64];
-  int port;
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
-    uv_ip6_name(a, host, sizeof host);
-    port = ntohs(a->sin6_port);
-  }
-  else if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
-    uv_ip4_name(a, host, sizeof host);
-    port = ntohs(a->sin_port);
-  }
-  else return corio__net_error(L, UV_EAFNOSUPPORT);
-  lua_pushstring(L, host);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
-size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {
-  lua_Integer v;
-  if (lua_isnoneornil(L, opts)) return dflt;
-  if (lua_getfield(L, opts, name) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return dflt;
-  }
-  v = lua_tointeger(L, -1);
-  if (!lua_isinteger(L, -1) && !(lua_isnumber(L, -1) && (v = (lua_Integer)lua_tonumber(L, -1)) > 0))
-    luaL_error(L, "option '%s': a positive integer expected", name);
-  if (v <= 0) luaL_error(L, "option '%s': a positive integer expected", name);
-  lua_pop(L, 1);
-  return (size_t)v;
-}
-
-/* ------------------------------------------------------------ shutdown */
-
-static void close_all(netstate *ns, int kind) {
-  corio_list_t *n = ns->handles.next;
-  while (n != &ns->handles) {
-    nethandle *h = corio__container_of(n, nethandle, node);
-    n = n->next;  /* closing unlinks h */
-    if (h->kind != kind) continue;
-    if (kind == NET_SERVER) corio__server_close((netserver *)h, 0);
-    else corio__stream_close_soon((netstream *)h);
-  }
-}
-
-/* The run's shutdown (corio__finish_all) calls this twice: before it
-   cancels the tasks, to stop every server accepting (no new handler is
-   spawned meanwhile), and once every task has finished, to close the
-   streams nobody closed (their queued writes are flushed first). */
-void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
-  netstate *ns = get_net(L);
-  (void)S;
-  if (ns == NULL) return;
-  close_all(ns, NET_SERVER);
-  if (streams) close_all(ns, NET_STREAM);
-}
-
 /* ------------------------------------------------------------ lifetime */
 
 static netstream **box_of(lua_State *L, int idx) {
@@ -154,7 +30,7 @@ static void stream_free(netstream *st) {
   free(st);
 }
 
-static void wake_reader(netstream *st) {
+void corio__stream_wake_reader(netstream *st) {
   if (st->reader != NULL)
     corio_task_wake(&st->h.S->loop, &st->reader->core, CORIO_WAKE_NORMAL);
 }
@@ -184,10 +60,10 @@ static void close_now(netstream *st) {
   if (st->h.state == NET_CLOSED) return;
   st->h.state = NET_CLOSED;
   st->dropped = st->queued > 0;
-  untrack(&st->h);
+  corio__net_untrack(&st->h);
   st->reading = 0;
   uv_close((uv_handle_t *)&st->tcp, on_stream_closed);
-  wake_reader(st);
+  corio__stream_wake_reader(st);
   wake_writers(st, 1);
 }
 
@@ -200,7 +76,7 @@ void corio__stream_close_soon(netstream *st) {
         uv_read_stop((uv_stream_t *)&st->tcp);
         st->reading = 0;
       }
-      wake_reader(st);
+      corio__stream_wake_reader(st);
     }
   }
   else close_now(st);
@@ -251,7 +127,7 @@ static int s_gc(lua_State *L) {
 }
 
 /* an open stream; misuse (closed, collected) raises */
-static netstream *check_open(lua_State *L, const char *fname) {
+netstream *corio__stream_check_open(lua_State *L, const char *fname) {
   netstream *st = *box_of(L, 1);
   if (st == NULL || st->h.state != NET_OPEN)
     luaL_error(L, "%s: the stream is closed", fname);
@@ -260,310 +136,13 @@ static netstream *check_open(lua_State *L, const char *fname) {
 
 /* ------------------------------------------------------------ waiting */
 
-static void wait_begin(netstream *st, luatask *t) {
+void corio__stream_wait_begin(netstream *st, luatask *t) {
   if (st->nwait++ == 0) uv_ref((uv_handle_t *)&st->tcp);
   t->what = W_STREAM;
 }
 
-static void wait_end(netstream *st) {
+void corio__stream_wait_end(netstream *st) {
   if (--st->nwait == 0) uv_unref((uv_handle_t *)&st->tcp);
-}
-
-/* ------------------------------------------------------------ reading */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
-  netstream *st = (netstream *)h->data;
-  size_t end = st->rpos + st->rlen;
-  (void)suggested;
-  if (st->cap - end < 4096) {
-    if (st->rpos > 0 && st->cap - st->rlen >= 4096) {  /* compact */
-      memmove(st->buf, st->buf + st->rpos, st->rlen);
-      st->rpos = 0;
-    }
-    else {  /* grow */
-      size_t cap = st->cap ? st->cap * 2 : 16384;
-      char *nb;
-      while (cap - st->rlen < 4096) cap *= 2;
-      nb = (char *)malloc(cap);
-      if (nb == NULL) {
-        b->base = NULL;
-        b->len = 0;  /* libuv reports UV_ENOBUFS */
-        return;
-      }
-      if (st->rlen) memcpy(nb, st->buf + st->rpos, st->rlen);
-      free(st->buf);
-      st->buf = nb;
-      st->cap = cap;
-      st->rpos = 0;
-    }
-    end = st->rlen;
-  }
-  b->base = st->buf + end;
-  b->len = st->cap - end > NET_CHUNK ? NET_CHUNK : st->cap - end;
-}
-
-/* libuv keeps reading while less than this is buffered */
-static size_t read_room(const netstream *st) {
-  size_t max = st->limit + NET_CHUNK;
-  return st->want > max ? st->want : max;
-}
-
-static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
-  netstream *st = (netstream *)h->data;
-  (void)b;
-  if (nread > 0) {
-    st->rlen += (size_t)nread;
-    if (st->rlen >= read_room(st)) {
-      uv_read_stop(h);
-      st->reading = 0;
-    }
-  }
-  else if (nread < 0) {
-    st->rerr = (int)nread;
-    uv_read_stop(h);
-    st->reading = 0;
-  }
-  else return;
-  wake_reader(st);
-}
-
-/* start reading if the buffer has room and the stream has not ended */
-static int read_more(netstream *st) {
-  int err;
-  if (st->reading || st->rerr || st->rlen >= read_room(st)) return 0;
-  err = uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read);
-  if (err) {
-    st->rerr = err;
-    return err;
-  }
-  st->reading = 1;
-  return 0;
-}
-
-static void consume(netstream *st, size_t n) {
-  st->rpos += n;
-  st->rlen -= n;
-  if (st->rlen == 0) st->rpos = 0;
-  st->scanned = 0;
-}
-
-static int push_bytes(lua_State *L, netstream *st, size_t n, size_t skip) {
-  lua_pushlstring(L, st->buf + st->rpos, n);
-  consume(st, n + skip);
-  return 1;
-}
-
-static int eof_or_error(lua_State *L, netstream *st) {
-  if (st->rerr == UV_EOF) {
-    lua_pushnil(L);
-    return 1;
-  }
-  return corio__net_error(L, st->rerr);
-}
-
-/* find sep in the buffer from where the last search stopped */
-static const char *find_sep(netstream *st, const char *sep, size_t len) {
-  const char *p = st->buf + st->rpos, *end = p + st->rlen;
-  size_t from = st->scanned >= len ? st->scanned - len + 1 : 0;
-  const char *q = p + from;
-  while (q + len <= end) {
-    const char *c = (const char *)memchr(q, sep[0], (size_t)(end - q));
-    if (c == NULL || c + len > end) break;
-    if (memcmp(c, sep, len) == 0) return c;
-    q = c + 1;
-  }
-  st->scanned = st->rlen;
-  return NULL;
-}
-
-/* The read the stream's reader asked for, if it can be done now: pushes
-   its results and returns how many; -1 to wait for more bytes. */
-static int try_read(lua_State *L, netstream *st) {
-  size_t n;
-  if (st->h.state != NET_OPEN) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "closed");
-    return 2;
-  }
-  switch (st->rkind) {
-    case R_READ:
-      if (st->rlen > 0)
-        return push_bytes(L, st, st->rlen < st->want ? st->rlen : st->want, 0);
-      if (st->rerr) return eof_or_error(L, st);
-      return -1;
-    case R_EXACTLY:
-      if (st->rlen >= st->want) return push_bytes(L, st, st->want, 0);
-      if (st->rerr == UV_EOF) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "eof");
-        push_bytes(L, st, st->rlen, 0);
-        return 3;
-      }
-      if (st->rerr) return corio__net_error(L, st->rerr);
-      return -1;
-    case R_LINE:
-    case R_UNTIL: {
-      size_t len;
-      const char *sep = st->rkind == R_LINE ? "\n" : lua_tolstring(L, 2, &len);
-      const char *at;
-      if (st->rkind == R_LINE) len = 1;
-      at = find_sep(st, sep, len);
-      if (at != NULL) {
-        n = (size_t)(at - (st->buf + st->rpos));
-        if (n > st->limit) break;
-        if (st->keep) return push_bytes(L, st, n + len, 0);
-        if (st->rkind == R_LINE && n > 0 && at[-1] == '\r')
-          return push_bytes(L, st, n - 1, 2);
-        return push_bytes(L, st, n, len);
-      }
-      if (st->rlen > st->limit) break;
-      if (st->rerr == UV_EOF) {
-        if (st->rlen == 0) {
-          lua_pushnil(L);
-          return 1;
-        }
-        if (st->rkind == R_LINE) return push_bytes(L, st, st->rlen, 0);
-        lua_pushnil(L);
-        lua_pushliteral(L, "eof");
-        push_bytes(L, st, st->rlen, 0);
-        return 3;
-      }
-      if (st->rerr) return corio__net_error(L, st->rerr);
-      return -1;
-    }
-    default:  /* R_ALL */
-      if (st->rerr == UV_EOF) return push_bytes(L, st, st->rlen, 0);
-      if (st->rerr) return corio__net_error(L, st->rerr);
-      return -1;
-  }
-  lua_pushnil(L);
-  lua_pushliteral(L, "limit exceeded");
-  return 2;
-}
-
-static int read_done(netstream *st, int n) {
-  st->reader = NULL;
-  st->want = 0;
-  read_more(st);  /* the buffer may have room again */
-  return n;
-}
-
-static int read_k(lua_State *L, int status, lua_KContext ctx) {
-  corio_State *S = (corio_State *)ctx;
-  luatask *t = S->current;
-  netstream *st = *(netstream **)lua_touserdata(L, 1);
-  int n;
-  (void)status;
-  wait_end(st);
-  if (t->core.wake != CORIO_WAKE_NORMAL) {
-    read_done(st, 0);
-    corio__wake_check(L, S, t);  /* raises; the bytes stay buffered */
-  }
-  t->what = W_NONE;
-  n = try_read(L, st);
-  if (n >= 0) return read_done(st, n);
-  read_more(st);
-  wait_begin(st, t);
-  corio_task_park(&S->loop, &t->core);
-  return corio__suspend(L, S, read_k);
-}
-
-static int do_read(lua_State *L, int kind, size_t want) {
-  corio_State *S = corio__state(L);
-  netstream *st = check_open(L, rnames[kind]);
-  luatask *t;
-  int n;
-  if (st->reader != NULL)
-    return luaL_error(L, "%s: another task is already reading", rnames[kind]);
-  t = corio__checkpoint(L, S, rnames[kind]);
-  st->rkind = (uint8_t)kind;
-  st->want = want;
-  n = try_read(L, st);
-  if (n >= 0) {
-    st->want = 0;
-    if (!st->reading) read_more(st);
-    return n;
-  }
-  st->reader = t;
-  read_more(st);
-  wait_begin(st, t);
-  corio_task_park(&S->loop, &t->core);
-  return corio__suspend(L, S, read_k);
-}
-
-static size_t check_count(lua_State *L, int idx, size_t dflt) {
-  lua_Integer n;
-  if (lua_isnoneornil(L, idx)) return dflt;
-  n = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, n > 0, idx, "a positive count expected");
-  return (size_t)n;
-}
-
-/* stream:read([n]) (suspends) -> up to n bytes (default 64 KiB), nil at EOF */
-static int s_read(lua_State *L) {
-  size_t n = check_count(L, 2, NET_CHUNK);
-  lua_settop(L, 1);
-  return do_read(L, R_READ, n);
-}
-
-/* stream:read_exactly(n) (suspends) -> n bytes, or nil, "eof", partial */
-static int s_read_exactly(lua_State *L) {
-  size_t n = check_count(L, 2, 0);
-  if (lua_isnoneornil(L, 2)) luaL_checkinteger(L, 2);
-  lua_settop(L, 1);
-  return do_read(L, R_EXACTLY, n);
-}
-
-/* stream:read_line([keep_eol]) (suspends) -> line, or nil at EOF */
-static int s_read_line(lua_State *L) {
-  netstream *st = check_open(L, "stream:read_line");
-  int keep = lua_toboolean(L, 2);
-  lua_settop(L, 1);
-  if (st->reader == NULL) st->keep = (uint8_t)keep;
-  return do_read(L, R_LINE, 0);
-}
-
-/* stream:read_until(sep [, keep]) (suspends) -> data before sep */
-static int s_read_until(lua_State *L) {
-  netstream *st = check_open(L, "stream:read_until");
-  size_t len;
-  int keep = lua_toboolean(L, 3);
-  luaL_checklstring(L, 2, &len);
-  luaL_argcheck(L, len > 0, 2, "empty separator");
-  lua_settop(L, 2);
-  if (st->reader == NULL) st->keep = (uint8_t)keep;
-  return do_read(L, R_UNTIL, 0);
-}
-
-/* stream:read_all() (suspends) -> every byte until EOF */
-static int s_read_all(lua_State *L) {
-  lua_settop(L, 1);
-  return do_read(L, R_ALL, (size_t)-1);
-}
-
-static int lines_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  if (lua_gettop(L) >= 3 && lua_isnil(L, 2) && !lua_isnil(L, 3))
-    return luaL_error(L, "stream:lines: %s", lua_tostring(L, 3));
-  return 1;
-}
-
-static int lines_iter(lua_State *L) {
-  lua_settop(L, 0);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_getfield(L, 1, "read_line");
-  lua_pushvalue(L, 1);
-  lua_callk(L, 1, LUA_MULTRET, 0, lines_k);
-  return lines_k(L, LUA_OK, 0);
-}
-
-/* for line in stream:lines() do ... end (each step suspends) */
-static int s_lines(lua_State *L) {
-  check_open(L, "stream:lines");
-  lua_settop(L, 1);
-  lua_pushcclosure(L, lines_iter, 1);
-  return 1;
 }
 
 /* ------------------------------------------------------------ writing */
@@ -628,7 +207,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   luatask *t = S->current;
   netstream *st = *(netstream **)lua_touserdata(L, 1);
   (void)status;
-  wait_end(st);
+  corio__stream_wait_end(st);
   corio__wake_check(L, S, t);  /* what was written stays queued */
   if (st->werr) return corio__net_error(L, st->werr);
   if (st->dropped) {  /* aborted: what was queued is gone */
@@ -637,7 +216,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
     return 2;
   }
   if (st->queued > st->hwm / 2 && st->h.state != NET_CLOSED) {  /* woken early */
-    wait_begin(st, t);
+    corio__stream_wait_begin(st, t);
     corio_task_await(&S->loop, &t->core, &st->low);
     t->what = W_STREAM;
     return corio__suspend(L, S, write_k);
@@ -650,7 +229,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
    suspends while more than the high-water mark is queued */
 static int s_write(lua_State *L) {
   corio_State *S = corio__state(L);
-  netstream *st = check_open(L, "stream:write");
+  netstream *st = corio__stream_check_open(L, "stream:write");
   uv_buf_t bufs[MAXBUFS];
   int n = lua_gettop(L) - 1, i, err;
   size_t total = 0;
@@ -702,7 +281,7 @@ static int s_write(lua_State *L) {
   if (st->queued > st->hwm && S->current != NULL && lua_isyieldable(L)) {
     luatask *t = corio__checkpoint(L, S, "stream:write");
     lua_settop(L, 1);
-    wait_begin(st, t);
+    corio__stream_wait_begin(st, t);
     corio_task_await(&S->loop, &t->core, &st->low);
     t->what = W_STREAM;
     return corio__suspend(L, S, write_k);
@@ -716,11 +295,11 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   luatask *t = S->current;
   netstream *st = *(netstream **)lua_touserdata(L, 1);
   (void)status;
-  wait_end(st);
+  corio__stream_wait_end(st);
   corio__wake_check(L, S, t);
   if (st->werr) return corio__net_error(L, st->werr);
   if (st->queued > 0 && st->h.state != NET_CLOSED) {
-    wait_begin(st, t);
+    corio__stream_wait_begin(st, t);
     corio_task_await(&S->loop, &t->core, &st->empty);
     return corio__suspend(L, S, drain_k);
   }
@@ -736,7 +315,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
 /* stream:drain() (suspends) -> true once nothing is queued */
 static int s_drain(lua_State *L) {
   corio_State *S = corio__state(L);
-  netstream *st = check_open(L, "stream:drain");
+  netstream *st = corio__stream_check_open(L, "stream:drain");
   luatask *t = corio__checkpoint(L, S, "stream:drain");
   lua_settop(L, 1);
   if (st->werr) return corio__net_error(L, st->werr);
@@ -744,7 +323,7 @@ static int s_drain(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  wait_begin(st, t);
+  corio__stream_wait_begin(st, t);
   corio_task_await(&S->loop, &t->core, &st->empty);
   t->what = W_STREAM;
   return corio__suspend(L, S, drain_k);
@@ -758,7 +337,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 /* stream:shutdown() -> true: no more writes; the peer reads EOF after
    what is queued */
 static int s_shutdown(lua_State *L) {
-  netstream *st = check_open(L, "stream:shutdown");
+  netstream *st = corio__stream_check_open(L, "stream:shutdown");
   int err;
   if (st->shut) {
     lua_pushboolean(L, 1);
@@ -776,10 +355,10 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   luatask *t = S->current;
   netstream *st = *(netstream **)lua_touserdata(L, 1);
   (void)status;
-  wait_end(st);
+  corio__stream_wait_end(st);
   corio__wake_check(L, S, t);  /* the flush and close go on without us */
   if (st->h.state != NET_CLOSED) {
-    wait_begin(st, t);
+    corio__stream_wait_begin(st, t);
     corio_task_await(&S->loop, &t->core, &st->empty);
     return corio__suspend(L, S, close_k);
   }
@@ -808,7 +387,7 @@ static int s_close(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  wait_begin(st, t);
+  corio__stream_wait_begin(st, t);
   corio_task_await(&S->loop, &t->core, &st->empty);
   t->what = W_STREAM;
   return corio__suspend(L, S, close_k);
@@ -821,11 +400,11 @@ static int s_abort(lua_State *L) {
     if (!st->shut && st->h.state == NET_OPEN) {
       st->h.state = NET_CLOSED;
       st->dropped = st->queued > 0;
-      untrack(&st->h);
+      corio__net_untrack(&st->h);
       st->reading = 0;
       if (uv_tcp_close_reset(&st->tcp, on_stream_closed) != 0)
         uv_close((uv_handle_t *)&st->tcp, on_stream_closed);
-      wake_reader(st);
+      corio__stream_wake_reader(st);
       wake_writers(st, 1);
     }
     else close_now(st);
@@ -837,7 +416,7 @@ static int s_abort(lua_State *L) {
 typedef int (*getname_fn)(const uv_tcp_t *, struct sockaddr *, int *);
 
 static int push_name(lua_State *L, const char *fname, getname_fn fn) {
-  netstream *st = check_open(L, fname);
+  netstream *st = corio__stream_check_open(L, fname);
   struct sockaddr_storage ss;
   int len = (int)sizeof ss, err;
   err = fn(&st->tcp, (struct sockaddr *)&ss, &len);
@@ -855,7 +434,7 @@ static int s_peer(lua_State *L) {
 }
 
 static int s_set_nodelay(lua_State *L) {
-  netstream *st = check_open(L, "stream:set_nodelay");
+  netstream *st = corio__stream_check_open(L, "stream:set_nodelay");
   int err = uv_tcp_nodelay(&st->tcp, lua_isnone(L, 2) || lua_toboolean(L, 2));
   if (err) return corio__net_error(L, err);
   lua_pushboolean(L, 1);
@@ -863,7 +442,7 @@ static int s_set_nodelay(lua_State *L) {
 }
 
 static int s_set_keepalive(lua_State *L) {
-  netstream *st = check_open(L, "stream:set_keepalive");
+  netstream *st = corio__stream_check_open(L, "stream:set_keepalive");
   int on = lua_isnone(L, 2) || lua_toboolean(L, 2);
   lua_Integer secs = luaL_optinteger(L, 3, 60);
   int err;
@@ -898,12 +477,6 @@ static int s_tostring(lua_State *L) {
 }
 
 static const luaL_Reg stream_methods[] = {
-  {"read", s_read},
-  {"read_exactly", s_read_exactly},
-  {"read_line", s_read_line},
-  {"read_until", s_read_until},
-  {"read_all", s_read_all},
-  {"lines", s_lines},
   {"write", s_write},
   {"drain", s_drain},
   {"shutdown", s_shutdown},
@@ -918,11 +491,12 @@ static const luaL_Reg stream_methods[] = {
 
 /* stack: state userdata at -1. The Stream metatable and the net state. */
 void corio__open_stream(lua_State *L) {
-  netstate *ns;
   luaL_newmetatable(L, STREAM_MT);
   lua_newtable(L);
   lua_pushvalue(L, -3);
   luaL_setfuncs(L, stream_methods, 1);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, corio__stream_read_methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, s_close, 1);
@@ -932,9 +506,5 @@ void corio__open_stream(lua_State *L) {
   lua_pushcfunction(L, s_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
-  ns->handles.next = ns->handles.prev = &ns->handles;
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
+  corio__net_open(L);
 }

@@ -1,0 +1,133 @@
+/*
+** net.c: what every network handle shares: the state's list of open
+** handles (the run's shutdown closes what is left), anchors for values
+** that must outlive their Lua references, error values, addresses.
+*/
+#include <stdio.h>
+#include <string.h>
+#include "net.h"
+
+
+typedef struct netstate {
+  corio_list_t handles;  /* open streams and servers */
+} netstate;
+
+static netstate *get_net(lua_State *L) {
+  netstate *ns;
+  lua_getfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
+  ns = (netstate *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return ns;
+}
+
+void corio__net_track(corio_State *S, nethandle *h) {
+  netstate *ns = get_net(S->L);
+  h->node.prev = ns->handles.prev;
+  h->node.next = &ns->handles;
+  ns->handles.prev->next = &h->node;
+  ns->handles.prev = &h->node;
+}
+
+void corio__net_untrack(nethandle *h) {
+  h->node.prev->next = h->node.next;
+  h->node.next->prev = h->node.prev;
+  h->node.next = h->node.prev = &h->node;
+}
+
+/* key -> value in the anchors table (values that must outlive every
+   Lua reference: a listening server) */
+void corio__net_anchor(lua_State *L, void *key, int idx) {
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  lua_getfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
+  lua_getiuservalue(L, -1, 1);
+  lua_pushlightuserdata(L, key);
+  if (idx) lua_pushvalue(L, idx);
+  else lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 2);
+}
+
+void corio__net_push_anchor(lua_State *L, void *key) {
+  lua_getfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
+  lua_getiuservalue(L, -1, 1);
+  lua_pushlightuserdata(L, key);
+  lua_rawget(L, -2);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* nil, "ECONNREFUSED: connection refused", "ECONNREFUSED" */
+int corio__net_error(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
+  lua_pushstring(L, uv_err_name(err));
+  return 3;
+}
+
+int corio__push_sockaddr(lua_State *L, const struct sockaddr *sa) {
+  char host[64];
+  int port;
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+  }
+  else if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+    uv_ip4_name(a, host, sizeof host);
+    port = ntohs(a->sin_port);
+  }
+  else return corio__net_error(L, UV_EAFNOSUPPORT);
+  lua_pushstring(L, host);
+  lua_pushinteger(L, port);
+  return 2;
+}
+
+size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {
+  lua_Integer v;
+  if (lua_isnoneornil(L, opts)) return dflt;
+  if (lua_getfield(L, opts, name) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return dflt;
+  }
+  v = lua_tointeger(L, -1);
+  if (!lua_isinteger(L, -1) && !(lua_isnumber(L, -1) && (v = (lua_Integer)lua_tonumber(L, -1)) > 0))
+    luaL_error(L, "option '%s': a positive integer expected", name);
+  if (v <= 0) luaL_error(L, "option '%s': a positive integer expected", name);
+  lua_pop(L, 1);
+  return (size_t)v;
+}
+
+/* ------------------------------------------------------------ shutdown */
+
+static void close_all(netstate *ns, int kind) {
+  corio_list_t *n = ns->handles.next;
+  while (n != &ns->handles) {
+    nethandle *h = corio__container_of(n, nethandle, node);
+    n = n->next;  /* closing unlinks h */
+    if (h->kind != kind) continue;
+    if (kind == NET_SERVER) corio__server_close((netserver *)h, 0);
+    else corio__stream_close_soon((netstream *)h);
+  }
+}
+
+/* The run's shutdown (corio__finish_all) calls this twice: before it
+   cancels the tasks, to stop every server accepting (no new handler is
+   spawned meanwhile), and once every task has finished, to close the
+   streams nobody closed (their queued writes are flushed first). */
+void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
+  netstate *ns = get_net(L);
+  (void)S;
+  if (ns == NULL) return;
+  close_all(ns, NET_SERVER);
+  if (streams) close_all(ns, NET_STREAM);
+}
+
+/* the net state, in the registry (at module open) */
+void corio__net_open(lua_State *L) {
+  netstate *ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
+  ns->handles.next = ns->handles.prev = &ns->handles;
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
+}

@@ -1,0 +1,325 @@
+/*
+** stream_read.c: the Stream's reads. libuv reads into the stream's own
+** buffer (no allocation while it has room); a read takes its bytes from
+** there. libuv keeps reading while the buffer holds less than the limit
+** plus one chunk (or what the waiting read needs), and stops until it
+** drains past that. One task reads at a time.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "net.h"
+
+enum { R_READ, R_EXACTLY, R_LINE, R_UNTIL, R_ALL };
+
+static const char *const rnames[] = {
+  "stream:read", "stream:read_exactly", "stream:read_line",
+  "stream:read_until", "stream:read_all"
+};
+
+/* ------------------------------------------------------------ reading */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  netstream *st = (netstream *)h->data;
+  size_t end = st->rpos + st->rlen;
+  (void)suggested;
+  if (st->cap - end < 4096) {
+    if (st->rpos > 0 && st->cap - st->rlen >= 4096) {  /* compact */
+      memmove(st->buf, st->buf + st->rpos, st->rlen);
+      st->rpos = 0;
+    }
+    else {  /* grow */
+      size_t cap = st->cap ? st->cap * 2 : 16384;
+      char *nb;
+      while (cap - st->rlen < 4096) cap *= 2;
+      nb = (char *)malloc(cap);
+      if (nb == NULL) {
+        b->base = NULL;
+        b->len = 0;  /* libuv reports UV_ENOBUFS */
+        return;
+      }
+      if (st->rlen) memcpy(nb, st->buf + st->rpos, st->rlen);
+      free(st->buf);
+      st->buf = nb;
+      st->cap = cap;
+      st->rpos = 0;
+    }
+    end = st->rlen;
+  }
+  b->base = st->buf + end;
+  b->len = st->cap - end > NET_CHUNK ? NET_CHUNK : st->cap - end;
+}
+
+/* libuv keeps reading while less than this is buffered */
+static size_t read_room(const netstream *st) {
+  size_t max = st->limit + NET_CHUNK;
+  return st->want > max ? st->want : max;
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
+  netstream *st = (netstream *)h->data;
+  (void)b;
+  if (nread > 0) {
+    st->rlen += (size_t)nread;
+    if (st->rlen >= read_room(st)) {
+      uv_read_stop(h);
+      st->reading = 0;
+    }
+  }
+  else if (nread < 0) {
+    st->rerr = (int)nread;
+    uv_read_stop(h);
+    st->reading = 0;
+  }
+  else return;
+  corio__stream_wake_reader(st);
+}
+
+/* start reading if the buffer has room and the stream has not ended */
+static int read_more(netstream *st) {
+  int err;
+  if (st->reading || st->rerr || st->rlen >= read_room(st)) return 0;
+  err = uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read);
+  if (err) {
+    st->rerr = err;
+    return err;
+  }
+  st->reading = 1;
+  return 0;
+}
+
+static void consume(netstream *st, size_t n) {
+  st->rpos += n;
+  st->rlen -= n;
+  if (st->rlen == 0) st->rpos = 0;
+  st->scanned = 0;
+}
+
+static int push_bytes(lua_State *L, netstream *st, size_t n, size_t skip) {
+  lua_pushlstring(L, st->buf + st->rpos, n);
+  consume(st, n + skip);
+  return 1;
+}
+
+static int eof_or_error(lua_State *L, netstream *st) {
+  if (st->rerr == UV_EOF) {
+    lua_pushnil(L);
+    return 1;
+  }
+  return corio__net_error(L, st->rerr);
+}
+
+/* find sep in the buffer from where the last search stopped */
+static const char *find_sep(netstream *st, const char *sep, size_t len) {
+  const char *p = st->buf + st->rpos, *end = p + st->rlen;
+  size_t from = st->scanned >= len ? st->scanned - len + 1 : 0;
+  const char *q = p + from;
+  while (q + len <= end) {
+    const char *c = (const char *)memchr(q, sep[0], (size_t)(end - q));
+    if (c == NULL || c + len > end) break;
+    if (memcmp(c, sep, len) == 0) return c;
+    q = c + 1;
+  }
+  st->scanned = st->rlen;
+  return NULL;
+}
+
+/* The read the stream's reader asked for, if it can be done now: pushes
+   its results and returns how many; -1 to wait for more bytes. */
+static int try_read(lua_State *L, netstream *st) {
+  size_t n;
+  if (st->h.state != NET_OPEN) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  switch (st->rkind) {
+    case R_READ:
+      if (st->rlen > 0)
+        return push_bytes(L, st, st->rlen < st->want ? st->rlen : st->want, 0);
+      if (st->rerr) return eof_or_error(L, st);
+      return -1;
+    case R_EXACTLY:
+      if (st->rlen >= st->want) return push_bytes(L, st, st->want, 0);
+      if (st->rerr == UV_EOF) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "eof");
+        push_bytes(L, st, st->rlen, 0);
+        return 3;
+      }
+      if (st->rerr) return corio__net_error(L, st->rerr);
+      return -1;
+    case R_LINE:
+    case R_UNTIL: {
+      size_t len;
+      const char *sep = st->rkind == R_LINE ? "\n" : lua_tolstring(L, 2, &len);
+      const char *at;
+      if (st->rkind == R_LINE) len = 1;
+      at = find_sep(st, sep, len);
+      if (at != NULL) {
+        n = (size_t)(at - (st->buf + st->rpos));
+        if (n > st->limit) break;
+        if (st->keep) return push_bytes(L, st, n + len, 0);
+        if (st->rkind == R_LINE && n > 0 && at[-1] == '\r')
+          return push_bytes(L, st, n - 1, 2);
+        return push_bytes(L, st, n, len);
+      }
+      if (st->rlen > st->limit) break;
+      if (st->rerr == UV_EOF) {
+        if (st->rlen == 0) {
+          lua_pushnil(L);
+          return 1;
+        }
+        if (st->rkind == R_LINE) return push_bytes(L, st, st->rlen, 0);
+        lua_pushnil(L);
+        lua_pushliteral(L, "eof");
+        push_bytes(L, st, st->rlen, 0);
+        return 3;
+      }
+      if (st->rerr) return corio__net_error(L, st->rerr);
+      return -1;
+    }
+    default:  /* R_ALL */
+      if (st->rerr == UV_EOF) return push_bytes(L, st, st->rlen, 0);
+      if (st->rerr) return corio__net_error(L, st->rerr);
+      return -1;
+  }
+  lua_pushnil(L);
+  lua_pushliteral(L, "limit exceeded");
+  return 2;
+}
+
+static int read_done(netstream *st, int n) {
+  st->reader = NULL;
+  st->want = 0;
+  read_more(st);  /* the buffer may have room again */
+  return n;
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  luatask *t = S->current;
+  netstream *st = *(netstream **)lua_touserdata(L, 1);
+  int n;
+  (void)status;
+  corio__stream_wait_end(st);
+  if (t->core.wake != CORIO_WAKE_NORMAL) {
+    read_done(st, 0);
+    corio__wake_check(L, S, t);  /* raises; the bytes stay buffered */
+  }
+  t->what = W_NONE;
+  n = try_read(L, st);
+  if (n >= 0) return read_done(st, n);
+  read_more(st);
+  corio__stream_wait_begin(st, t);
+  corio_task_park(&S->loop, &t->core);
+  return corio__suspend(L, S, read_k);
+}
+
+static int do_read(lua_State *L, int kind, size_t want) {
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, rnames[kind]);
+  luatask *t;
+  int n;
+  if (st->reader != NULL)
+    return luaL_error(L, "%s: another task is already reading", rnames[kind]);
+  t = corio__checkpoint(L, S, rnames[kind]);
+  st->rkind = (uint8_t)kind;
+  st->want = want;
+  n = try_read(L, st);
+  if (n >= 0) {
+    st->want = 0;
+    if (!st->reading) read_more(st);
+    return n;
+  }
+  st->reader = t;
+  read_more(st);
+  corio__stream_wait_begin(st, t);
+  corio_task_park(&S->loop, &t->core);
+  return corio__suspend(L, S, read_k);
+}
+
+static size_t check_count(lua_State *L, int idx, size_t dflt) {
+  lua_Integer n;
+  if (lua_isnoneornil(L, idx)) return dflt;
+  n = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, n > 0, idx, "a positive count expected");
+  return (size_t)n;
+}
+
+/* stream:read([n]) (suspends) -> up to n bytes (default 64 KiB), nil at EOF */
+static int s_read(lua_State *L) {
+  size_t n = check_count(L, 2, NET_CHUNK);
+  lua_settop(L, 1);
+  return do_read(L, R_READ, n);
+}
+
+/* stream:read_exactly(n) (suspends) -> n bytes, or nil, "eof", partial */
+static int s_read_exactly(lua_State *L) {
+  size_t n = check_count(L, 2, 0);
+  if (lua_isnoneornil(L, 2)) luaL_checkinteger(L, 2);
+  lua_settop(L, 1);
+  return do_read(L, R_EXACTLY, n);
+}
+
+/* stream:read_line([keep_eol]) (suspends) -> line, or nil at EOF */
+static int s_read_line(lua_State *L) {
+  netstream *st = corio__stream_check_open(L, "stream:read_line");
+  int keep = lua_toboolean(L, 2);
+  lua_settop(L, 1);
+  if (st->reader == NULL) st->keep = (uint8_t)keep;
+  return do_read(L, R_LINE, 0);
+}
+
+/* stream:read_until(sep [, keep]) (suspends) -> data before sep */
+static int s_read_until(lua_State *L) {
+  netstream *st = corio__stream_check_open(L, "stream:read_until");
+  size_t len;
+  int keep = lua_toboolean(L, 3);
+  luaL_checklstring(L, 2, &len);
+  luaL_argcheck(L, len > 0, 2, "empty separator");
+  lua_settop(L, 2);
+  if (st->reader == NULL) st->keep = (uint8_t)keep;
+  return do_read(L, R_UNTIL, 0);
+}
+
+/* stream:read_all() (suspends) -> every byte until EOF */
+static int s_read_all(lua_State *L) {
+  lua_settop(L, 1);
+  return do_read(L, R_ALL, (size_t)-1);
+}
+
+static int lines_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  if (lua_gettop(L) >= 3 && lua_isnil(L, 2) && !lua_isnil(L, 3))
+    return luaL_error(L, "stream:lines: %s", lua_tostring(L, 3));
+  return 1;
+}
+
+static int lines_iter(lua_State *L) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_getfield(L, 1, "read_line");
+  lua_pushvalue(L, 1);
+  lua_callk(L, 1, LUA_MULTRET, 0, lines_k);
+  return lines_k(L, LUA_OK, 0);
+}
+
+/* for line in stream:lines() do ... end (each step suspends) */
+static int s_lines(lua_State *L) {
+  corio__stream_check_open(L, "stream:lines");
+  lua_settop(L, 1);
+  lua_pushcclosure(L, lines_iter, 1);
+  return 1;
+}
+
+/* registered in the Stream metatable by corio__open_stream */
+const luaL_Reg corio__stream_read_methods[] = {
+  {"read", s_read},
+  {"read_exactly", s_read_exactly},
+  {"read_line", s_read_line},
+  {"read_until", s_read_until},
+  {"read_all", s_read_all},
+  {"lines", s_lines},
+  {NULL, NULL}
+};
