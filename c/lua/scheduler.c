@@ -179,12 +179,9 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
 /* Debug mode: a count hook notices a step that has run for more than
    100 ms without reaching a checkpoint, and reports where it is. */
 static void slow_hook(lua_State *co, lua_Debug *ar) {
-  corio_State *S;
+  corio_State *S = corio_state(co);
   int top = lua_gettop(co);
   (void)ar;
-  lua_getfield(co, LUA_REGISTRYINDEX, STATE_MT);
-  S = (corio_State *)lua_touserdata(co, -1);
-  lua_settop(co, top);
   if (S != NULL && !S->debug) {
     lua_sethook(co, NULL, 0, 0);
     return;
