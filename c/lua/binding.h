@@ -178,6 +178,12 @@ extern const luaL_Reg corio__coroutine_funcs[];
 void corio__open_stream(lua_State *L);
 void corio__open_tcp(lua_State *L);
 extern const luaL_Reg corio__tcp_funcs[];
+/* pipe.c (Unix sockets, pipes, standard streams), udp.c, dns.c */
+void corio__open_pipe(lua_State *L);
+extern const luaL_Reg corio__pipe_funcs[];
+void corio__open_udp(lua_State *L);
+extern const luaL_Reg corio__udp_funcs[];
+extern const luaL_Reg corio__dns_funcs[];
 void corio__net_shutdown(lua_State *L, corio_State *S, int streams);
 
 #endif

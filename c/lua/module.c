@@ -71,6 +71,8 @@ int luaopen_corio_core(lua_State *L) {
   corio__open_scope(L);
   corio__open_stream(L);
   corio__open_tcp(L);
+  corio__open_pipe(L);
+  corio__open_udp(L);
   luaL_newmetatable(L, CANCEL_MT);
   lua_pushcfunction(L, cancelled_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -83,6 +85,9 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__scope_funcs);
   add(L, st, corio__gather_funcs);
   add(L, st, corio__tcp_funcs);
+  add(L, st, corio__pipe_funcs);
+  add(L, st, corio__udp_funcs);
+  add(L, st, corio__dns_funcs);
   lua_pushcfunction(L, l_is_cancelled);
   lua_setfield(L, -2, "is_cancelled");
   luaL_getmetatable(L, CANCEL_MT);
