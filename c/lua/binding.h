@@ -45,7 +45,7 @@
 /* what a task waits on (for tostring and dump) */
 enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER,
        W_LOCK, W_EVENT, W_CONDITION, W_SEMAPHORE, W_BARRIER, W_QUEUE,
-       W_CHANNEL, W_STREAM, W_CONNECT, W_SERVER, W_OTHER };
+       W_CHANNEL, W_STREAM, W_CONNECT, W_SERVER, W_UDP, W_DNS, W_OTHER };
 
 #define TASK_RETRIEVED 0x01  /* someone took its result or error */
 #define TASK_REPORTED  0x02  /* its unhandled error was reported */

@@ -33,7 +33,8 @@ const char *corio__state_name(const luatask *t) {
 static const char *const what_names[] = {
   "nothing", "sleep", "task", "future", "task group", "gather",
   "lock", "event", "condition", "semaphore", "barrier", "queue",
-  "channel", "stream", "connect", "server", "something", NULL
+  "channel", "stream", "connect", "server", "udp", "lookup", "something",
+  NULL
 };
 
 static const char *what_name(int what) {
