@@ -319,6 +319,100 @@ check_echo_server() {
   has "served 2 connections"
 }
 
+# The servers below are loaded by the real clients redis-benchmark, wrk and
+# curl (test dependencies), and checked by the benchmark suite's protocol
+# checker when it and python3 are there.
+CHECK_SERVER=../shared/bench-peers/check_server.py
+
+tool() {  # NAME: the tool is installed (else the example fails)
+  command -v "$1" >/dev/null 2>&1 || { problem "$1 is not installed"; return 1; }
+}
+
+check_protocol() {  # w5|w6 PORT: check_server.py, if it can run here
+  if command -v python3 >/dev/null 2>&1 && [ -f "$CHECK_SERVER" ]; then
+    got=$(timeout 30 python3 "$CHECK_SERVER" "$1" "$2" 2>&1) || problem "check_server.py: $got"
+  fi
+}
+
+talk_ping_server() {  # PORT: the checker, redis-benchmark with and without pipelining, SHUTDOWN
+  check_protocol w5 "$1"
+  if tool redis-benchmark; then
+    for depth in 16 1; do
+      got=$(timeout 60 redis-benchmark -h 127.0.0.1 -p "$1" -t ping_inline -n 20000 -c 20 \
+        -P "$depth" -q 2>&1 | tr '\r' '\n') || true
+      rps=$(printf '%s\n' "$got" |
+        sed -n 's/^PING_INLINE: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1)
+      if [ -z "$rps" ]; then problem "redis-benchmark -P $depth printed no rate: $got"
+      else holds "$rps > 0" "redis-benchmark -P $depth: no requests per second"
+      fi
+      if printf '%s\n' "$got" | grep -qi '^error'; then
+        problem "redis-benchmark -P $depth reported errors: $got"
+      fi
+    done
+  fi
+  got=$(timeout 10 "$CORIO" -e "
+    local corio = require 'corio'
+    local s = assert(corio.connect('127.0.0.1', $1))
+    s:write('PING\\r\\nSHUTDOWN\\r\\n')
+    print(s:read_line(), s:read_line())
+    s:close()" 2>&1) || problem "the corio client failed: $got"
+  [ "$got" = "+PONG	nil" ] || problem "PING then SHUTDOWN got: $got"
+}
+
+check_ping_server() {
+  has_line "^served [0-9]+ connections, [0-9]+ commands$"
+  holds "$(num "connections," 1) >= 41000" "fewer commands than the clients sent"
+}
+
+talk_http_hello() {  # PORT: the checker, curl, wrk, then /quit
+  url=http://127.0.0.1:$1/
+  check_protocol w6 "$1"
+  if tool curl; then
+    got=$(timeout 10 curl -s "$url" 2>&1) || problem "curl failed: $got"
+    [ "$got" = "hello world" ] || problem "curl got: $got"
+    # two requests on one connection: the second makes no new connection
+    got=$(timeout 10 curl -s -w ' %{num_connects}\n' "$url" "${url}again" 2>&1) ||
+      problem "curl (two requests) failed: $got"
+    [ "$got" = "hello world 1
+hello world 0" ] || problem "curl (keep-alive pair) got: $got"
+    got=$(timeout 10 curl -s -d 'a request body' "${url}form" 2>&1) || problem "curl -d failed: $got"
+    [ "$got" = "hello world" ] || problem "curl -d got: $got"
+    got=$(timeout 10 curl -s -i -H 'Connection: close' "$url" 2>&1 | tr -d '\r')
+    printf '%s\n' "$got" | grep -qx 'Connection: close' ||
+      problem "no 'Connection: close' in the answer to one: $got"
+  fi
+  if tool wrk; then
+    got=$(timeout 30 wrk -t1 -c10 -d1s "$url" 2>&1) || problem "wrk failed: $got"
+    n=$(printf '%s\n' "$got" | sed -n 's/^ *\([0-9]*\) requests in .*/\1/p')
+    if [ -z "$n" ]; then problem "wrk printed no request count: $got"
+    else holds "$n > 100" "wrk made only $n requests"
+    fi
+    if printf '%s\n' "$got" | grep -qE 'Socket errors|Non-2xx'; then problem "wrk: $got"; fi
+  fi
+  got=$(timeout 10 "$CORIO" -e "
+    local corio = require 'corio'
+    local s = assert(corio.connect('127.0.0.1', $1))
+    s:write('GET /quit HTTP/1.1\\r\\nHost: here\\r\\n\\r\\n')
+    local all = s:read_all()
+    print(all:match('\\r\\n\\r\\n(.*)'))
+    s:close()" 2>&1) || problem "the corio client failed: $got"
+  [ "$got" = "hello world" ] || problem "/quit got: $got"
+}
+
+check_http_hello() {
+  has_line "^served [0-9]+ requests$"
+}
+
+check_fetch_many() {  # run with scale 0.2: pages take 4 to 20 ms, 0.6 s in all
+  has "50 pages from 127.0.0.1:"
+  seq=$(num "sequential: 50 pages in" 1)
+  conc=$(num "10 at a time: 50 pages in" 1)
+  has_line "the server answered at most ([1-9]|10) at once"
+  holds "$seq >= 0.55" "in sequence it should take at least the sum of the delays"
+  holds "$conc >= 0.055 && $conc < $seq / 3" "ten at a time should be several times faster"
+  has "speedup:"
+}
+
 # ---- run them all ---------------------------------------------------------------
 
 example io_latency 0.1
@@ -331,6 +425,9 @@ example as_completed
 example producer_consumer 0.2
 example tour
 server_example echo_server 0 2
+server_example ping_server 0
+server_example http_hello 0
+example fetch_many 0.2
 
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
