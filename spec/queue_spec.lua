@@ -55,6 +55,50 @@ describe("corio.queue", function()
     end)
   end)
 
+  it("grows while its items wrap around the end of its storage, and up to a large maxsize", function()
+    helper.run(function()
+      local q = corio.queue()
+      for i = 1, 60 do q:put(i) end
+      for i = 1, 50 do assert.equal(i, q:get()) end
+      for i = 61, 300 do q:put(i) end      -- wraps, then grows twice
+      for i = 51, 300 do assert.equal(i, q:get()) end
+      local big = corio.queue(1000)
+      for i = 1, 1000 do big:put_nowait(i) end
+      assert.is_true(big:full())
+      assert.truthy(error_of(big.put_nowait, big, 0):find("queue full", 1, true))
+      for i = 1, 1000 do assert.equal(i, big:get_nowait()) end
+    end)
+  end)
+
+  it("matches a plain list under a random mix of puts and gets (nil items too)", function()
+    helper.run(function()
+      local rng = 12345
+      local function rand(n)
+        rng = (rng * 1103515245 + 12345) % 2147483648
+        return rng % n
+      end
+      for _, max in ipairs { 1, 3, 100, 0 } do
+        local q, model, head, tail = corio.queue(max), {}, 1, 0
+        for step = 1, 5000 do
+          local size = tail - head + 1
+          if rand(2) == 0 and (max == 0 or size < max) then
+            local item = rand(10) > 0 and step or nil
+            if rand(2) == 0 then q:put(item) else q:put_nowait(item) end
+            tail = tail + 1
+            model[tail] = item
+          elseif size > 0 then
+            local got
+            if rand(2) == 0 then got = q:get() else got = q:get_nowait() end
+            assert.equal(model[head], got)
+            model[head] = nil
+            head = head + 1
+          end
+          assert.equal(tail - head + 1, q:qsize())
+        end
+      end
+    end)
+  end)
+
   it("get waits for a put; getters are served in FIFO order", function()
     local got = helper.run(function()
       local q, got = corio.queue(), {}

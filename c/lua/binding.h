@@ -171,6 +171,9 @@ void corio__group_record_replaced(lua_State *L, corio_State *S, luatask *t, int 
 void corio__gather_alert(corio_State *S);
 extern const luaL_Reg corio__gather_funcs[];
 
+/* queue.c */
+extern const luaL_Reg corio__queue_funcs[];
+
 /* coroutine.c */
 extern const luaL_Reg corio__coroutine_funcs[];
 

@@ -84,6 +84,7 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__run_funcs);
   add(L, st, corio__scope_funcs);
   add(L, st, corio__gather_funcs);
+  add(L, st, corio__queue_funcs);
   add(L, st, corio__tcp_funcs);
   add(L, st, corio__pipe_funcs);
   add(L, st, corio__udp_funcs);

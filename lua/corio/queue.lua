@@ -49,50 +49,18 @@ local function check_max(fname, maxsize)
   return maxsize
 end
 
-local function new_queue(kind, maxsize)
-  local max = check_max("corio." .. kind, maxsize)
-  local is_pri = kind == "priority_queue"
-  local getters, putters, joiners = new_list(), new_list(), new_list()
-  local got = {}          -- task -> item handed to a woken getter (or SHUT)
-  local wprio = {}        -- task -> priority of a waiting putter / handed item
+-- The storage of each kind, behind one interface that the shared code
+-- below uses: store(item, prio), take() -> item, prio, count() -> items
+-- stored, bump(d) -> unfinished after adding d, is_shut(), set_shut().
+-- The FIFO queue's storage is in C (core.fifo), with put/get fast paths
+-- that call the Lua slow paths here only when they must.
+
+-- a LIFO stack or a priority heap, with its counters in upvalues
+local function lua_storage(kind)
   local n, unfinished, shut = 0, 0, false
   local buf = {}
-  local head, cap = 1, 0  -- the FIFO's ring (inlined in its put and get)
-  local store, take       -- the storage of this kind
-
-  local function shut_error(fname)
-    error(("%s:%s: queue shut down"):format(kind, fname), 3)
-  end
-
-  if kind == "queue" then
-    -- a ring buffer of cap slots from head; grows when unbounded
-    cap = max == huge and 8 or max
-    for i = 1, cap do buf[i] = false end
-    function store(item)
-      if n == cap then
-        local nb, ncap = {}, cap * 2
-        for i = 1, ncap do nb[i] = false end
-        for i = 1, cap do
-          local j = head + i - 1
-          if j > cap then j = j - cap end
-          nb[i] = buf[j]
-        end
-        buf, head, cap = nb, 1, ncap
-      end
-      local i = head + n
-      if i > cap then i = i - cap end
-      buf[i] = item
-      n = n + 1
-    end
-    function take()
-      local h = head
-      local item = buf[h]
-      buf[h] = false
-      if h == cap then head = 1 else head = h + 1 end
-      n = n - 1
-      return item
-    end
-  elseif kind == "lifo_queue" then
+  local store, take
+  if kind == "lifo_queue" then
     function store(item)
       n = n + 1
       buf[n] = item
@@ -146,6 +114,27 @@ local function new_queue(kind, maxsize)
       return item, prio
     end
   end
+  return store, take,
+    function() return n end,
+    function(d) unfinished = unfinished + d; return unfinished end,
+    function() return shut end,
+    function() shut = true end
+end
+
+local function new_queue(kind, maxsize)
+  local max = check_max("corio." .. kind, maxsize)
+  local is_pri = kind == "priority_queue"
+  local getters, putters, joiners = new_list(), new_list(), new_list()
+  local got = {}          -- task -> item handed to a woken getter (or SHUT)
+  local wprio = {}        -- task -> priority of a waiting putter / handed item
+  local store, take, count, bump, is_shut, set_shut
+  -- errors name the caller of put/get: one level further up when the C
+  -- fast path called the slow path
+  local up = kind == "queue" and 1 or 0
+
+  local function shut_error(fname, level)
+    error(("%s:%s: queue shut down"):format(kind, fname), level + 1 + up)
+  end
 
   local function check_prio(fname, prio)
     local ty = type(prio)
@@ -161,7 +150,7 @@ local function new_queue(kind, maxsize)
     if item == nil then item = NIL end
     got[t] = item
     if prio ~= nil then wprio[t] = prio end
-    unfinished = unfinished + 1
+    bump(1)
     return true
   end
 
@@ -173,7 +162,7 @@ local function new_queue(kind, maxsize)
     local prio = wprio[t]
     if prio ~= nil then wprio[t] = nil end
     store(v, prio)
-    unfinished = unfinished + 1
+    bump(1)
   end
 
   -- full: wait, the item kept in the wait list until a get takes it in
@@ -191,12 +180,12 @@ local function new_queue(kind, maxsize)
     if got[me] ~= nil then   -- woken by shutdown: the item was not put
       got[me] = nil
       wprio[me] = nil
-      shut_error("put")
+      shut_error("put", 2)
     end
   end
 
   local function wait_get()
-    if shut then shut_error("get") end
+    if is_shut() then shut_error("get", 2) end
     local me = check(kind .. ":get")
     push(getters, me)
     local ok, err = pcall(park, "queue")
@@ -206,7 +195,7 @@ local function new_queue(kind, maxsize)
     end
     local item = got[me]
     got[me] = nil
-    if item == SHUT then shut_error("get") end
+    if item == SHUT then shut_error("get", 2) end
     if item == NIL then item = nil end
     if is_pri then   -- handed over while the queue was empty: the lowest priority too
       local prio = wprio[me]
@@ -216,93 +205,69 @@ local function new_queue(kind, maxsize)
     return item
   end
 
-  local q = { _getters = getters, _putters = putters, _joiners = joiners }
-
-  -- q:put(item [, priority]) (suspends while the queue is full)
-  if kind == "queue" then   -- the hot path, with the ring buffer inlined
-    function q.put(_, item)
-      if shut then shut_error("put") end
-      if getters.head ~= nil and hand_over(item) then return end
-      if n < max then
-        if n == cap then
-          store(item)   -- grows the ring
-        else
-          local i = head + n
-          if i > cap then i = i - cap end
-          buf[i] = item
-          n = n + 1
-        end
-        unfinished = unfinished + 1
-        return
-      end
-      return wait_put(item)
-    end
-    function q.get()
-      if n > 0 then
-        local h = head
-        local item = buf[h]
-        buf[h] = false
-        if h == cap then head = 1 else head = h + 1 end
-        n = n - 1
-        if putters.head ~= nil then refill() end
-        return item
-      end
-      return wait_get()
-    end
-  else
-    function q.put(_, item, prio)
-      if shut then shut_error("put") end
-      if is_pri then check_prio("put", prio) end
-      if getters.head ~= nil and hand_over(item, prio) then return end
-      if n < max then
-        store(item, prio)
-        unfinished = unfinished + 1
-        return
-      end
-      return wait_put(item, prio)
-    end
-    -- q:get() (suspends while the queue is empty) -> item (and its
-    -- priority, for a priority queue)
-    function q.get()
-      if n > 0 then
-        local item, prio = take()
-        if putters.head ~= nil then refill() end
-        return item, prio
-      end
-      return wait_get()
-    end
-  end
-
-  function q.put_nowait(_, item, prio)
-    if shut then shut_error("put_nowait") end
-    if is_pri then check_prio("put_nowait", prio) end
+  -- q:put(item [, priority]) (suspends while the queue is full). For the
+  -- FIFO queue this is the slow path behind the C one.
+  local function put(_, item, prio)
+    if is_shut() then shut_error("put", 2) end
+    if is_pri then check_prio("put", prio) end
     if getters.head ~= nil and hand_over(item, prio) then return end
-    if n >= max then error(kind .. ":put_nowait: queue full", 2) end
-    store(item, prio)
-    unfinished = unfinished + 1
+    if count() < max then
+      store(item, prio)
+      bump(1)
+      return
+    end
+    return wait_put(item, prio)
   end
 
-  function q.get_nowait()
-    if n > 0 then
+  -- q:get() (suspends while the queue is empty) -> item (and its
+  -- priority, for a priority queue)
+  local function get()
+    if count() > 0 then
       local item, prio = take()
       if putters.head ~= nil then refill() end
       return item, prio
     end
-    if shut then shut_error("get_nowait") end
+    return wait_get()
+  end
+
+  local q = { _getters = getters, _putters = putters, _joiners = joiners }
+  if kind == "queue" then
+    q.put, q.get, store, take, count, bump, is_shut, set_shut =
+      core.fifo(max, getters, putters, put, get)
+  else
+    store, take, count, bump, is_shut, set_shut = lua_storage(kind)
+    q.put, q.get = put, get
+  end
+
+  function q.put_nowait(_, item, prio)
+    if is_shut() then error(kind .. ":put_nowait: queue shut down", 2) end
+    if is_pri then check_prio("put_nowait", prio) end
+    if getters.head ~= nil and hand_over(item, prio) then return end
+    if count() >= max then error(kind .. ":put_nowait: queue full", 2) end
+    store(item, prio)
+    bump(1)
+  end
+
+  function q.get_nowait()
+    if count() > 0 then
+      local item, prio = take()
+      if putters.head ~= nil then refill() end
+      return item, prio
+    end
+    if is_shut() then error(kind .. ":get_nowait: queue shut down", 2) end
     error(kind .. ":get_nowait: queue empty", 2)
   end
 
   function q.task_done()
-    if unfinished == 0 then
+    if bump(0) == 0 then
       error(kind .. ":task_done: called more times than there were items", 2)
     end
-    unfinished = unfinished - 1
-    if unfinished == 0 then wake_all(joiners) end
+    if bump(-1) == 0 then wake_all(joiners) end
   end
 
   -- q:join() (suspends until every item put has been marked task_done)
   function q.join()
-    if unfinished == 0 then return end
+    if bump(0) == 0 then return end
     wait(joiners, check(kind .. ":join"), "queue")
   end
 
@@ -310,28 +275,28 @@ local function new_queue(kind, maxsize)
   -- drain what is left, then fail. immediate: the items left are dropped
   -- (counted as done for join).
   function q.shutdown(_, immediate)
-    shut = true
+    set_shut()
     if immediate then
-      while n > 0 do
+      while count() > 0 do
         take()
-        if unfinished > 0 then unfinished = unfinished - 1 end
+        if bump(0) > 0 then bump(-1) end
       end
-      if unfinished == 0 then wake_all(joiners) end
+      if bump(0) == 0 then wake_all(joiners) end
     end
     wake_all(getters, got, SHUT)
     wake_all(putters, got, SHUT)
   end
 
-  function q.is_shutdown() return shut end
-  function q.qsize() return n end
-  function q.empty() return n == 0 end
-  function q.full() return n >= max end
+  function q.is_shutdown() return is_shut() end
+  function q.qsize() return count() end
+  function q.empty() return count() == 0 end
+  function q.full() return count() >= max end
   function q.maxsize() return max == huge and 0 or max end
-  function q._unfinished() return unfinished end
+  function q._unfinished() return bump(0) end
   function q._describe()
     return ("corio %s (%d of %s items, %d getters and %d putters waiting%s)"):format(
-      kind, n, max == huge and "unbounded" or tostring(max),
-      getters.n, putters.n, shut and ", shut down" or "")
+      kind, count(), max == huge and "unbounded" or tostring(max),
+      getters.n, putters.n, is_shut() and ", shut down" or "")
   end
 
   return setmetatable(q, Queue)
