@@ -7,6 +7,12 @@
 --   w2     spawn N (1,000,000) tasks each corio.sleep(1.0), gather, check count
 --   w3     1000 tasks x N/1000 corio.sleep(0); rate = switches/s
 --   w4     producer -> corio.queue(100) -> consumer, N items; check sum and count; rate = items/s
+--   w5     Redis inline PING server, plain sequential code: read_line, one write per reply
+--   w5buf  the same server buffer-based: read() a chunk, answer all its lines in one write
+--   w6     minimal HTTP/1.1 keep-alive server: read_line for the request line and headers
+--   w6until the same with read_until("\r\n\r\n") for the whole header block
+-- The servers take --port P (default 6400), listen on 127.0.0.1, print "READY P" and
+-- run until killed; bench/run.sh loads them as the peers' run.sh does.
 -- "secs" runs from just before the first spawn to just after the gather returns,
 -- as in the peers (interpreter start-up and teardown excluded).
 local corio = require "corio"
@@ -109,17 +115,119 @@ local function w4(n)
            secs = string.format("%.4f", secs), rate = string.format("%.0f", n / secs) }
 end
 
+-- ---- network servers (W5, W6): code as a user would write it
+
+local PONG, ERR = "+PONG\r\n", "-ERR unknown command\r\n"
+
+local function w5_conn(stream)
+  stream:set_nodelay(true)
+  while true do
+    local line = stream:read_line()
+    if line == nil then return end
+    if line == "PING" or line:upper() == "PING" then
+      stream:write(PONG)
+    elseif line ~= "" then
+      stream:write(ERR)
+    end
+  end
+end
+
+local find, sub, upper = string.find, string.sub, string.upper
+
+local function w5buf_conn(stream)
+  stream:set_nodelay(true)
+  local rest = ""
+  while true do
+    local data = stream:read()
+    if data == nil then return end
+    if rest ~= "" then data = rest .. data end
+    local replies, n, pos = {}, 0, 1
+    while true do
+      local nl = find(data, "\n", pos, true)
+      if nl == nil then break end
+      local e = nl - 1
+      if e >= pos and sub(data, e, e) == "\r" then e = e - 1 end
+      if e >= pos then
+        local line = sub(data, pos, e)
+        n = n + 1
+        replies[n] = (line == "PING" or upper(line) == "PING") and PONG or ERR
+      end
+      pos = nl + 1
+    end
+    rest = sub(data, pos)
+    if n == 1 then stream:write(replies[1])
+    elseif n > 1 then stream:write(table.concat(replies)) end
+  end
+end
+
+local HTTP_OK = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world"
+local HTTP_405 = "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+local function w6_conn(stream)
+  stream:set_nodelay(true)
+  while true do
+    local request = stream:read_line()
+    if request == nil then return end
+    repeat
+      local header = stream:read_line()
+      if header == nil then return end
+    until header == ""
+    if sub(request, 1, 4) ~= "GET " then
+      stream:write(HTTP_405)
+      return
+    end
+    stream:write(HTTP_OK)
+  end
+end
+
+local function w6until_conn(stream)
+  stream:set_nodelay(true)
+  while true do
+    local head = stream:read_until("\r\n\r\n")
+    if head == nil then return end
+    if sub(head, 1, 4) ~= "GET " then
+      stream:write(HTTP_405)
+      return
+    end
+    stream:write(HTTP_OK)
+  end
+end
+
+local servers = { w5 = w5_conn, w5buf = w5buf_conn, w6 = w6_conn, w6until = w6until_conn }
+
+local function serve(handler, port)
+  local server = assert(corio.serve("127.0.0.1", port, handler, { backlog = 1024 }))
+  io.write("READY ", port, "\n")
+  io.flush()
+  server:wait_closed()
+end
+
 local function empty()
   corio.run(triv, 0)
   result { "workload", "n", "secs", workload = "empty", n = 0, secs = 0 }
 end
 
 local workloads = { w1 = w1, w2 = w2, w3 = w3, w4 = w4 }
-local wl, n = arg[1], math.tointeger(tonumber(arg[2]) or 1000000)
+local args, port = {}, 6400
+do
+  local i = 1
+  while arg[i] do
+    if arg[i] == "--port" then
+      port = math.tointeger(tonumber(arg[i + 1]))
+      i = i + 1
+    else
+      args[#args + 1] = arg[i]
+    end
+    i = i + 1
+  end
+end
+local wl, n = args[1], math.tointeger(tonumber(args[2]) or 1000000)
 if wl == "empty" then
   empty()
 elseif workloads[wl] then
   corio.run(workloads[wl], n)
+elseif servers[wl] and port then
+  corio.run(serve, servers[wl], port)
 else
-  error("usage: lua5.4 bench/bench_corio.lua empty|w1|w2|w3|w4 [N]")
+  error("usage: lua5.4 bench/bench_corio.lua empty|w1|w2|w3|w4 [N] | w5|w5buf|w6|w6until [--port P]")
 end

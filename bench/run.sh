@@ -5,17 +5,28 @@
 # GNU time (%e %M) and `timeout 180`. Prints one markdown table per workload on stdout;
 # progress goes to stderr, raw numbers and program stderr to $OUT.
 #
+# Network rows (W5, W6) as the peers' run.sh measures them: every server of a workload
+# is started once (on a free 127.0.0.1 port) and must pass check_server.py; after one
+# warm-up each, the measured runs go round the servers, one load at a time, REPS times.
+# Server CPU per request = utime+stime of the server process (/proc/PID/stat) over the
+# run, divided by the requests made. W5: redis-benchmark -t ping_inline -n N_W5 -c 50,
+# -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS.
+#
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
-# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4"
-#        PEERS="node luv cqueues asyncio uvloop"  (prefix of a row label; "" = corio only)
+# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6"  N_W5=500000  WRK_SECS=10
+#        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
+#        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4}
-PEERS=${PEERS-node luv cqueues asyncio uvloop}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6}
+PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
+N_W5=${N_W5:-500000}
+WRK_SECS=${WRK_SECS:-10}
+BUILD=$(cd "${BUILD:-$ROOT/build}" 2>/dev/null && pwd) || { echo "no build directory ${BUILD:-build}" >&2; exit 1; }
 OUT=${OUT:-/tmp/corio-bench}
 mkdir -p "$OUT"
 RAW=$OUT/raw-$(date +%Y%m%d-%H%M%S).tsv
@@ -25,14 +36,14 @@ LUA=lua5.4
 PY=/usr/bin/python3.11; [ -x "$PY" ] || PY=/usr/bin/python3   # Debian python: has python3-uvloop
 GNU_TIME=/usr/bin/time
 
-[ -f "$ROOT/build/corio/core.so" ] || { echo "no build/corio/core.so: run make build" >&2; exit 1; }
+[ -f "$BUILD/corio/core.so" ] || { echo "no $BUILD/corio/core.so: run make build" >&2; exit 1; }
 [ -x "$GNU_TIME" ] || { echo "$GNU_TIME missing (apt-get install time)" >&2; exit 1; }
 if [ -n "$PEERS" ] && [ ! -d "$PEERDIR" ]; then
   echo "no peers at $PEERDIR: corio rows only" >&2; PEERS=
 fi
 # corio from this tree; lua5.4 reads the _5_4 variables before LUA_PATH/LUA_CPATH.
 export LUA_PATH_5_4="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
-export LUA_CPATH_5_4="$ROOT/build/?.so;;"
+export LUA_CPATH_5_4="$BUILD/?.so;;"
 
 # ---- rows: "workload|label|command"; the label's first word (before "-") is the runtime,
 # whose "empty" row is the RSS baseline for bytes/task.
@@ -57,9 +68,19 @@ ROWS=(
   "empty|cqueues|$CQ empty" "w1|cqueues|$CQ w1 {N}"  "w2|cqueues|$CQ w2 {N}"  "w3|cqueues|$CQ w3 {N}"
   "w4|cqueues|$CQ w4 {N}"
 )
+# servers (they get --port P); corio's are plain corio code (bench/bench_corio.lua)
+UVSERVER=$OUT/uv_server
+NET_ROWS=(
+  "w5|corio|$CORIO w5"  "w5|corio-buf|$CORIO w5buf"
+  "w5|node|$NODE w5"  "w5|uvloop-proto|$ASYNCIO w5 --uvloop"  "w5|asyncio-proto|$ASYNCIO w5"
+  "w5|luv-cb|$LUV w5"  "w5|cqueues|$CQ w5"  "w5|c-uv|$UVSERVER w5"
+  "w6|corio|$CORIO w6"  "w6|corio-until|$CORIO w6until"
+  "w6|node|$NODE w6"  "w6|uvloop-proto|$ASYNCIO w6 --uvloop"  "w6|asyncio-proto|$ASYNCIO w6"
+  "w6|luv-cb|$LUV w6"  "w6|cqueues|$CQ w6"  "w6|c-uv|$UVSERVER w6"
+)
 
 want() { # want LABEL: corio's own rows always, peers by prefix
-  case $1 in corio|lua|lua-*) return 0 ;; esac
+  case $1 in corio|corio-*|lua|lua-*) return 0 ;; esac
   local p
   for p in $PEERS; do case $1 in "$p"*) return 0 ;; esac; done
   return 1
@@ -88,9 +109,125 @@ run_one() { # run_one WORKLOAD LABEL REP COMMAND
   if [ -n "$rate" ]; then emit "$w" "$p" "$r" rate "$rate"; fi
 }
 
+# ---- network rows ------------------------------------------------------------------
+
+SRV_LABELS=() SRV_PIDS=() SRV_PORTS=()   # the servers of the workload under test
+free_port() {  # a port nothing listens on now
+  local p
+  p=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null)
+  if [ -z "$p" ]; then  # no python: walk up from PORT_BASE past the ports in use
+    p=${PORT_BASE:-16500}
+    while ss -Htln "sport = :$p" 2>/dev/null | grep -q .; do p=$((p + 1)); done
+    PORT_BASE=$((p + 1))
+  fi
+  echo "$p"
+}
+start_server() {  # WORKLOAD LABEL COMMAND: start it, wait for READY, check it, warm it up
+  local w=$1 p=$2 cmd=$3 port pid i f
+  for _ in 1 2; do  # a second port if another program took the first meanwhile
+    port=$(free_port)
+    f=$OUT/server-$port.out
+    echo "== [$w $p] $cmd --port $port" >> "$LOG"
+    # shellcheck disable=SC2086  # the command is split into words on purpose
+    timeout 3600 $cmd --port "$port" > "$f" 2>&1 &
+    pid=$!
+    for i in $(seq 1 100); do
+      grep -q READY "$f" 2>/dev/null && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if grep -q READY "$f" 2>/dev/null; then break; fi
+    cat "$f" >> "$LOG"
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    pid=
+  done
+  if [ -z "$pid" ]; then echo "[$w $p] server did not start" | tee -a "$LOG" >&2; emit "$w" "$p" 0 fail start; return; fi
+  local ck; ck=$(timeout 30 $PY "$PEERDIR/check_server.py" "$w" "$port" 2>&1)
+  echo "[$w $p] $ck" | tee -a "$LOG" >&2
+  if ! grep -q "CHECK OK" <<< "$ck"; then
+    emit "$w" "$p" 0 fail check; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return
+  fi
+  if [ "$w" = w5 ]; then
+    for i in 16 1; do
+      timeout 60 redis-benchmark -p "$port" -t ping_inline -n 50000 -c 50 -P $i -q > /dev/null 2>&1
+    done
+  else
+    timeout 30 wrk -t1 -c100 -d2s "http://127.0.0.1:$port/" > /dev/null 2>&1
+  fi
+  SRV_LABELS+=("$p") SRV_PIDS+=("$pid") SRV_PORTS+=("$port")
+}
+stop_servers() {
+  local i
+  for i in "${!SRV_PIDS[@]}"; do
+    kill "${SRV_PIDS[$i]}" 2>/dev/null; wait "${SRV_PIDS[$i]}" 2>/dev/null
+    grep -v READY "$OUT/server-${SRV_PORTS[$i]}.out" >> "$LOG" 2>/dev/null
+    rm -f "$OUT/server-${SRV_PORTS[$i]}.out"
+  done
+  SRV_LABELS=() SRV_PIDS=() SRV_PORTS=()
+}
+trap stop_servers EXIT
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() {  # PID of `timeout`: utime+stime (every thread) of the server it runs
+  local pid; pid=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null)
+  awk '{print $14 + $15}' "/proc/${pid:-$1}/stat" 2>/dev/null || echo 0
+}
+per_req() { awk -v a="$1" -v b="$2" -v t="$TICKS" -v n="$3" 'BEGIN{printf "%.3f", (b-a)/t*1e6/n}'; }
+
+measure_w5() {  # REP DEPTH INDEX
+  local r=$1 P=$2 i=$3 p=${SRV_LABELS[$3]} c0 c1 out rps cpu
+  c0=$(cpu_ticks "${SRV_PIDS[$i]}")
+  out=$(timeout 300 redis-benchmark -p "${SRV_PORTS[$i]}" -t ping_inline -n "$N_W5" -c 50 -P "$P" -q 2>&1 |
+        tr '\r' '\n' | grep 'requests per second' | tail -1)
+  c1=$(cpu_ticks "${SRV_PIDS[$i]}")
+  rps=$(sed -n 's/.*PING_INLINE: \([0-9.]*\) requests per second.*/\1/p' <<< "$out")
+  cpu=$(per_req "$c0" "$c1" "$N_W5")
+  echo "[w5-P$P $p rep$r] $out server_cpu_us_per_req=$cpu" | tee -a "$LOG" >&2
+  if [ -z "$rps" ]; then emit "w5-P$P" "$p" "$r" fail bench; return; fi
+  emit "w5-P$P" "$p" "$r" n "$N_W5"; emit "w5-P$P" "$p" "$r" rate "$rps"; emit "w5-P$P" "$p" "$r" cpu_us "$cpu"
+}
+
+measure_w6() {  # REP INDEX
+  local r=$1 i=$2 p=${SRV_LABELS[$2]} c0 c1 out rps nreq cpu errs
+  c0=$(cpu_ticks "${SRV_PIDS[$i]}")
+  out=$(timeout $((WRK_SECS + 30)) wrk -t1 -c100 -d"${WRK_SECS}s" "http://127.0.0.1:${SRV_PORTS[$i]}/" 2>&1)
+  c1=$(cpu_ticks "${SRV_PIDS[$i]}")
+  rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<< "$out")
+  nreq=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<< "$out")
+  errs=$(grep -E 'Non-2xx|Socket errors' <<< "$out" | tr '\n' ' ')
+  cpu=
+  if [ -n "$nreq" ] && [ "$nreq" -gt 0 ]; then cpu=$(per_req "$c0" "$c1" "$nreq"); fi
+  echo "[w6 $p rep$r] rps=$rps requests=$nreq server_cpu_us_per_req=$cpu $errs" | tee -a "$LOG" >&2
+  if [ -z "$rps" ] || [ -z "$cpu" ]; then emit w6 "$p" "$r" fail bench; return; fi
+  emit w6 "$p" "$r" n "$nreq"; emit w6 "$p" "$r" rate "$rps"; emit w6 "$p" "$r" cpu_us "$cpu"
+  if [ -n "$errs" ]; then emit w6 "$p" "$r" fail "errors: $errs"; fi
+}
+
+run_net() {  # WORKLOAD: start every server, then REPS rounds over them
+  local w=$1 row rw label cmd r i P
+  for row in "${NET_ROWS[@]}"; do
+    IFS='|' read -r rw label cmd <<< "$row"
+    if [ "$rw" != "$w" ] || ! want "$label"; then continue; fi
+    if [ "$label" = c-uv ] && { [ ! -x "$UVSERVER" ] || [ "$PEERDIR/uv_server.c" -nt "$UVSERVER" ]; }; then
+      gcc -O2 -Wall -o "$UVSERVER" "$PEERDIR/uv_server.c" -luv 2>>"$LOG" ||
+        { echo "build of $UVSERVER failed" >&2; emit "$w" "$label" 0 fail build; continue; }
+    fi
+    start_server "$w" "$label" "$cmd"
+  done
+  for r in $(seq 1 "$REPS"); do
+    if [ "$w" = w5 ]; then
+      for P in 16 1; do
+        for i in "${!SRV_PIDS[@]}"; do measure_w5 "$r" "$P" "$i"; done
+      done
+    else
+      for i in "${!SRV_PIDS[@]}"; do measure_w6 "$r" "$i"; done
+    fi
+  done
+  stop_servers
+}
+
 # W1/W2 need each runtime's empty run for bytes/task.
 case " $WORKLOADS " in *" w1 "*|*" w2 "*) WL="empty $WORKLOADS" ;; *) WL=$WORKLOADS ;; esac
-echo "# raw -> $RAW ; log -> $LOG ; REPS=$REPS N=$N WORKLOADS=$WL PEERS=$PEERS" >&2
+echo "# raw -> $RAW ; log -> $LOG ; REPS=$REPS N=$N WORKLOADS=$WL PEERS=$PEERS BUILD=$BUILD" >&2
 for r in $(seq 1 "$REPS"); do
   for w in $WL; do
     for row in "${ROWS[@]}"; do
@@ -100,11 +237,14 @@ for r in $(seq 1 "$REPS"); do
     done
   done
 done
+for w in $WL; do
+  case $w in w5|w6) run_net "$w" ;; esac
+done
 
 echo "corio benchmarks, $(date -u +%Y-%m-%d), $(nproc) CPU, $($LUA -v 2>&1 | cut -d' ' -f1-2), REPS=$REPS"
 python3 "$ROOT/bench/summarize.py" "$RAW"
 if grep -q 'looks stale' "$LOG"; then echo; echo "WARNING: the corio clock looked stale (see $LOG)"; fi
 # a corio row that failed its own check fails the run (peers' failures are only reported)
-if awk -F'\t' '$2 == "corio" && $4 == "fail" { f = 1 } END { exit !f }' "$RAW"; then
+if awk -F'\t' '$2 ~ /^corio/ && $4 == "fail" { f = 1 } END { exit !f }' "$RAW"; then
   echo "corio rows FAILED (see $LOG)"; exit 1
 fi

@@ -4,6 +4,8 @@
 One table per workload: median (min..max) over the repetitions of the in-program secs,
 process elapsed, peak RSS and rate, bytes/task against the same runtime's empty run,
 and corio's median divided by each row's median (below 1: corio is faster / smaller).
+Network workloads (w5-P16, w5-P1, w6): req/s and server CPU microseconds per request,
+each row's CPU divided by node's, c-uv's and uvloop-proto's, then corio against the targets.
 usage: summarize.py RAW.tsv
 """
 import collections
@@ -52,7 +54,41 @@ TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
           "w2": "W2 sleepers (1.0 s each)", "w3": "W3 switch (sleep(0)); rate = switches/s",
           "w4": "W4 queue(100), producer -> consumer; rate = items/s"}
 
+NET = {"w5-P16": "W5 Redis inline PING, redis-benchmark -c 50 -P 16",
+       "w5-P1": "W5 Redis inline PING, redis-benchmark -c 50 -P 1",
+       "w6": "W6 HTTP/1.1 keep-alive hello, wrk -t1 -c100"}
+# the issue's targets: corio's CPU/request at most TARGET x the reference's
+TARGETS = {"w5-P16": [("node", 1.0), ("c-uv", 1.3)], "w6": [("uvloop-proto", 1.0), ("c-uv", 1.1)]}
+REFS = ("node", "c-uv", "uvloop-proto")
+usec = lambda v: f"{v:.2f}"  # noqa: E731
+
+
+def net_table(wl, labels):
+    n = next((med(wl, label, "n") for label in labels if med(wl, label, "n")), 0)
+    what = "requests" if wl.startswith("w5") else "requests per run (median)"
+    print(f"\n### {NET[wl]}, {n:,.0f} {what}\n")
+    print("| server | req/s | server CPU us/req | " + " | ".join(f"cpu / {r}" for r in REFS) + " |")
+    print("|---|---|---|" + "---|" * len(REFS))
+    for label in labels:
+        m = data[wl, label]
+        name = label + (f" **FAILED {','.join(fails[wl, label])}**" if fails.get((wl, label)) else "")
+        cols = " | ".join(ratio(med(wl, label, "cpu_us"), med(wl, r, "cpu_us")) for r in REFS)
+        print(f"| {name} | {spread(m.get('rate'), count)} | {spread(m.get('cpu_us'), usec)} | {cols} |")
+    rates = {label: med(wl, label, "rate") for label in labels}
+    peers = [r for label, r in rates.items() if r and not label.startswith("corio")]
+    for label in [x for x in labels if x.startswith("corio")]:
+        notes = [f"cpu {ratio(med(wl, label, 'cpu_us'), med(wl, ref, 'cpu_us'))} x {ref} (target <= {t})"
+                 for ref, t in TARGETS.get(wl, []) if med(wl, ref, "cpu_us")]
+        if peers and rates[label]:
+            notes.append(f"req/s {'not ' if rates[label] >= min(peers) else ''}below the slowest peer")
+        if notes:
+            print(f"\n{label}: " + "; ".join(notes))
+
+
 for wl, labels in order.items():
+    if wl in NET:
+        net_table(wl, labels)
+        continue
     n = next((med(wl, label, "n") for label in labels if med(wl, label, "n")), 0)
     print(f"\n### {TITLES.get(wl, wl)}, N={n:,.0f}\n")
     print("| runtime | secs | elapsed | peak RSS MB | bytes/task | rate/s "
