@@ -107,6 +107,7 @@ static void close_all(netstate *ns, int kind) {
     n = n->next;  /* closing unlinks h */
     if (h->kind != kind) continue;
     if (kind == NET_SERVER) corio__server_close((netserver *)h, 0);
+    else if (kind == NET_UDP) corio__udp_close(h);
     else corio__stream_close_soon((netstream *)h);
   }
 }
@@ -120,7 +121,10 @@ void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
   (void)S;
   if (ns == NULL) return;
   close_all(ns, NET_SERVER);
-  if (streams) close_all(ns, NET_STREAM);
+  if (streams) {
+    close_all(ns, NET_UDP);  /* at once (a send still in libuv is dropped) */
+    close_all(ns, NET_STREAM);
+  }
 }
 
 /* the net state, in the registry (at module open) */

@@ -31,7 +31,7 @@
 #define NET_HWM    65536   /* default write high-water mark */
 
 enum { NET_OPEN, NET_CLOSING, NET_CLOSED };  /* CLOSING: flushing, then close */
-enum { NET_STREAM, NET_SERVER };
+enum { NET_STREAM, NET_SERVER, NET_UDP };
 
 /* the head of every stream and server */
 typedef struct nethandle {
@@ -104,6 +104,9 @@ size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt);
 
 /* tcp.c */
 void corio__server_close(netserver *srv, int cancel);
+
+/* udp.c */
+void corio__udp_close(nethandle *h);  /* the run's shutdown */
 
 /* net.c */
 void corio__net_open(lua_State *L);
