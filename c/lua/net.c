@@ -4,12 +4,16 @@
 ** that must outlive their Lua references, error values, addresses.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "net.h"
 
 
+struct grace;
+
 typedef struct netstate {
   corio_list_t handles;  /* open streams and servers */
+  struct grace *grace;   /* the run's shutdown: the flush's clock */
 } netstate;
 
 static netstate *get_net(lua_State *L) {
@@ -112,25 +116,85 @@ static void close_all(netstate *ns, int kind) {
   }
 }
 
+/* The grace period of the run's shutdown. Streams still flushing when a
+   run ends are given time, but a peer that never reads must not hold the
+   process: once a second, a stream whose peer took nothing since the last
+   look is closed and its queued bytes dropped (corio__stream_grace), and
+   GRACE_TICKS seconds after the shutdown began every stream still
+   flushing is. The timer is unref'd: it never keeps the loop alive by
+   itself, only ticks while the writes do. */
+#define GRACE_TICK_MS 1000
+#define GRACE_TICKS   10
+
+typedef struct grace {
+  uv_timer_t timer;
+  netstate *ns;
+  int ticks;
+  int final;             /* every task has finished: waiters do not count */
+} grace;
+
+static void on_grace_tick(uv_timer_t *t) {
+  grace *g = (grace *)t->data;
+  corio_list_t *n = g->ns->handles.next;
+  int force = ++g->ticks >= GRACE_TICKS ? 2 : g->final;
+  while (n != &g->ns->handles) {
+    nethandle *h = corio__container_of(n, nethandle, node);
+    n = n->next;  /* closing unlinks h */
+    if (h->kind == NET_STREAM) corio__stream_grace((netstream *)h, force);
+  }
+}
+
+static void on_grace_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void grace_start(netstate *ns, corio_State *S) {
+  grace *g;
+  if (ns->grace != NULL) return;
+  g = (grace *)calloc(1, sizeof *g);
+  if (g == NULL) return;
+  g->ns = ns;
+  uv_timer_init(S->loop.uv, &g->timer);
+  g->timer.data = g;
+  uv_timer_start(&g->timer, on_grace_tick, GRACE_TICK_MS, GRACE_TICK_MS);
+  uv_unref((uv_handle_t *)&g->timer);
+  ns->grace = g;
+}
+
 /* The run's shutdown (corio__finish_all) calls this twice: before it
    cancels the tasks, to stop every server accepting (no new handler is
-   spawned meanwhile), and once every task has finished, to close the
-   streams nobody closed (their queued writes are flushed first). */
+   spawned meanwhile) and start the grace clock, and once every task has
+   finished, to close the streams nobody closed: their queued writes are
+   flushed first, here, within the grace period. */
 void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
   netstate *ns = get_net(L);
-  (void)S;
   if (ns == NULL) return;
   close_all(ns, NET_SERVER);
-  if (streams) {
-    close_all(ns, NET_UDP);  /* at once (a send still in libuv is dropped) */
-    close_all(ns, NET_STREAM);
+  grace_start(ns, S);
+  if (!streams) return;
+  close_all(ns, NET_UDP);  /* at once (a send still in libuv is dropped) */
+  close_all(ns, NET_STREAM);
+  if (ns->grace == NULL) {  /* no clock (out of memory): no flush either */
+    corio_list_t *n = ns->handles.next;
+    while (n != &ns->handles) {
+      nethandle *h = corio__container_of(n, nethandle, node);
+      n = n->next;
+      corio__stream_grace((netstream *)h, 2);
+    }
+    return;
   }
+  ns->grace->final = 1;
+  while (ns->handles.next != &ns->handles)  /* streams still flushing */
+    if (corio_loop_run(&S->loop, UV_RUN_ONCE) == 0) break;
+  uv_close((uv_handle_t *)&ns->grace->timer, on_grace_closed);
+  ns->grace = NULL;
 }
 
 /* the net state, in the registry (at module open) */
 void corio__net_open(lua_State *L) {
   netstate *ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
   ns->handles.next = ns->handles.prev = &ns->handles;
+  ns->grace = NULL;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, NET_REGKEY);

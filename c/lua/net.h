@@ -64,6 +64,7 @@ typedef struct netstream {
   uint16_t nwait;        /* tasks waiting on it: ref'd while > 0 */
   /* writing */
   size_t queued, hwm;    /* bytes in uv_write requests; high-water mark */
+  size_t lastq;          /* the run's shutdown: libuv's write queue at the last look */
   int werr;              /* the first write error */
   corio_future_t low;    /* wakes writers when queued <= hwm / 2 */
   corio_future_t empty;  /* wakes drain and close when queued == 0 */
@@ -95,6 +96,7 @@ netstream *corio__stream_alloc(corio_State *S, size_t limit, size_t hwm);
 void corio__stream_push(lua_State *L, netstream *st);  /* box it, register */
 void corio__stream_discard(netstream *st);  /* close one never boxed */
 void corio__stream_close_soon(netstream *st);  /* flush, then close */
+void corio__stream_grace(netstream *st, int force);  /* the run's shutdown (net.c) */
 void corio__net_track(corio_State *S, nethandle *h);
 int corio__net_error(lua_State *L, int err);  /* nil, "ENAME: msg", "ENAME" */
 int corio__push_sockaddr(lua_State *L, const struct sockaddr *sa);

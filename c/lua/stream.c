@@ -82,6 +82,25 @@ void corio__stream_close_soon(netstream *st) {
   else close_now(st);
 }
 
+/* The run's shutdown, once a second (net.c): a stream with bytes queued
+   whose peer took none since the last look is closed, dropping them, so
+   a peer that never reads cannot hold the process. force 0: a stream a
+   task waits on is left alone (the task decides); 1: no task is left,
+   waiters do not count; 2: the grace period is over, every stream still
+   flushing is dropped. */
+void corio__stream_grace(netstream *st, int force) {
+  size_t q;
+  if (st->h.state == NET_CLOSED || st->queued == 0) return;
+  if (force == 0 && st->nwait > 0) return;
+  q = uv_stream_get_write_queue_size((uv_stream_t *)&st->tcp);
+  if (q == 0) return;  /* all written: the callbacks are due */
+  if (force < 2 && q != st->lastq) {  /* moved: look again next time */
+    st->lastq = q;
+    return;
+  }
+  close_now(st);
+}
+
 netstream *corio__stream_alloc(corio_State *S, size_t limit, size_t hwm) {
   netstream *st = (netstream *)calloc(1, sizeof *st);
   if (st == NULL) return NULL;
