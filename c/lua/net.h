@@ -43,11 +43,33 @@ typedef struct nethandle {
   uint8_t closed;        /* the close callback has run */
 } nethandle;
 
+/* what a stream or server is on (the libuv handle in its union) */
+enum {
+  NS_TCP,    /* uv_tcp_t: corio.connect, corio.serve, a TCP standard stream */
+  NS_UNIX,   /* uv_pipe_t: a Unix domain socket */
+  NS_PIPE,   /* uv_pipe_t: a pipe (FIFO), standard streams only */
+  NS_TTY,    /* uv_tty_t: a terminal, standard streams only */
+  NS_FILE    /* a regular file or device: uv_fs_read/uv_fs_write (stdio.c) */
+};
+
 struct netserver;
+struct netfile;
 
 typedef struct netstream {
   nethandle h;
-  uv_tcp_t tcp;
+  union {                /* by type: */
+    uv_handle_t handle;
+    uv_stream_t stream;  /* every type but NS_FILE */
+    uv_tcp_t tcp;        /* NS_TCP */
+    uv_pipe_t pipe;      /* NS_UNIX, NS_PIPE */
+    uv_tty_t tty;        /* NS_TTY */
+    uv_timer_t timer;    /* NS_FILE: never started; closing it gives the
+                            close callback */
+  };
+  uint8_t type;          /* NS_TCP... */
+  int8_t stdfd;          /* 0, 1, 2 for a standard stream; else -1 */
+  int fdflags;           /* a shared standard fd: its flags to restore, or -1 */
+  struct netfile *file;  /* NS_FILE: its requests and queue (stdio.c) */
   /* reading: buffered bytes are buf[rpos .. rpos+rlen) */
   char *buf;
   size_t cap, rpos, rlen;
@@ -78,9 +100,15 @@ typedef struct netstream {
 
 typedef struct netserver {
   nethandle h;
-  uv_tcp_t tcp;
+  union {                /* the listener, by type: */
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;        /* NS_TCP */
+    uv_pipe_t pipe;      /* NS_UNIX */
+  };
+  uint8_t type;          /* NS_TCP, NS_UNIX */
   uv_timer_t backoff;    /* EMFILE: listen again after a pause */
-  struct sockaddr_storage addr;  /* where it listens */
+  struct sockaddr_storage addr;  /* where it listens (NS_UNIX: a sockaddr_un) */
   corio_list_t conns;    /* streams whose handler task runs */
   size_t nconns;
   corio_future_t done;   /* closed and every handler finished */
@@ -92,7 +120,8 @@ typedef struct netserver {
 } netserver;
 
 /* stream.c */
-netstream *corio__stream_alloc(corio_State *S, size_t limit, size_t hwm);
+netstream *corio__stream_alloc(corio_State *S, int type, size_t limit, size_t hwm);
+void corio__stream_attach(netstream *st);  /* NS_TTY: once the handle is set up */
 void corio__stream_push(lua_State *L, netstream *st);  /* box it, register */
 void corio__stream_discard(netstream *st);  /* close one never boxed */
 void corio__stream_close_soon(netstream *st);  /* flush, then close */
@@ -104,7 +133,39 @@ void corio__net_anchor(lua_State *L, void *key, int idx);  /* idx: value, or 0 t
 void corio__net_push_anchor(lua_State *L, void *key);
 size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt);
 
-/* tcp.c */
+/* tcp.c: a connect under way (corio.connect, corio.connect_unix) */
+typedef struct connop {
+  uv_getaddrinfo_t gai;
+  uv_connect_t req;
+  corio_State *S;
+  struct addrinfo *res, *cur;
+  netstream *st;         /* the stream being connected, or connected */
+  luatask *task;         /* the waiting task; NULL once it left */
+  size_t limit, hwm;
+  lua_Number timeout;    /* seconds, or 0 */
+  int err;
+  uint8_t pending;       /* 1: getaddrinfo, 2: connect, 0: none */
+  uint8_t done;
+  uint8_t gone;          /* the userdata was collected */
+  uint8_t nodelay;
+} connop;
+connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
+                             int opts);
+void corio__connect_cb(uv_connect_t *req, int status);
+int corio__connect_wait(lua_State *L, corio_State *S, connop *op);
+
+/* server.c */
+typedef struct serveopts {
+  size_t limit, hwm;     /* for the accepted streams */
+  int backlog;
+} serveopts;
+void corio__open_server(lua_State *L);
+void corio__serve_prepare(lua_State *L, const char *fname, int handler,
+                          int opts, serveopts *o);
+netserver *corio__server_listen(corio_State *S, int type,
+                                const struct sockaddr *sa, size_t salen,
+                                const serveopts *o, int *err);
+int corio__server_start(lua_State *L, netserver *srv);
 void corio__server_close(netserver *srv, int cancel);
 
 /* udp.c */
@@ -113,6 +174,35 @@ void corio__udp_close(nethandle *h);  /* the run's shutdown */
 /* net.c */
 void corio__net_open(lua_State *L);
 void corio__net_untrack(nethandle *h);
+
+/* a queued write: one copy of the bytes the kernel did not take at once
+   (stream.c; stdio.c chains a file's in req.data) */
+typedef struct writereq {
+  uv_write_t req;
+  netstream *st;
+  size_t len;
+  char data[1];
+} writereq;
+
+/* stream.c, for stdio.c */
+void corio__stream_written(netstream *st, size_t len, int status);
+void corio__stream_on_closed(uv_handle_t *h);
+
+/* stdio.c: corio.stdin, corio.stdout, corio.stderr (in pipe.c's table) */
+int corio__l_stdin(lua_State *L);
+int corio__l_stdout(lua_State *L);
+int corio__l_stderr(lua_State *L);
+void corio__open_stdio(lua_State *L);
+
+/* stdio.c: a file's reads and writes (NS_FILE) */
+int corio__file_read_start(netstream *st);  /* one uv_fs_read into the buffer */
+int corio__file_write(netstream *st, writereq *w);  /* queued, in order */
+size_t corio__file_unwritten(netstream *st);
+void corio__file_close(netstream *st);  /* once no request is under way */
+
+/* stream_read.c, for stdio.c: bytes read from a file (nread > 0), its
+   end (0) or an error (< 0), as libuv's read callback would see them */
+void corio__stream_got(netstream *st, const char *p, ssize_t nread);
 
 /* stream.c, for stream_read.c */
 netstream *corio__stream_check_open(lua_State *L, const char *fname);

@@ -1,6 +1,8 @@
 /*
-** stream.c: the Stream type (a TCP connection, for now): its lifetime,
-** writing, closing and addresses. Reading is in stream_read.c, what every
+** stream.c: the Stream type, whatever it is on (TCP, a Unix socket, a
+** pipe, a terminal, a file: net.h's NS_*): its lifetime, writing,
+** closing and addresses. A file has no libuv stream: stdio.c does its
+** reads and writes, and the few branches on NS_FILE here hand them over. Reading is in stream_read.c, what every
 ** network handle shares in net.c.
 **
 ** Reading: libuv reads into the stream's own buffer (no allocation while
@@ -14,6 +16,7 @@
 ** (the reader) or makes it await one of two futures of the stream (low,
 ** empty), so waiting allocates nothing.
 */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@ static netstream **box_of(lua_State *L, int idx) {
 
 static void stream_free(netstream *st) {
   free(st->buf);
+  free(st->file);
   free(st);
 }
 
@@ -48,11 +52,15 @@ static void wake_writers(netstream *st, int all) {
   }
 }
 
-static void on_stream_closed(uv_handle_t *h) {
+void corio__stream_on_closed(uv_handle_t *h) {
   netstream *st = (netstream *)h->data;
   st->h.closed = 1;
+  if (st->fdflags >= 0)  /* a shared standard fd: as it was before */
+    fcntl(st->stdfd, F_SETFL, st->fdflags);
   if (st->h.gone) stream_free(st);
 }
+
+#define on_stream_closed corio__stream_on_closed
 
 /* uv_close now: pending writes fail with ECANCELED (dropped), waiters
    wake and see the stream closed */
@@ -62,7 +70,8 @@ static void close_now(netstream *st) {
   st->dropped = st->queued > 0;
   corio__net_untrack(&st->h);
   st->reading = 0;
-  uv_close((uv_handle_t *)&st->tcp, on_stream_closed);
+  if (st->type == NS_FILE) corio__file_close(st);
+  else uv_close(&st->handle, on_stream_closed);
   corio__stream_wake_reader(st);
   wake_writers(st, 1);
 }
@@ -73,7 +82,7 @@ void corio__stream_close_soon(netstream *st) {
     if (st->h.state == NET_OPEN) {
       st->h.state = NET_CLOSING;
       if (st->reading) {
-        uv_read_stop((uv_stream_t *)&st->tcp);
+        if (st->type != NS_FILE) uv_read_stop(&st->stream);
         st->reading = 0;
       }
       corio__stream_wake_reader(st);
@@ -92,7 +101,9 @@ void corio__stream_grace(netstream *st, int force) {
   size_t q;
   if (st->h.state == NET_CLOSED || st->queued == 0) return;
   if (force == 0 && st->nwait > 0) return;
-  q = uv_stream_get_write_queue_size((uv_stream_t *)&st->tcp);
+  if (st->stdfd >= 0) return;  /* a standard stream waits, as a blocking write would */
+  q = st->type == NS_FILE ? corio__file_unwritten(st)
+                          : uv_stream_get_write_queue_size(&st->stream);
   if (q == 0) return;  /* all written: the callbacks are due */
   if (force < 2 && q != st->lastq) {  /* moved: look again next time */
     st->lastq = q;
@@ -101,9 +112,16 @@ void corio__stream_grace(netstream *st, int force) {
   close_now(st);
 }
 
-netstream *corio__stream_alloc(corio_State *S, size_t limit, size_t hwm) {
+/* A stream of `type`, its handle initialised (not yet open on an fd),
+   but for NS_TTY: the caller initialises it on its fd, then calls
+   corio__stream_attach. */
+netstream *corio__stream_alloc(corio_State *S, int type, size_t limit,
+                               size_t hwm) {
   netstream *st = (netstream *)calloc(1, sizeof *st);
   if (st == NULL) return NULL;
+  st->type = (uint8_t)type;
+  st->stdfd = -1;
+  st->fdflags = -1;
   st->h.S = S;
   st->h.kind = NET_STREAM;
   st->h.state = NET_OPEN;
@@ -113,17 +131,24 @@ netstream *corio__stream_alloc(corio_State *S, size_t limit, size_t hwm) {
   corio_future_init(&st->low);
   corio_future_init(&st->empty);
   st->conn.next = st->conn.prev = &st->conn;
-  uv_tcp_init(S->loop.uv, &st->tcp);
-  st->tcp.data = st;
-  uv_unref((uv_handle_t *)&st->tcp);
+  if (type == NS_TCP) uv_tcp_init(S->loop.uv, &st->tcp);
+  else if (type == NS_UNIX || type == NS_PIPE) uv_pipe_init(S->loop.uv, &st->pipe, 0);
+  else if (type == NS_FILE) uv_timer_init(S->loop.uv, &st->timer);
+  else return st;
+  corio__stream_attach(st);
   return st;
+}
+
+void corio__stream_attach(netstream *st) {
+  st->handle.data = st;
+  uv_unref(&st->handle);
 }
 
 /* a stream that never got a userdata (a failed connect or accept) */
 void corio__stream_discard(netstream *st) {
   st->h.gone = 1;
   st->h.state = NET_CLOSED;
-  uv_close((uv_handle_t *)&st->tcp, on_stream_closed);
+  uv_close(&st->handle, on_stream_closed);
 }
 
 void corio__stream_push(lua_State *L, netstream *st) {
@@ -156,28 +181,19 @@ netstream *corio__stream_check_open(lua_State *L, const char *fname) {
 /* ------------------------------------------------------------ waiting */
 
 void corio__stream_wait_begin(netstream *st, luatask *t) {
-  if (st->nwait++ == 0) uv_ref((uv_handle_t *)&st->tcp);
+  if (st->nwait++ == 0) uv_ref(&st->handle);
   t->what = W_STREAM;
 }
 
 void corio__stream_wait_end(netstream *st) {
-  if (--st->nwait == 0) uv_unref((uv_handle_t *)&st->tcp);
+  if (--st->nwait == 0) uv_unref(&st->handle);
 }
 
 /* ------------------------------------------------------------ writing */
 
-typedef struct writereq {
-  uv_write_t req;
-  netstream *st;
-  size_t len;
-  char data[1];
-} writereq;
-
-static void on_write(uv_write_t *req, int status) {
-  writereq *w = (writereq *)req;
-  netstream *st = w->st;
-  st->queued -= w->len;
-  free(w);
+/* a write request of len bytes has ended (libuv's or stdio.c's) */
+void corio__stream_written(netstream *st, size_t len, int status) {
+  st->queued -= len;
   if (status < 0 && status != UV_ECANCELED && st->werr == 0) st->werr = status;
   if (st->werr) {
     wake_writers(st, 1);
@@ -186,6 +202,14 @@ static void on_write(uv_write_t *req, int status) {
   }
   wake_writers(st, 0);
   if (st->queued == 0 && st->h.state == NET_CLOSING) close_now(st);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  writereq *w = (writereq *)req;
+  netstream *st = w->st;
+  size_t len = w->len;
+  free(w);
+  corio__stream_written(st, len, status);
 }
 
 #define MAXBUFS 16
@@ -212,7 +236,8 @@ static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
   w->st = st;
   w->len = len;
   b = uv_buf_init(w->data, (unsigned int)len);
-  err = uv_write(&w->req, (uv_stream_t *)&st->tcp, &b, 1, on_write);
+  if (st->type == NS_FILE) err = corio__file_write(st, w);
+  else err = uv_write(&w->req, &st->stream, &b, 1, on_write);
   if (err) {
     free(w);
     return err;
@@ -279,8 +304,8 @@ static int s_write(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (st->queued == 0) {
-    err = uv_try_write((uv_stream_t *)&st->tcp, bufs, (unsigned int)n);
+  if (st->queued == 0 && st->type != NS_FILE) {
+    err = uv_try_write(&st->stream, bufs, (unsigned int)n);
     if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
     else if (err < 0) {
       st->werr = err;
@@ -354,15 +379,16 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 /* stream:shutdown() -> true: no more writes; the peer reads EOF after
-   what is queued */
+   what is queued (a file has no such end: only the writes stop) */
 static int s_shutdown(lua_State *L) {
   netstream *st = corio__stream_check_open(L, "stream:shutdown");
-  int err;
+  int err = 0;
   if (st->shut) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  err = uv_shutdown(&st->shutreq, (uv_stream_t *)&st->tcp, on_shutdown);
+  if (st->type != NS_FILE)
+    err = uv_shutdown(&st->shutreq, &st->stream, on_shutdown);
   if (err) return corio__net_error(L, err);
   st->shut = 1;
   lua_pushboolean(L, 1);
@@ -412,17 +438,18 @@ static int s_close(lua_State *L) {
   return corio__suspend(L, S, close_k);
 }
 
-/* stream:abort() -> true: queued bytes are dropped, the connection reset */
+/* stream:abort() -> true: queued bytes are dropped, the connection reset
+   (TCP; other streams are just closed) */
 static int s_abort(lua_State *L) {
   netstream *st = *box_of(L, 1);
   if (st != NULL && st->h.state != NET_CLOSED) {
-    if (!st->shut && st->h.state == NET_OPEN) {
+    if (!st->shut && st->h.state == NET_OPEN && st->type == NS_TCP) {
       st->h.state = NET_CLOSED;
       st->dropped = st->queued > 0;
       corio__net_untrack(&st->h);
       st->reading = 0;
       if (uv_tcp_close_reset(&st->tcp, on_stream_closed) != 0)
-        uv_close((uv_handle_t *)&st->tcp, on_stream_closed);
+        uv_close(&st->handle, on_stream_closed);
       corio__stream_wake_reader(st);
       wake_writers(st, 1);
     }
@@ -432,29 +459,45 @@ static int s_abort(lua_State *L) {
   return 1;
 }
 
-typedef int (*getname_fn)(const uv_tcp_t *, struct sockaddr *, int *);
+static const char *const typenames[] = { "tcp", "unix", "pipe", "tty", "file" };
 
-static int push_name(lua_State *L, const char *fname, getname_fn fn) {
-  netstream *st = corio__stream_check_open(L, fname);
-  struct sockaddr_storage ss;
-  int len = (int)sizeof ss, err;
-  err = fn(&st->tcp, (struct sockaddr *)&ss, &len);
-  if (err) return corio__net_error(L, err);
-  return corio__push_sockaddr(L, (struct sockaddr *)&ss);
+/* this end's (peer 0) or the other end's address: host, port (TCP), the
+   path (Unix: "" for an unnamed socket), or nil, "ENOTSOCK..." */
+static int push_name(lua_State *L, netstream *st, int peer) {
+  if (st->type == NS_TCP) {
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss, err;
+    err = peer ? uv_tcp_getpeername(&st->tcp, (struct sockaddr *)&ss, &len)
+               : uv_tcp_getsockname(&st->tcp, (struct sockaddr *)&ss, &len);
+    if (err) return corio__net_error(L, err);
+    return corio__push_sockaddr(L, (struct sockaddr *)&ss);
+  }
+  if (st->type == NS_UNIX) {
+    char path[256];
+    size_t len = sizeof path;
+    int err = peer ? uv_pipe_getpeername(&st->pipe, path, &len)
+                   : uv_pipe_getsockname(&st->pipe, path, &len);
+    if (err) return corio__net_error(L, err);
+    lua_pushlstring(L, path, len);
+    return 1;
+  }
+  return corio__net_error(L, UV_ENOTSOCK);
 }
 
 /* stream:address() -> host, port (this end); stream:peer() (the other) */
 static int s_address(lua_State *L) {
-  return push_name(L, "stream:address", uv_tcp_getsockname);
+  return push_name(L, corio__stream_check_open(L, "stream:address"), 0);
 }
 
 static int s_peer(lua_State *L) {
-  return push_name(L, "stream:peer", uv_tcp_getpeername);
+  return push_name(L, corio__stream_check_open(L, "stream:peer"), 1);
 }
 
+/* set_nodelay, set_keepalive: TCP only; nil, "ENOTSUP..." on the others */
 static int s_set_nodelay(lua_State *L) {
   netstream *st = corio__stream_check_open(L, "stream:set_nodelay");
-  int err = uv_tcp_nodelay(&st->tcp, lua_isnone(L, 2) || lua_toboolean(L, 2));
+  int err = st->type != NS_TCP ? UV_ENOTSUP
+            : uv_tcp_nodelay(&st->tcp, lua_isnone(L, 2) || lua_toboolean(L, 2));
   if (err) return corio__net_error(L, err);
   lua_pushboolean(L, 1);
   return 1;
@@ -466,32 +509,42 @@ static int s_set_keepalive(lua_State *L) {
   lua_Integer secs = luaL_optinteger(L, 3, 60);
   int err;
   luaL_argcheck(L, secs > 0, 3, "a positive number of seconds expected");
-  err = uv_tcp_keepalive(&st->tcp, on, (unsigned int)secs);
+  err = st->type != NS_TCP ? UV_ENOTSUP
+        : uv_tcp_keepalive(&st->tcp, on, (unsigned int)secs);
   if (err) return corio__net_error(L, err);
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* "tcp stream 127.0.0.1:5000 -> 127.0.0.1:40000 (open)", "unix stream
+   /tmp/s (open)", "pipe stream fd 0 (open)", "tty stream fd 1 (closing)" */
 static int s_tostring(lua_State *L) {
   netstream *st = *box_of(L, 1);
-  struct sockaddr_storage a, b;
-  int la = (int)sizeof a, lb = (int)sizeof b;
-  if (st == NULL || st->h.state == NET_CLOSED) {
-    lua_pushliteral(L, "tcp stream (closed)");
+  const char *state;
+  if (st == NULL) {
+    lua_pushliteral(L, "stream (closed)");
     return 1;
   }
-  if (uv_tcp_getsockname(&st->tcp, (struct sockaddr *)&a, &la) == 0 &&
-      uv_tcp_getpeername(&st->tcp, (struct sockaddr *)&b, &lb) == 0 &&
-      corio__push_sockaddr(L, (struct sockaddr *)&a) == 2 &&
-      corio__push_sockaddr(L, (struct sockaddr *)&b) == 2) {
+  if (st->h.state == NET_CLOSED) {
+    lua_pushfstring(L, "%s stream (closed)", typenames[st->type]);
+    return 1;
+  }
+  state = st->h.state == NET_OPEN ? "open" : "closing";
+  if (st->stdfd >= 0)
+    lua_pushfstring(L, "%s stream fd %d (%s)", typenames[st->type],
+                    (int)st->stdfd, state);
+  else if (st->type == NS_TCP && push_name(L, st, 0) == 2 && push_name(L, st, 1) == 2)
     lua_pushfstring(L, "tcp stream %s:%d -> %s:%d (%s)", lua_tostring(L, -4),
                     (int)lua_tointeger(L, -3), lua_tostring(L, -2),
-                    (int)lua_tointeger(L, -1),
-                    st->h.state == NET_OPEN ? "open" : "closing");
-    return 1;
+                    (int)lua_tointeger(L, -1), state);
+  else if (st->type == NS_UNIX && push_name(L, st, 1) == 1 && push_name(L, st, 0) == 1)
+    lua_pushfstring(L, "unix stream %s (%s)",  /* the path: the peer's or ours */
+                    lua_rawlen(L, -2) > 0 ? lua_tostring(L, -2) : lua_tostring(L, -1),
+                    state);
+  else {
+    lua_settop(L, 1);
+    lua_pushfstring(L, "%s stream (%s)", typenames[st->type], state);
   }
-  lua_settop(L, 1);
-  lua_pushfstring(L, "tcp stream (%s)", st->h.state == NET_OPEN ? "open" : "closing");
   return 1;
 }
 

@@ -78,13 +78,48 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
 static int read_more(netstream *st) {
   int err;
   if (st->reading || st->rerr || st->rlen >= read_room(st)) return 0;
-  err = uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read);
+  if (st->type == NS_FILE) err = corio__file_read_start(st);
+  else err = uv_read_start(&st->stream, on_alloc, on_read);
   if (err) {
     st->rerr = err;
     return err;
   }
   st->reading = 1;
   return 0;
+}
+
+/* room for n more bytes at the end of the buffer */
+static int make_room(netstream *st, size_t n) {
+  size_t cap;
+  char *nb;
+  if (st->cap - (st->rpos + st->rlen) >= n) return 0;
+  if (st->cap - st->rlen >= n) {  /* compact */
+    memmove(st->buf, st->buf + st->rpos, st->rlen);
+    st->rpos = 0;
+    return 0;
+  }
+  cap = st->cap ? st->cap * 2 : 16384;
+  while (cap - st->rlen < n) cap *= 2;
+  nb = (char *)malloc(cap);
+  if (nb == NULL) return UV_ENOBUFS;
+  if (st->rlen) memcpy(nb, st->buf + st->rpos, st->rlen);
+  free(st->buf);
+  st->buf = nb;
+  st->cap = cap;
+  st->rpos = 0;
+  return 0;
+}
+
+void corio__stream_got(netstream *st, const char *p, ssize_t nread) {
+  if (st->h.state == NET_CLOSED) return;
+  if (nread > 0 && make_room(st, (size_t)nread) != 0) nread = UV_ENOBUFS;
+  if (nread > 0) {
+    memcpy(st->buf + st->rpos + st->rlen, p, (size_t)nread);
+    st->rlen += (size_t)nread;
+  }
+  else st->rerr = nread == 0 ? UV_EOF : (int)nread;
+  corio__stream_wake_reader(st);
+  if (st->h.state == NET_OPEN) read_more(st);  /* read ahead, as libuv does */
 }
 
 static void consume(netstream *st, size_t n) {

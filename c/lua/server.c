@@ -1,0 +1,357 @@
+/*
+** server.c: the Server type, whatever it listens on (TCP in tcp.c, a Unix
+** domain socket in pipe.c).
+**
+** A server spawns one task per connection: handler(stream). The stream
+** is closed (after its queued writes) when the handler's task ends; an
+** error in a handler is an unhandled task error, reported as any other,
+** and the server goes on. The listener is anchored while it listens.
+** Out of descriptors (EMFILE), the listener is closed for 100 ms and
+** opened again (a Unix server's socket file is gone meanwhile).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include "net.h"
+
+static netserver *check_server(lua_State *L, const char *fname, int open) {
+  netserver *srv = *(netserver **)luaL_checkudata(L, 1, SERVER_MT);
+  if (open && (srv == NULL || srv->h.state != NET_OPEN))
+    luaL_error(L, "%s: the server is closed", fname);
+  return srv;
+}
+
+static void server_maybe_free(netserver *srv) {
+  if (srv->h.gone && srv->h.closed && srv->timer_closed && srv->nconns == 0)
+    free(srv);
+}
+
+static void server_maybe_done(netserver *srv) {
+  if (srv->h.state == NET_CLOSED && srv->h.closed && srv->nconns == 0 &&
+      srv->done.state == CORIO_PENDING)
+    corio_future_finish(&srv->h.S->loop, &srv->done, CORIO_DONE);
+}
+
+static void on_backoff(uv_timer_t *h);
+
+static void on_listener_closed(uv_handle_t *h) {
+  netserver *srv = (netserver *)h->data;
+  srv->h.closed = 1;
+  if (srv->h.state == NET_OPEN && srv->paused) {  /* EMFILE: listen again soon */
+    uv_timer_start(&srv->backoff, on_backoff, 100, 0);
+    return;
+  }
+  server_maybe_done(srv);
+  server_maybe_free(srv);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  netserver *srv = (netserver *)h->data;
+  srv->timer_closed = 1;
+  server_maybe_free(srv);
+}
+
+static void on_handler_done(corio_loop_t *loop, corio_waiter_t *w,
+                            corio_future_t *f) {
+  netstream *st = corio__container_of(w, netstream, handler_done);
+  netserver *srv = st->srv;
+  (void)loop;
+  (void)f;
+  st->conn.prev->next = st->conn.next;
+  st->conn.next->prev = st->conn.prev;
+  st->conn.next = st->conn.prev = &st->conn;
+  st->srv = NULL;
+  st->handler = NULL;
+  srv->nconns--;
+  corio__stream_close_soon(st);
+  server_maybe_done(srv);
+  server_maybe_free(srv);
+}
+
+static void on_connection(uv_stream_t *server, int status);
+
+/* a new listener handle, bound to srv->addr, listening */
+static int listen_on(netserver *srv) {
+  uv_loop_t *uv = srv->h.S->loop.uv;
+  int err;
+  if (srv->type == NS_TCP) {
+    uv_tcp_init(uv, &srv->tcp);
+    err = uv_tcp_bind(&srv->tcp, (const struct sockaddr *)&srv->addr, 0);
+  }
+  else {
+    uv_pipe_init(uv, &srv->pipe, 0);
+    err = uv_pipe_bind(&srv->pipe,
+                       ((const struct sockaddr_un *)(const void *)&srv->addr)->sun_path);
+  }
+  srv->handle.data = srv;
+  if (err == 0) err = uv_listen(&srv->stream, srv->backlog, on_connection);
+  return err;
+}
+
+static void on_backoff(uv_timer_t *h) {
+  netserver *srv = (netserver *)h->data;
+  int err;
+  if (srv->h.state != NET_OPEN) return;
+  srv->paused = 0;
+  srv->h.closed = 0;
+  err = listen_on(srv);
+  if (err == UV_EMFILE || err == UV_ENFILE) {
+    srv->paused = 1;
+    uv_close(&srv->handle, on_listener_closed);
+  }
+  else if (err) {
+    fprintf(stderr, "corio: serve: cannot listen again (%s); the server "
+            "is closed\n", uv_strerror(err));
+    corio__server_close(srv, 0);
+  }
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  netserver *srv = (netserver *)server->data;
+  corio_State *S = srv->h.S;
+  lua_State *L;
+  netstream *st;
+  luatask *t;
+  int top;
+  if (status == UV_EMFILE || status == UV_ENFILE) {
+    /* out of descriptors: libuv would retry the accept at once, so close
+       the listener, serve the connections we have, listen again later */
+    if (!srv->logged) {
+      fprintf(stderr, "corio: serve: %s; pausing accepts for 100 ms\n",
+              uv_strerror(status));
+      srv->logged = 1;
+    }
+    if (!srv->paused) {
+      srv->paused = 1;
+      uv_close(&srv->handle, on_listener_closed);
+    }
+    return;
+  }
+  if (status < 0) return;
+  st = corio__stream_alloc(S, srv->type, srv->limit, srv->hwm);
+  if (st == NULL) return;
+  if (uv_accept(server, &st->stream) != 0) {
+    corio__stream_discard(st);
+    return;
+  }
+  L = corio__callback_thread(S->L, S);
+  top = lua_gettop(L);
+  corio__net_push_anchor(L, srv);                  /* top+1: the Server */
+  lua_getiuservalue(L, -1, 1);                     /* top+2: the handler */
+  corio__stream_push(L, st);
+  t = corio__spawn(L, S, top + 2, 1);
+  st->srv = srv;
+  st->handler = t;
+  st->conn.prev = srv->conns.prev;
+  st->conn.next = &srv->conns;
+  srv->conns.prev->next = &st->conn;
+  srv->conns.prev = &st->conn;
+  srv->nconns++;
+  corio_waiter_init(&st->handler_done, on_handler_done);
+  corio_future_wait(&t->core.done, &st->handler_done);
+  lua_settop(L, top);
+}
+
+void corio__server_close(netserver *srv, int cancel) {
+  corio_State *S = srv->h.S;
+  if (cancel) {
+    corio_list_t *n;
+    for (n = srv->conns.next; n != &srv->conns; n = n->next) {
+      netstream *st = corio__container_of(n, netstream, conn);
+      corio_task_cancel(&S->loop, &st->handler->core);
+    }
+  }
+  if (srv->h.state != NET_OPEN) return;
+  srv->h.state = NET_CLOSED;
+  srv->h.node.prev->next = srv->h.node.next;
+  srv->h.node.next->prev = srv->h.node.prev;
+  srv->h.node.next = srv->h.node.prev = &srv->h.node;
+  if (!srv->h.closed && !uv_is_closing(&srv->handle))
+    uv_close(&srv->handle, on_listener_closed);  /* a Unix one unlinks its path */
+  uv_close((uv_handle_t *)&srv->backoff, on_timer_closed);
+  corio__net_anchor(corio__callback_thread(S->L, S), srv, 0);
+  server_maybe_done(srv);
+}
+
+/* Checks what every serve function takes (the handler at index `handler`,
+   the opts table at `opts`, a running loop), reads the options, and pushes
+   the Server userdata at index opts + 1 (its handler in uservalue 1). */
+void corio__serve_prepare(lua_State *L, const char *fname, int handler,
+                          int opts, serveopts *o) {
+  corio_State *S = corio__state(L);
+  netserver **box;
+  size_t backlog;
+  luaL_checktype(L, handler, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, opts)) luaL_checktype(L, opts, LUA_TTABLE);
+  if (!S->running)
+    luaL_error(L, "%s: no running loop (start one with corio.run)", fname);
+  o->limit = corio__opt_size(L, opts, "limit", NET_LIMIT);
+  o->hwm = corio__opt_size(L, opts, "high_water", NET_HWM);
+  backlog = corio__opt_size(L, opts, "backlog", 511);
+  o->backlog = backlog > 65535 ? 65535 : (int)backlog;
+  lua_settop(L, opts);
+  box = (netserver **)lua_newuserdatauv(L, sizeof *box, 1);
+  *box = NULL;
+  luaL_setmetatable(L, SERVER_MT);
+  lua_pushvalue(L, handler);
+  lua_setiuservalue(L, -2, 1);
+}
+
+/* A server of `type` listening on sa, or NULL and *err. */
+netserver *corio__server_listen(corio_State *S, int type,
+                                const struct sockaddr *sa, size_t salen,
+                                const serveopts *o, int *err) {
+  netserver *srv = (netserver *)calloc(1, sizeof *srv);
+  if (srv == NULL) {
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  srv->h.S = S;
+  srv->h.kind = NET_SERVER;
+  srv->h.node.next = srv->h.node.prev = &srv->h.node;
+  srv->type = (uint8_t)type;
+  srv->conns.next = srv->conns.prev = &srv->conns;
+  corio_future_init(&srv->done);
+  memcpy(&srv->addr, sa, salen);
+  srv->limit = o->limit;
+  srv->hwm = o->hwm;
+  srv->backlog = o->backlog;
+  *err = listen_on(srv);
+  if (*err == 0) return srv;
+  srv->h.gone = 1;
+  srv->h.state = NET_CLOSED;
+  srv->timer_closed = 1;
+  uv_close(&srv->handle, on_listener_closed);
+  return NULL;
+}
+
+/* The listening srv goes into the Server userdata at the top of the
+   stack, which is returned. */
+int corio__server_start(lua_State *L, netserver *srv) {
+  corio_State *S = srv->h.S;
+  if (srv->type == NS_TCP) {  /* the bound address (port 0: the kernel's) */
+    int len = (int)sizeof srv->addr;
+    uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&srv->addr, &len);
+  }
+  uv_timer_init(S->loop.uv, &srv->backoff);
+  srv->backoff.data = srv;
+  srv->h.state = NET_OPEN;
+  *(netserver **)lua_touserdata(L, -1) = srv;
+  corio__net_track(S, &srv->h);
+  corio__net_anchor(L, srv, -1);
+  return 1;
+}
+
+/* server:close([{cancel = true}]) -> true: no more connections; the
+   handlers go on (or are cancelled) */
+static int srv_close(lua_State *L) {
+  netserver *srv = check_server(L, "server:close", 0);
+  int cancel = 0;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "cancel");
+    cancel = lua_toboolean(L, -1);
+  }
+  if (srv != NULL) corio__server_close(srv, cancel);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int wait_closed_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  luatask *t = S->current;
+  netserver *srv = *(netserver **)lua_touserdata(L, 1);
+  (void)status;
+  corio__wake_check(L, S, t);
+  if (srv->done.state == CORIO_PENDING) {  /* woken early */
+    corio_task_await(&S->loop, &t->core, &srv->done);
+    t->what = W_SERVER;
+    return corio__suspend(L, S, wait_closed_k);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* server:wait_closed() (suspends) -> true once the server is closed and
+   every handler has finished */
+static int srv_wait_closed(lua_State *L) {
+  corio_State *S = corio__state(L);
+  netserver *srv = check_server(L, "server:wait_closed", 0);
+  luatask *t = corio__checkpoint(L, S, "server:wait_closed");
+  lua_settop(L, 1);
+  if (srv == NULL || srv->done.state != CORIO_PENDING) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  corio_task_await(&S->loop, &t->core, &srv->done);
+  t->what = W_SERVER;
+  return corio__suspend(L, S, wait_closed_k);
+}
+
+/* host, port (TCP), or the path (Unix) */
+static int push_addr(lua_State *L, netserver *srv) {
+  if (srv->type == NS_UNIX) {
+    lua_pushstring(L, ((const struct sockaddr_un *)(const void *)&srv->addr)->sun_path);
+    return 1;
+  }
+  return corio__push_sockaddr(L, (const struct sockaddr *)&srv->addr);
+}
+
+/* server:address() -> host, port (TCP), or the path (Unix) */
+static int srv_address(lua_State *L) {
+  return push_addr(L, check_server(L, "server:address", 1));
+}
+
+static int srv_tostring(lua_State *L) {
+  netserver *srv = check_server(L, "tostring", 0);
+  const char *what = srv != NULL && srv->type == NS_UNIX ? "unix" : "tcp";
+  if (srv == NULL || srv->h.state != NET_OPEN) {
+    lua_pushfstring(L, "%s server (closed)", what);
+    return 1;
+  }
+  if (srv->type == NS_UNIX) {
+    push_addr(L, srv);
+    lua_pushfstring(L, "unix server %s (%d connections)", lua_tostring(L, -1),
+                    (int)srv->nconns);
+    return 1;
+  }
+  push_addr(L, srv);
+  lua_pushfstring(L, "tcp server %s:%d (%d connections)", lua_tostring(L, -2),
+                  (int)lua_tointeger(L, -1), (int)srv->nconns);
+  return 1;
+}
+
+static int srv_gc(lua_State *L) {
+  netserver **box = (netserver **)lua_touserdata(L, 1);
+  netserver *srv = *box;
+  if (srv == NULL) return 0;
+  *box = NULL;
+  srv->h.gone = 1;
+  corio__server_close(srv, 0);  /* only reached once closed: anchored before */
+  server_maybe_free(srv);
+  return 0;
+}
+
+static const luaL_Reg server_methods[] = {
+  {"close", srv_close},
+  {"wait_closed", srv_wait_closed},
+  {"address", srv_address},
+  {NULL, NULL}
+};
+
+/* stack: state userdata at -1. The Server metatable. */
+void corio__open_server(lua_State *L) {
+  luaL_newmetatable(L, SERVER_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, server_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, srv_close, 1);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, srv_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, srv_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,272 @@
+/*
+** stdio.c: corio.stdin(), corio.stdout(), corio.stderr(): a Stream on fd
+** 0, 1 or 2, whatever the fd is (libuv's uv_guess_handle): a pipe, a
+** terminal, a socket, or a regular file or device. And the reads and
+** writes of a stream on a file (NS_FILE), which epoll cannot watch: they
+** go through uv_fs_read / uv_fs_write at the fd's current offset, one
+** read and one write under way at a time, writes in order.
+**
+** The fd and its open file description may be shared with the parent
+** shell and other processes, so corio does not leave it non-blocking:
+** - a terminal: libuv reopens the device (a description of our own);
+** - a pipe: reopened through /proc/self/fd (Linux: a description of our
+**   own for the same pipe), else, as a socket is, made non-blocking in
+**   place while the stream is open;
+** and when the stream closes, the fd's flags are put back as they were.
+** fds 0-2 themselves are never closed.
+*/
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "net.h"
+
+#define STDIO_REGKEY "corio.stdio"  /* fd -> its Stream, while open */
+
+typedef struct netfile {
+  uv_fs_t rreq, wreq;
+  int fd;
+  uint8_t rbusy, wbusy;  /* a read, a write under way */
+  writereq *whead, *wtail;  /* queued writes (chained by req.data); the
+                               head is the one under way */
+  size_t woff;           /* bytes of the head written so far */
+  char rbuf[NET_CHUNK];  /* a read lands here, then in the stream's buffer */
+} netfile;
+
+/* ------------------------------------------------------------ files */
+
+static void file_maybe_closed(netstream *st) {
+  netfile *f = st->file;
+  if (st->h.state == NET_CLOSED && !f->rbusy && !f->wbusy &&
+      !uv_is_closing(&st->handle))
+    uv_close(&st->handle, corio__stream_on_closed);
+}
+
+static void on_file_read(uv_fs_t *req) {
+  netstream *st = (netstream *)req->data;
+  netfile *f = st->file;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  f->rbusy = 0;
+  if (st->h.state == NET_CLOSED) {
+    file_maybe_closed(st);
+    return;
+  }
+  st->reading = 0;
+  corio__stream_got(st, f->rbuf, n);
+}
+
+int corio__file_read_start(netstream *st) {
+  netfile *f = st->file;
+  uv_buf_t b = uv_buf_init(f->rbuf, sizeof f->rbuf);
+  int err = uv_fs_read(st->h.S->loop.uv, &f->rreq, f->fd, &b, 1, -1, on_file_read);
+  if (err) return err;
+  f->rreq.data = st;
+  f->rbusy = 1;
+  return 0;
+}
+
+static void on_file_write(uv_fs_t *req);
+
+static int write_head(netstream *st) {
+  netfile *f = st->file;
+  writereq *w = f->whead;
+  uv_buf_t b = uv_buf_init(w->data + f->woff, (unsigned int)(w->len - f->woff));
+  int err = uv_fs_write(st->h.S->loop.uv, &f->wreq, f->fd, &b, 1, -1, on_file_write);
+  if (err) return err;
+  f->wreq.data = st;
+  f->wbusy = 1;
+  return 0;
+}
+
+/* drop the queue from w on: the bytes it held */
+static size_t drop_from(writereq *w) {
+  size_t n = 0;
+  while (w != NULL) {
+    writereq *next = (writereq *)w->req.data;
+    n += w->len;
+    free(w);
+    w = next;
+  }
+  return n;
+}
+
+static void on_file_write(uv_fs_t *req) {
+  netstream *st = (netstream *)req->data;
+  netfile *f = st->file;
+  writereq *w = f->whead;
+  ssize_t n = req->result;
+  size_t len;
+  int status = 0;
+  uv_fs_req_cleanup(req);
+  f->wbusy = 0;
+  if (n > 0 && (size_t)n < w->len - f->woff && st->h.state != NET_CLOSED) {
+    f->woff += (size_t)n;  /* a short write: the rest */
+    if ((status = write_head(st)) == 0) return;
+  }
+  else if (n <= 0) status = n < 0 ? (int)n : UV_EIO;
+  f->whead = (writereq *)w->req.data;
+  f->woff = 0;
+  len = w->len;
+  free(w);
+  if (status != 0 || st->h.state == NET_CLOSED) {  /* the rest goes too */
+    len += drop_from(f->whead);
+    f->whead = NULL;
+  }
+  if (f->whead == NULL) f->wtail = NULL;
+  else if (write_head(st) != 0) {  /* cannot fail on a valid request */
+    len += drop_from(f->whead);
+    f->whead = f->wtail = NULL;
+    status = UV_EIO;
+  }
+  corio__stream_written(st, len, status);
+  file_maybe_closed(st);
+}
+
+int corio__file_write(netstream *st, writereq *w) {
+  netfile *f = st->file;
+  w->req.data = NULL;
+  if (f->whead != NULL) {
+    f->wtail->req.data = w;
+    f->wtail = w;
+    return 0;
+  }
+  f->whead = f->wtail = w;
+  f->woff = 0;
+  if (write_head(st) == 0) return 0;
+  f->whead = f->wtail = NULL;
+  return UV_EIO;
+}
+
+size_t corio__file_unwritten(netstream *st) {
+  return st->queued - st->file->woff;
+}
+
+/* close_now: what is not under way is dropped, a read not begun is
+   cancelled; the handle closes once no request is left */
+void corio__file_close(netstream *st) {
+  netfile *f = st->file;
+  if (f->whead != NULL) {
+    st->queued -= drop_from((writereq *)f->whead->req.data);
+    f->whead->req.data = NULL;
+    f->wtail = f->whead;
+  }
+  if (f->rbusy) uv_cancel((uv_req_t *)&f->rreq);
+  file_maybe_closed(st);
+}
+
+/* ------------------------------------------------------------ stdio */
+
+/* a stream on fd (0, 1, 2), or NULL and *err */
+static netstream *open_fd(corio_State *S, int fd, int *err) {
+  uv_handle_type kind = uv_guess_handle(fd);
+  int flags = fcntl(fd, F_GETFL), type;
+  netstream *st;
+  struct stat sb;
+  if (flags == -1) {
+    *err = UV_EBADF;
+    return NULL;
+  }
+  switch (kind) {
+    case UV_FILE: type = NS_FILE; break;
+    case UV_TTY: type = NS_TTY; break;
+    case UV_TCP: type = NS_TCP; break;
+    case UV_NAMED_PIPE:
+      type = fstat(fd, &sb) == 0 && S_ISFIFO(sb.st_mode) ? NS_PIPE : NS_UNIX;
+      break;
+    default:  /* a UDP socket, or unknown */
+      *err = UV_ENOTSUP;
+      return NULL;
+  }
+  st = corio__stream_alloc(S, type, NET_LIMIT, NET_HWM);
+  if (st == NULL) {
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  st->stdfd = (int8_t)fd;
+  *err = 0;
+  if (type == NS_FILE) {
+    st->file = (netfile *)calloc(1, sizeof *st->file);
+    if (st->file == NULL) *err = UV_ENOMEM;
+    else st->file->fd = fd;
+  }
+  else if (type == NS_TTY) {  /* libuv reopens the terminal */
+    *err = uv_tty_init(S->loop.uv, &st->tty, fd, 0);
+    if (*err) {  /* no handle to close */
+      free(st);
+      return NULL;
+    }
+    corio__stream_attach(st);
+    st->fdflags = flags;  /* the reopened one is non-blocking */
+  }
+  else if (type == NS_TCP) {
+    *err = uv_tcp_open(&st->tcp, fd);
+    if (*err == 0) st->fdflags = flags;
+  }
+  else {
+    int own = -1;
+    if (type == NS_PIPE) {  /* a description of our own, if we can */
+      char path[32];
+      snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+      own = open(path, (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+    }
+    if (own >= 0) {
+      *err = uv_pipe_open(&st->pipe, own);  /* closed with the handle */
+      if (*err) close(own);
+    }
+    else {
+      *err = uv_pipe_open(&st->pipe, fd);
+      if (*err == 0) st->fdflags = flags;
+    }
+  }
+  if (*err) {
+    fcntl(fd, F_SETFL, flags);
+    corio__stream_discard(st);
+    return NULL;
+  }
+  return st;
+}
+
+static int l_std(lua_State *L, int fd, const char *fname) {
+  corio_State *S = corio__state(L);
+  netstream *st;
+  int err;
+  lua_getfield(L, LUA_REGISTRYINDEX, STDIO_REGKEY);   /* 1: fd -> Stream */
+  if (lua_rawgeti(L, -1, fd) == LUA_TUSERDATA) {
+    netstream *old = *(netstream **)lua_touserdata(L, -1);
+    if (old != NULL && old->h.state == NET_OPEN) return 1;
+  }
+  lua_pop(L, 1);
+  if (!S->running)
+    return luaL_error(L, "%s: no running loop (start one with corio.run)", fname);
+  if (fd == 1) fflush(stdout);  /* what print wrote comes first */
+  else if (fd == 2) fflush(stderr);
+  st = open_fd(S, fd, &err);
+  if (st == NULL) return corio__net_error(L, err);
+  corio__stream_push(L, st);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, fd);
+  return 1;
+}
+
+/* corio.stdin() -> Stream on fd 0 (the same one while it is open), or
+   nil, msg, code; corio.stdout(), corio.stderr() likewise */
+int corio__l_stdin(lua_State *L) {
+  return l_std(L, 0, "corio.stdin");
+}
+
+int corio__l_stdout(lua_State *L) {
+  return l_std(L, 1, "corio.stdout");
+}
+
+int corio__l_stderr(lua_State *L) {
+  return l_std(L, 2, "corio.stderr");
+}
+
+/* the fd -> Stream table, in the registry (at module open) */
+void corio__open_stdio(lua_State *L) {
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, STDIO_REGKEY);
+}
