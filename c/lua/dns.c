@@ -1,8 +1,300 @@
 /*
-** dns.c: name resolution (getaddrinfo, getnameinfo) on libuv's thread pool.
+** dns.c: name resolution (corio.getaddrinfo, corio.getnameinfo) on
+** libuv's thread pool.
+**
+** A lookup's request lives in a malloc'd op behind a small userdata on
+** the waiting task's stack; the task awaits the op's future. When the
+** task leaves early (cancelled, timed out) the request is cancelled if
+** the thread pool has not started it, and otherwise runs to its end: the
+** op is freed by whichever comes second, its callback or the userdata's
+** collection, so the request outlives the Lua side as libuv needs.
 */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
 #include "net.h"
 
+#define LOOKUP_MT "corio.Lookup"
+
+typedef struct lookup {
+  union {
+    uv_getaddrinfo_t gai;
+    uv_getnameinfo_t gni;
+  } req;
+  corio_State *S;
+  corio_future_t done;
+  struct addrinfo *res;  /* getaddrinfo's answer */
+  int status;
+  uint8_t finished;      /* the callback has run */
+  uint8_t gone;          /* the userdata was collected */
+} lookup;
+
+static void lookup_free(lookup *op) {
+  if (op->res != NULL) uv_freeaddrinfo(op->res);
+  free(op);
+}
+
+static void lookup_finish(lookup *op, int status) {
+  op->finished = 1;
+  op->status = status;
+  corio_future_finish(&op->S->loop, &op->done, CORIO_DONE);
+  if (op->gone) lookup_free(op);
+}
+
+static void on_addrinfo(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  lookup *op = corio__container_of(req, lookup, req.gai);
+  op->res = res;
+  lookup_finish(op, status);
+}
+
+static void on_nameinfo(uv_getnameinfo_t *req, int status, const char *host,
+                        const char *service) {
+  lookup *op = corio__container_of(req, lookup, req.gni);
+  (void)host;  /* also in req->host, req->service */
+  (void)service;
+  lookup_finish(op, status);
+}
+
+static int lookup_gc(lua_State *L) {
+  lookup **box = (lookup **)lua_touserdata(L, 1);
+  lookup *op = *box;
+  if (op == NULL) return 0;
+  *box = NULL;
+  op->gone = 1;
+  if (op->finished) lookup_free(op);
+  return 0;
+}
+
+/* a new op behind a userdata pushed on the stack */
+static lookup *lookup_new(lua_State *L, corio_State *S, const char *fname) {
+  lookup **box = (lookup **)lua_newuserdatauv(L, sizeof *box, 0);
+  lookup *op;
+  *box = NULL;
+  if (luaL_newmetatable(L, LOOKUP_MT)) {  /* the first lookup makes it */
+    lua_pushcfunction(L, lookup_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  op = (lookup *)calloc(1, sizeof *op);
+  if (op == NULL) luaL_error(L, "%s: out of memory", fname);
+  op->S = S;
+  corio_future_init(&op->done);
+  *box = op;
+  return op;
+}
+
+/* the op's userdata is at the top of the stack: wait for it */
+static int lookup_wait(lua_State *L, corio_State *S, luatask *t, lookup *op,
+                       lua_KFunction k) {
+  corio_task_await(&S->loop, &t->core, &op->done);
+  t->what = W_DNS;
+  return corio__suspend(L, S, k);
+}
+
+/* after a wake: raises if the task was cancelled (cancelling the
+   request); 0 when the answer is there, else waits again */
+static lookup *lookup_resume(lua_State *L, corio_State *S, luatask *t) {
+  lookup *op = *(lookup **)lua_touserdata(L, -1);
+  if (t->core.wake != CORIO_WAKE_NORMAL && !op->finished)
+    uv_cancel((uv_req_t *)&op->req);  /* fails once it runs: it finishes */
+  corio__wake_check(L, S, t);
+  return op;
+}
+
+/* ------------------------------------------------------------ getaddrinfo */
+
+static const char *const family_names[] = {"any", "inet", "inet6", NULL};
+static const int family_values[] = {AF_UNSPEC, AF_INET, AF_INET6};
+static const char *const socktype_names[] = {"any", "stream", "dgram", "raw", NULL};
+static const int socktype_values[] = {0, SOCK_STREAM, SOCK_DGRAM, SOCK_RAW};
+static const char *const protocol_names[] = {"any", "tcp", "udp", NULL};
+static const int protocol_values[] = {0, IPPROTO_TCP, IPPROTO_UDP};
+
+static int opt_choice(lua_State *L, int opts, const char *name,
+                      const char *const names[], const int values[]) {
+  int i = 0;
+  if (lua_getfield(L, opts, name) != LUA_TNIL) {
+    const char *s = lua_tostring(L, -1);
+    if (lua_type(L, -1) != LUA_TSTRING) s = NULL;
+    for (i = 0; s != NULL && names[i] != NULL; i++)
+      if (strcmp(names[i], s) == 0) break;
+    if (s == NULL || names[i] == NULL)
+      luaL_error(L, "option '%s': invalid value", name);
+  }
+  lua_pop(L, 1);
+  return values[i];
+}
+
+static int opt_flag(lua_State *L, int opts, const char *name, int flag) {
+  int on;
+  lua_getfield(L, opts, name);
+  on = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return on ? flag : 0;
+}
+
+static const char *name_of(int v, const char *const names[], const int values[],
+                           int n) {
+  int i;
+  for (i = 1; i < n; i++)
+    if (values[i] == v) return names[i];
+  return NULL;
+}
+
+static void set_name_or_number(lua_State *L, const char *field, int v,
+                               const char *const names[], const int values[],
+                               int n) {
+  const char *s = name_of(v, names, values, n);
+  if (s != NULL) lua_pushstring(L, s);
+  else lua_pushinteger(L, v);
+  lua_setfield(L, -2, field);
+}
+
+/* the answer as a list of {family, address, port, socktype, protocol} */
+static int push_addrinfo(lua_State *L, struct addrinfo *res) {
+  struct addrinfo *ai;
+  int n = 0;
+  lua_newtable(L);
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, ai->ai_family == AF_INET ? "inet" : "inet6");
+    lua_setfield(L, -2, "family");
+    corio__push_sockaddr(L, ai->ai_addr);
+    lua_setfield(L, -3, "port");
+    lua_setfield(L, -2, "address");
+    set_name_or_number(L, "socktype", ai->ai_socktype, socktype_names,
+                       socktype_values, 4);
+    set_name_or_number(L, "protocol", ai->ai_protocol, protocol_names,
+                       protocol_values, 3);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  luatask *t = S->current;
+  lookup *op = lookup_resume(L, S, t);
+  (void)status;
+  if (!op->finished) return lookup_wait(L, S, t, op, getaddrinfo_k);
+  if (op->status < 0) return corio__net_error(L, op->status);
+  return push_addrinfo(L, op->res);
+}
+
+/* corio.getaddrinfo(host [, port [, opts]]) (suspends) -> list of
+   {family, address, port, socktype, protocol}, or nil, msg, code.
+   host nil: the loopback address (any address with passive). port: a
+   number or a service name. opts: family ("inet", "inet6"), socktype
+   ("stream", "dgram", "raw"), protocol ("tcp", "udp"), passive (for a
+   bind), numeric (host must be a numeric address: no lookup). */
+static int l_getaddrinfo(lua_State *L) {
+  corio_State *S = corio__state(L);
+  const char *host = luaL_optstring(L, 1, NULL);
+  const char *service = NULL;
+  char portstr[16];
+  struct addrinfo hints;
+  luatask *t;
+  lookup *op;
+  int err;
+  memset(&hints, 0, sizeof hints);
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_Integer p = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, p >= 0 && p <= 65535, 2, "port out of range");
+    snprintf(portstr, sizeof portstr, "%d", (int)p);
+    service = portstr;
+    hints.ai_flags |= AI_NUMERICSERV;
+  }
+  else if (!lua_isnoneornil(L, 2)) service = luaL_checkstring(L, 2);
+  if (host == NULL && service == NULL)
+    return luaL_argerror(L, 1, "a host or a port expected");
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    hints.ai_family = opt_choice(L, 3, "family", family_names, family_values);
+    hints.ai_socktype = opt_choice(L, 3, "socktype", socktype_names, socktype_values);
+    hints.ai_protocol = opt_choice(L, 3, "protocol", protocol_names, protocol_values);
+    hints.ai_flags |= opt_flag(L, 3, "passive", AI_PASSIVE) |
+                      opt_flag(L, 3, "numeric", AI_NUMERICHOST);
+  }
+  t = corio__checkpoint(L, S, "corio.getaddrinfo");
+  op = lookup_new(L, S, "corio.getaddrinfo");
+  err = uv_getaddrinfo(S->loop.uv, &op->req.gai, on_addrinfo, host, service,
+                       &hints);
+  if (err) {
+    op->finished = 1;  /* no callback: the collector frees it */
+    return corio__net_error(L, err);
+  }
+  return lookup_wait(L, S, t, op, getaddrinfo_k);
+}
+
+/* ------------------------------------------------------------ getnameinfo */
+
+static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  luatask *t = S->current;
+  lookup *op = lookup_resume(L, S, t);
+  (void)status;
+  if (!op->finished) return lookup_wait(L, S, t, op, getnameinfo_k);
+  if (op->status < 0) return corio__net_error(L, op->status);
+  lua_pushstring(L, op->req.gni.host);
+  lua_pushstring(L, op->req.gni.service);
+  return 2;
+}
+
+/* corio.getnameinfo(address, port [, opts]) or corio.getnameinfo(entry
+   [, opts]) with entry {address =, port =} (one of getaddrinfo's) --
+   (suspends) -> host, service, or nil, msg, code. address: a numeric
+   IPv4 or IPv6 address. opts: numerichost, numericserv, namereqd (fail
+   rather than answer with the number), dgram (a UDP service). */
+static int l_getnameinfo(lua_State *L) {
+  corio_State *S = corio__state(L);
+  struct sockaddr_storage ss;
+  const char *addr;
+  lua_Integer port;
+  int flags = 0, opts = 3, err;
+  luatask *t;
+  lookup *op;
+  if (lua_istable(L, 1)) {  /* {address =, port =} */
+    opts = 2;
+    lua_settop(L, 2);
+    if (lua_getfield(L, 1, "address") != LUA_TSTRING)   /* 3 */
+      return luaL_argerror(L, 1, "field 'address': a string expected");
+    addr = lua_tostring(L, 3);
+    lua_getfield(L, 1, "port");                          /* 4 */
+    port = lua_isnil(L, 4) ? 0 : lua_tointeger(L, 4);
+    if (!lua_isnil(L, 4) && !lua_isinteger(L, 4))
+      return luaL_argerror(L, 1, "field 'port': an integer expected");
+  }
+  else {
+    addr = luaL_checkstring(L, 1);
+    port = luaL_optinteger(L, 2, 0);
+    lua_settop(L, 3);
+  }
+  luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port out of range");
+  memset(&ss, 0, sizeof ss);
+  if (uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)&ss) != 0 &&
+      uv_ip6_addr(addr, (int)port, (struct sockaddr_in6 *)&ss) != 0)
+    return luaL_argerror(L, 1, "a numeric IPv4 or IPv6 address expected");
+  if (!lua_isnoneornil(L, opts)) {
+    luaL_checktype(L, opts, LUA_TTABLE);
+    flags = opt_flag(L, opts, "numerichost", NI_NUMERICHOST) |
+            opt_flag(L, opts, "numericserv", NI_NUMERICSERV) |
+            opt_flag(L, opts, "namereqd", NI_NAMEREQD) |
+            opt_flag(L, opts, "dgram", NI_DGRAM);
+  }
+  t = corio__checkpoint(L, S, "corio.getnameinfo");
+  op = lookup_new(L, S, "corio.getnameinfo");
+  err = uv_getnameinfo(S->loop.uv, &op->req.gni, on_nameinfo,
+                       (const struct sockaddr *)&ss, flags);
+  if (err) {
+    op->finished = 1;
+    return corio__net_error(L, err);
+  }
+  return lookup_wait(L, S, t, op, getnameinfo_k);
+}
+
 const luaL_Reg corio__dns_funcs[] = {
+  {"getaddrinfo", l_getaddrinfo},
+  {"getnameinfo", l_getnameinfo},
   {NULL, NULL}
 };
