@@ -87,6 +87,41 @@ int corio__push_sockaddr(lua_State *L, const struct sockaddr *sa) {
   return 2;
 }
 
+/* host, port -> a socket address: a numeric address at once, a name
+   with a blocking getaddrinfo (the first answer of `family`, AF_UNSPEC:
+   any). 0 or the error code. */
+int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
+                       int family, int socktype, struct sockaddr_storage *out) {
+  struct addrinfo hints, *ai;
+  uv_getaddrinfo_t req;
+  char portstr[16];
+  int err;
+  memset(out, 0, sizeof *out);
+  if (family != AF_INET6 &&
+      uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
+    return 0;
+  if (family != AF_INET &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
+    return 0;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = family;
+  hints.ai_socktype = socktype;
+  hints.ai_flags = AI_NUMERICSERV;
+  snprintf(portstr, sizeof portstr, "%d", port);
+  err = uv_getaddrinfo(loop, &req, NULL, host, portstr, &hints);
+  if (err) return err;
+  err = UV_EAI_NONAME;
+  for (ai = req.addrinfo; ai != NULL; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    if (ai->ai_addrlen > sizeof *out) continue;
+    memcpy(out, ai->ai_addr, ai->ai_addrlen);
+    err = 0;
+    break;
+  }
+  uv_freeaddrinfo(req.addrinfo);
+  return err;
+}
+
 size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {
   lua_Integer v;
   if (lua_isnoneornil(L, opts)) return dflt;

@@ -129,6 +129,8 @@ void corio__stream_grace(netstream *st, int force);  /* the run's shutdown (net.
 void corio__net_track(corio_State *S, nethandle *h);
 int corio__net_error(lua_State *L, int err);  /* nil, "ENAME: msg", "ENAME" */
 int corio__push_sockaddr(lua_State *L, const struct sockaddr *sa);
+int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
+                       int family, int socktype, struct sockaddr_storage *out);
 void corio__net_anchor(lua_State *L, void *key, int idx);  /* idx: value, or 0 to drop */
 void corio__net_push_anchor(lua_State *L, void *key);
 size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt);

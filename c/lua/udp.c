@@ -139,40 +139,6 @@ static void wait_end(netudp *u) {
 
 /* ------------------------------------------------------------ addresses */
 
-/* host, port -> a socket address: numeric addresses at once, names with
-   a blocking getaddrinfo; family (AF_UNSPEC: any) picks among them */
-static int resolve(uv_loop_t *loop, const char *host, int port, int family,
-                   struct sockaddr_storage *out) {
-  struct addrinfo hints, *ai;
-  uv_getaddrinfo_t req;
-  char portstr[16];
-  int err;
-  memset(out, 0, sizeof *out);
-  if (family != AF_INET6 &&
-      uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
-    return 0;
-  if (family != AF_INET &&
-      uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
-    return 0;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = family;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  snprintf(portstr, sizeof portstr, "%d", port);
-  err = uv_getaddrinfo(loop, &req, NULL, host, portstr, &hints);
-  if (err) return err;
-  err = UV_EAI_NONAME;
-  for (ai = req.addrinfo; ai != NULL; ai = ai->ai_next) {
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    if (ai->ai_addrlen > sizeof *out) continue;
-    memcpy(out, ai->ai_addr, ai->ai_addrlen);
-    err = 0;
-    break;
-  }
-  uv_freeaddrinfo(req.addrinfo);
-  return err;
-}
-
 /* the family the socket has (AF_UNSPEC: not created yet) */
 static int family_of(netudp *u) {
   struct sockaddr_storage ss;
@@ -195,7 +161,8 @@ static int arg_address(lua_State *L, netudp *u, int idx, int bind,
   const char *host = luaL_checkstring(L, idx);
   int port = check_port(L, idx + 1, bind ? 0 : 1);
   if (bind && (*host == '\0' || strcmp(host, "*") == 0)) host = "0.0.0.0";
-  return resolve(u->h.S->loop.uv, host, port, family_of(u), out);
+  return corio__net_resolve(u->h.S->loop.uv, host, port, family_of(u),
+                            SOCK_DGRAM, out);
 }
 
 /* ------------------------------------------------------------ receiving */
