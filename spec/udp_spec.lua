@@ -46,6 +46,17 @@ describe("corio.udp", function()
       assert.equals(big, (b:recv()))
       assert.equals(0, a:dropped())
       assert.equals(0, b:pending())
+      assert.is_true(a:set_broadcast(true))
+      assert.is_true(a:set_broadcast(false))
+      -- a socket never bound gets its address from its first send, and
+      -- can then receive the reply
+      local c = corio.udp()
+      assert.is_true(c:send("from c", bhost, bport))
+      local _, chost, cport = b:recv()
+      assert.equals(cport, select(2, c:address()))  -- on 0.0.0.0, as the kernel does
+      assert.is_true(b:send("to c", chost, cport))
+      assert.same({ "to c", bhost, bport }, { c:recv() })
+      c:close()
       assert.is_true(a:close())
       assert.is_true(a:close())  -- again: no effect
       assert.equals("udp socket (closed)", tostring(a))
