@@ -11,9 +11,11 @@
 #define _POSIX_C_SOURCE 200809L  /* uv.h needs POSIX types under -std=c99 */
 #endif
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -356,11 +358,24 @@ static int pmain (lua_State *L) {
 }
 
 
+/* A standard fd the parent closed gets /dev/null: otherwise the next
+   file opened (the loop's epoll fd...) would take its number, libuv would
+   abort on closing it, and corio.stdin() would be something else. */
+static void open_std_fds (void) {
+  int fd;
+  for (fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+      return;
+}
+
+
 int main (int argc, char **argv) {
   struct options opts;
   lua_State *L;
   int status, exit_status = EXIT_FAILURE;
-  const char *bad = collect_args(argv, &opts);
+  const char *bad;
+  open_std_fds();
+  bad = collect_args(argv, &opts);
   if (bad != NULL) {
     print_usage(bad);
     return EXIT_USAGE;

@@ -1,0 +1,285 @@
+-- corio.stdin(), corio.stdout(), corio.stderr() (README "I/O: Unix sockets,
+-- pipes and standard streams"): the corio command runs a script with its
+-- standard streams on pipes, regular files, /dev/null and a terminal, and
+-- the bytes are checked exactly. Each run is under `timeout`.
+local function repo_root()
+  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
+  return src:match("^(.*)/spec/[^/]*$") or "."
+end
+
+local CORIO = os.getenv("CORIO_BIN") or (repo_root() .. "/build/bin/corio")
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local tmpfiles = {}
+
+local function tmpname()
+  local path = os.tmpname()
+  tmpfiles[#tmpfiles + 1] = path
+  return path
+end
+
+-- file(content) -> the path of a new temporary file holding content
+local function file(content)
+  local path = tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+  return path
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function cleanup()
+  for i = #tmpfiles, 1, -1 do
+    os.remove(tmpfiles[i])
+    tmpfiles[i] = nil
+  end
+end
+
+-- sh(cmd) -> stdout of `sh -c cmd` (binary-safe), exit status. In cmd,
+-- CORIO is the command and SCRIPT the script's path.
+local function sh(cmd, source)
+  local script = file(source)
+  cmd = cmd:gsub("CORIO", (quote(CORIO):gsub("%%", "%%%%"))):gsub("SCRIPT", script)
+  local p = assert(io.popen("timeout 60 sh -c " .. quote(cmd), "r"))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
+local function checksum(s)
+  local sum = 0
+  for i = 1, #s, 4096 do
+    local b = { s:byte(i, math.min(i + 4095, #s)) }
+    for j = 1, #b do sum = sum + b[j] * ((i + j) % 251 + 1) end
+  end
+  return sum % 4294967296
+end
+
+if not exists(CORIO) then
+  describe("standard streams", function()
+    pending("no corio command at " .. CORIO .. " (set CORIO_BIN to the build's bin/corio)")
+  end)
+  return
+end
+
+-- copies stdin to stdout line by line, numbered; then reports on stderr
+local NUMBER = [[
+local corio = require "corio"
+local inp, out = corio.stdin(), corio.stdout()
+assert(inp == corio.stdin() and out == corio.stdout())
+local n = 0
+for line in inp:lines() do
+  n = n + 1
+  out:write(n, ": ", line, "\n")
+end
+assert(inp:read() == nil)  -- still at the end
+corio.stderr():write("kinds: ", tostring(inp), ", ", tostring(out), "\n")
+]]
+
+-- a binary-safe copy of stdin to stdout in reads of up to 1000 bytes
+local COPY = [[
+local corio = require "corio"
+local inp, out = corio.stdin(), corio.stdout()
+while true do
+  local data = inp:read(1000)
+  if not data then break end
+  out:write(data)
+end
+]]
+
+-- 6 MiB of patterned bytes on stdout, never closed: the run's end flushes it
+local BIG = [[
+local corio = require "corio"
+local out = corio.stdout()
+for i = 1, 96 do out:write(string.rep(string.char(i % 256), 65535), "\n") end
+]]
+
+local function big()
+  local parts = {}
+  for i = 1, 96 do parts[i] = string.rep(string.char(i % 256), 65535) .. "\n" end
+  return table.concat(parts)
+end
+
+describe("standard streams", function()
+  after_each(cleanup)
+
+  it("stdin and stdout on pipes: lines, numbered, and the kinds", function()
+    local errf = tmpname()
+    local out, code = sh("printf 'one\\ntwo\\r\\n\\nlast' | CORIO SCRIPT 2>" .. errf .. " | cat", NUMBER)
+    assert.equals(0, code)
+    assert.equals("1: one\n2: two\n3: \n4: last\n", out)
+    assert.equals("kinds: pipe stream fd 0 (open), pipe stream fd 1 (open)\n", slurp(errf))
+  end)
+
+  it("stdin and stdout on regular files", function()
+    local inp, outf, errf = file("alpha\nbeta\n"), tmpname(), tmpname()
+    local _, code = sh("CORIO SCRIPT <" .. inp .. " >" .. outf .. " 2>" .. errf, NUMBER)
+    assert.equals(0, code)
+    assert.equals("1: alpha\n2: beta\n", slurp(outf))
+    assert.equals("kinds: file stream fd 0 (open), file stream fd 1 (open)\n", slurp(errf))
+    -- appending (>>) writes at the end
+    local _, code2 = sh("CORIO SCRIPT <" .. inp .. " >>" .. outf .. " 2>/dev/null", NUMBER)
+    assert.equals(0, code2)
+    assert.equals("1: alpha\n2: beta\n1: alpha\n2: beta\n", slurp(outf))
+  end)
+
+  it("stdin from /dev/null is at its end at once", function()
+    local out, code = sh("CORIO SCRIPT </dev/null 2>&1", NUMBER)
+    assert.equals(0, code)
+    assert.equals("kinds: file stream fd 0 (open), pipe stream fd 1 (open)\n", out)
+  end)
+
+  it("copies binary data exactly, through pipes and files", function()
+    local bytes = {}
+    for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+    local data = string.rep(table.concat(bytes), 4096) .. "\0\r\n\0"  -- 1 MiB and a bit
+    local inp, outf = file(data), tmpname()
+    local out, code = sh("cat " .. inp .. " | CORIO SCRIPT | cat", COPY)
+    assert.equals(0, code)
+    assert.equals(#data, #out)
+    assert.equals(checksum(data), checksum(out))
+    local _, code2 = sh("CORIO SCRIPT <" .. inp .. " >" .. outf, COPY)
+    assert.equals(0, code2)
+    local got = slurp(outf)
+    assert.equals(#data, #got)
+    assert.equals(checksum(data), checksum(got))
+  end)
+
+  it("a large output nobody closed is complete at exit: to a pipe, a slow reader, a file", function()
+    local want = big()
+    local out, code = sh("CORIO SCRIPT | cat", BIG)
+    assert.equals(0, code)
+    assert.equals(#want, #out)
+    assert.equals(checksum(want), checksum(out))
+    -- the reader starts late: the exit waits for it, as a blocking write would
+    local out2 = sh("CORIO SCRIPT | (sleep 1.5; cat)", BIG)
+    assert.equals(#want, #out2)
+    assert.equals(checksum(want), checksum(out2))
+    local outf = tmpname()
+    local _, code3 = sh("CORIO SCRIPT >" .. outf, BIG)
+    assert.equals(0, code3)
+    local got = slurp(outf)
+    assert.equals(#want, #got)
+    assert.equals(checksum(want), checksum(got))
+  end)
+
+  it("closing stdout flushes it first; print before it comes first", function()
+    local src = [[
+local corio = require "corio"
+print("printed before")
+local out = corio.stdout()
+out:write(string.rep("z", 3 * 1024 * 1024), "\n")
+assert(out:close())
+assert(tostring(out) == "pipe stream (closed)" or tostring(out) == "file stream (closed)")
+io.write("after close\n")
+io.stdout:flush()
+local again = corio.stdout()  -- a new stream on fd 1
+assert(again ~= out)
+again:write("again\n")
+]]
+    local want = "printed before\n" .. string.rep("z", 3 * 1024 * 1024) .. "\nafter close\nagain\n"
+    local out, code = sh("CORIO SCRIPT | cat", src)
+    assert.equals(0, code)
+    assert.equals(#want, #out)
+    assert.equals(want, out)
+    local outf = tmpname()
+    sh("CORIO SCRIPT >" .. outf, src)
+    assert.equals(want, slurp(outf))
+  end)
+
+  it("stderr works, and a script that fails still gets its output out", function()
+    local src = [[
+local corio = require "corio"
+corio.stdout():write(string.rep("o", 1000000))
+corio.stderr():write("to stderr\n")
+error("failed on purpose")
+]]
+    local errf = tmpname()
+    local out = sh("(CORIO SCRIPT 2>" .. errf .. "; echo \"status $?\" >>" .. errf .. ") | cat", src)
+    assert.equals(string.rep("o", 1000000), out)
+    local err = slurp(errf)
+    assert.matches("^to stderr\n", err)
+    assert.matches("failed on purpose", err)
+    assert.matches("status 1\n$", err)
+  end)
+
+  it("read_line, read_exactly and read_all over stdin; EOF", function()
+    local src = [[
+local corio = require "corio"
+local inp = corio.stdin()
+local out = corio.stdout()
+out:write(inp:read_line(), "|", inp:read_exactly(3), "|", inp:read_until(";"), "|")
+local rest = inp:read_all()
+out:write(#rest, "|", tostring(inp:read_line()), "|", tostring(inp:read()), "\n")
+]]
+    local data = "first line\nabcdef;" .. string.rep("r", 200000)
+    local inp = file(data)
+    local want = "first line|abc|def|200000|nil|nil\n"
+    assert.equals(want, (sh("CORIO SCRIPT <" .. inp, src)))
+    assert.equals(want, (sh("cat " .. inp .. " | CORIO SCRIPT", src)))
+  end)
+
+  it("leaves the shell's descriptors blocking, while it runs and after", function()
+    -- O_NONBLOCK is 04000 in the octal flags of /proc/<pid>/fdinfo
+    local src = [[
+local corio = require "corio"
+corio.stdout():write("x\n")
+corio.stdin()
+os.execute("grep '^flags' /proc/self/fdinfo/0 /proc/self/fdinfo/1 >&2")
+]]
+    local errf = tmpname()
+    local out = sh("printf 'in' | (CORIO SCRIPT 2>" .. errf ..
+      "; grep '^flags' /proc/self/fdinfo/0 /proc/self/fdinfo/1) | cat", src)
+    local flags = {}
+    for octal in (slurp(errf) .. out):gmatch("flags:%s*(%d+)") do
+      flags[#flags + 1] = tonumber(octal, 8)
+    end
+    assert.equals(4, #flags, slurp(errf) .. out)
+    for _, f in ipairs(flags) do assert.equals(0, f & tonumber("4000", 8)) end
+  end)
+
+  it("a standard fd the parent closed reads and writes as /dev/null", function()
+    local src = [[
+local corio = require "corio"
+local inp = corio.stdin()
+print(inp, inp:read())
+corio.stderr():write("lost\n")
+]]
+    local out, code = sh("CORIO SCRIPT <&- 2>&-", src)
+    assert.equals(0, code)
+    assert.equals("file stream fd 0 (open)\tnil\n", out)
+  end)
+
+  it("stdout on a terminal", function()
+    if os.execute("script -qec true /dev/null >/dev/null 2>&1") ~= true then
+      pending("no `script` command to run under a terminal")
+      return
+    end
+    local src = [[
+local corio = require "corio"
+local out = corio.stdout()
+out:write(tostring(out), "\n")
+out:write(string.rep("t", 100000), "\n")
+]]
+    local out = sh("script -qec 'CORIO SCRIPT' /dev/null </dev/null", src)
+    out = out:gsub("\r\n", "\n")
+    assert.matches("^tty stream fd 1 %(open%)\n", out)
+    local ts = out:match("\n(t+)\n")
+    assert.equals(100000, ts and #ts)
+  end)
+end)
