@@ -9,7 +9,8 @@ local function repo_root()
   return dir
 end
 
-local CORIO = repo_root() .. "/build/bin/corio"
+-- the command under test: $CORIO_BIN (make test, make test-asan), else the default build
+local CORIO = os.getenv("CORIO_BIN") or repo_root() .. "/build/bin/corio"
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -56,7 +57,7 @@ end
 
 if not exists(CORIO) then
   describe("corio command", function()
-    pending("build/bin/corio is not built (cmake -S . -B build && cmake --build build)")
+    pending(CORIO .. " is not built (cmake -S . -B build && cmake --build build)")
   end)
   return
 end
