@@ -319,6 +319,19 @@ check_echo_server() {
   has "served 2 connections"
 }
 
+check_unix_echo() {  # run with a socket path in $TMP
+  in_order "listening on $TMP/unix_echo.sock" "ada: ADA SAYS 1, ADA SAYS 2" \
+    "bob: BOB SAYS 1, BOB SAYS 2, BOB SAYS 3" "cy: CY SAYS 1" "closed; socket file removed"
+  [ ! -e "$TMP/unix_echo.sock" ] || problem "the socket file is still there"
+}
+
+check_wc() {  # run with README.md on stdin (a file), then from a pipe
+  set -- $(LC_ALL=C wc -l -w -c <README.md)
+  has "$1 lines, $2 words, $3 bytes (from a file)"
+  got=$(cat README.md | timeout 60 "$CORIO" examples/wc.lua 2>&1) || problem "from a pipe: $got"
+  [ "$got" = "$1 lines, $2 words, $3 bytes (from a pipe)" ] || problem "from a pipe: $got"
+}
+
 # The servers below are loaded by the real clients redis-benchmark, wrk and
 # curl (test dependencies), and checked by the benchmark suite's protocol
 # checker when it and python3 are there.
@@ -425,6 +438,8 @@ example as_completed
 example producer_consumer 0.2
 example tour
 server_example echo_server 0 2
+example unix_echo "$TMP/unix_echo.sock"
+example wc <README.md
 server_example ping_server 0
 server_example http_hello 0
 example fetch_many 0.2

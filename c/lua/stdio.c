@@ -4,7 +4,8 @@
 ** terminal, a socket, or a regular file or device. And the reads and
 ** writes of a stream on a file (NS_FILE), which epoll cannot watch: they
 ** go through uv_fs_read / uv_fs_write at the fd's current offset, one
-** read and one write under way at a time, writes in order.
+** read and one write under way at a time (the write takes what is
+** queued, up to FILE_BUFS requests), writes in order.
 **
 ** The fd and its open file description may be shared with the parent
 ** shell and other processes, so corio does not leave it non-blocking:
@@ -29,8 +30,8 @@ typedef struct netfile {
   uv_fs_t rreq, wreq;
   int fd;
   uint8_t rbusy, wbusy;  /* a read, a write under way */
-  writereq *whead, *wtail;  /* queued writes (chained by req.data); the
-                               head is the one under way */
+  writereq *whead, *wtail;  /* queued writes (chained by req.data), from
+                               the one under way */
   size_t woff;           /* bytes of the head written so far */
   char rbuf[NET_CHUNK];  /* a read lands here, then in the stream's buffer */
 } netfile;
@@ -70,89 +71,96 @@ int corio__file_read_start(netstream *st) {
 
 static void on_file_write(uv_fs_t *req);
 
-static int write_head(netstream *st) {
+#define FILE_BUFS 64  /* queued writes one uv_fs_write takes */
+
+/* write what is queued (from the head, less what is written of it) */
+static int write_queue(netstream *st) {
   netfile *f = st->file;
-  writereq *w = f->whead;
-  uv_buf_t b = uv_buf_init(w->data + f->woff, (unsigned int)(w->len - f->woff));
-  int err = uv_fs_write(st->h.S->loop.uv, &f->wreq, f->fd, &b, 1, -1, on_file_write);
+  uv_buf_t bufs[FILE_BUFS];
+  unsigned int n = 0;
+  size_t off = f->woff;
+  writereq *w;
+  int err;
+  for (w = f->whead; w != NULL && n < FILE_BUFS; w = (writereq *)w->req.data) {
+    bufs[n++] = uv_buf_init(w->data + off, (unsigned int)(w->len - off));
+    off = 0;
+  }
+  err = uv_fs_write(st->h.S->loop.uv, &f->wreq, f->fd, bufs, n, -1, on_file_write);
   if (err) return err;
   f->wreq.data = st;
   f->wbusy = 1;
   return 0;
 }
 
-/* drop the queue from w on: the bytes it held */
-static size_t drop_from(writereq *w) {
+/* drop the queue: the bytes it held */
+static size_t drop_queue(netfile *f) {
   size_t n = 0;
+  writereq *w = f->whead;
   while (w != NULL) {
     writereq *next = (writereq *)w->req.data;
     n += w->len;
     free(w);
     w = next;
   }
+  f->whead = f->wtail = NULL;
+  f->woff = 0;
   return n;
 }
 
 static void on_file_write(uv_fs_t *req) {
   netstream *st = (netstream *)req->data;
   netfile *f = st->file;
-  writereq *w = f->whead;
   ssize_t n = req->result;
-  size_t len;
+  size_t done = 0;
   int status = 0;
   uv_fs_req_cleanup(req);
   f->wbusy = 0;
-  if (n > 0 && (size_t)n < w->len - f->woff && st->h.state != NET_CLOSED) {
-    f->woff += (size_t)n;  /* a short write: the rest */
-    if ((status = write_head(st)) == 0) return;
-  }
-  else if (n <= 0) status = n < 0 ? (int)n : UV_EIO;
-  f->whead = (writereq *)w->req.data;
-  f->woff = 0;
-  len = w->len;
-  free(w);
-  if (status != 0 || st->h.state == NET_CLOSED) {  /* the rest goes too */
-    len += drop_from(f->whead);
-    f->whead = NULL;
+  if (n <= 0) status = n < 0 ? (int)n : UV_EIO;
+  while (n > 0) {  /* the requests written whole go; a part of one stays */
+    writereq *w = f->whead;
+    size_t rest = w->len - f->woff;
+    if ((size_t)n < rest) {
+      f->woff += (size_t)n;
+      break;
+    }
+    n -= (ssize_t)rest;
+    done += w->len;
+    f->whead = (writereq *)w->req.data;
+    f->woff = 0;
+    free(w);
   }
   if (f->whead == NULL) f->wtail = NULL;
-  else if (write_head(st) != 0) {  /* cannot fail on a valid request */
-    len += drop_from(f->whead);
-    f->whead = f->wtail = NULL;
-    status = UV_EIO;
-  }
-  corio__stream_written(st, len, status);
+  else if (status != 0 || st->h.state == NET_CLOSED) done += drop_queue(f);
+  else if ((status = write_queue(st)) != 0) done += drop_queue(f);
+  corio__stream_written(st, done, status);
   file_maybe_closed(st);
 }
 
 int corio__file_write(netstream *st, writereq *w) {
   netfile *f = st->file;
+  int err;
   w->req.data = NULL;
-  if (f->whead != NULL) {
+  if (f->whead != NULL) {  /* it goes with the next uv_fs_write */
     f->wtail->req.data = w;
     f->wtail = w;
     return 0;
   }
   f->whead = f->wtail = w;
   f->woff = 0;
-  if (write_head(st) == 0) return 0;
+  if ((err = write_queue(st)) == 0) return 0;
   f->whead = f->wtail = NULL;
-  return UV_EIO;
+  return err;
 }
 
 size_t corio__file_unwritten(netstream *st) {
   return st->queued - st->file->woff;
 }
 
-/* close_now: what is not under way is dropped, a read not begun is
-   cancelled; the handle closes once no request is left */
+/* close_now: a read not begun is cancelled; the queued writes are
+   dropped when the one under way ends; the handle closes once no request
+   is left */
 void corio__file_close(netstream *st) {
   netfile *f = st->file;
-  if (f->whead != NULL) {
-    st->queued -= drop_from((writereq *)f->whead->req.data);
-    f->whead->req.data = NULL;
-    f->wtail = f->whead;
-  }
   if (f->rbusy) uv_cancel((uv_req_t *)&f->rreq);
   file_maybe_closed(st);
 }
@@ -231,28 +239,38 @@ static netstream *open_fd(corio_State *S, int fd, int *err) {
 
 static int l_std(lua_State *L, int fd, const char *fname) {
   corio_State *S = corio__state(L);
-  netstream *st;
+  netstream *st = NULL;
+  size_t limit, hwm;
   int err;
-  lua_getfield(L, LUA_REGISTRYINDEX, STDIO_REGKEY);   /* 1: fd -> Stream */
-  if (lua_rawgeti(L, -1, fd) == LUA_TUSERDATA) {
-    netstream *old = *(netstream **)lua_touserdata(L, -1);
-    if (old != NULL && old->h.state == NET_OPEN) return 1;
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, STDIO_REGKEY);   /* 2: fd -> Stream */
+  if (lua_rawgeti(L, 2, fd) == LUA_TUSERDATA) {        /* 3 */
+    st = *(netstream **)lua_touserdata(L, 3);
+    if (st != NULL && st->h.state != NET_OPEN) st = NULL;
   }
-  lua_pop(L, 1);
-  if (!S->running)
-    return luaL_error(L, "%s: no running loop (start one with corio.run)", fname);
-  if (fd == 1) fflush(stdout);  /* what print wrote comes first */
-  else if (fd == 2) fflush(stderr);
-  st = open_fd(S, fd, &err);
-  if (st == NULL) return corio__net_error(L, err);
-  corio__stream_push(L, st);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -3, fd);
+  limit = corio__opt_size(L, 1, "limit", st != NULL ? st->limit : NET_LIMIT);
+  hwm = corio__opt_size(L, 1, "high_water", st != NULL ? st->hwm : NET_HWM);
+  if (st == NULL) {
+    lua_pop(L, 1);
+    if (!S->running)
+      return luaL_error(L, "%s: no running loop (start one with corio.run)", fname);
+    if (fd == 1) fflush(stdout);  /* what print wrote comes first */
+    else if (fd == 2) fflush(stderr);
+    st = open_fd(S, fd, &err);
+    if (st == NULL) return corio__net_error(L, err);
+    corio__stream_push(L, st);                         /* 3 */
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, 2, fd);
+  }
+  st->limit = limit;
+  st->hwm = hwm;
   return 1;
 }
 
-/* corio.stdin() -> Stream on fd 0 (the same one while it is open), or
-   nil, msg, code; corio.stdout(), corio.stderr() likewise */
+/* corio.stdin([opts]) -> Stream on fd 0 (the same one while it is open),
+   or nil, msg, code; corio.stdout(), corio.stderr() likewise. opts:
+   limit, high_water (also changed on a stream already open). */
 int corio__l_stdin(lua_State *L) {
   return l_std(L, 0, "corio.stdin");
 }
