@@ -19,7 +19,7 @@
 local core = require "corio.core"
 local waiters = require "corio.waiters"
 
-local park = core.park
+local park, unpark = core.park, core.unpark
 local new_list, push, remove, pop, check, wait, wake_all =
   waiters.new, waiters.push, waiters.remove, waiters.pop, waiters.check, waiters.wait, waiters.wake_all
 local pcall, error, setmetatable, type, tostring = pcall, error, setmetatable, type, tostring
@@ -350,6 +350,33 @@ end
 local END = setmetatable({}, { __name = "corio.channel end" })
 local BROKEN = setmetatable({}, { __name = "corio.channel broken" })
 
+-- Each end remembers the tasks waiting through it (a set made on first
+-- use), so closing one end of several wakes the tasks blocked on that end.
+local function wait_on(end_, w, me, item)
+  local blocked = end_._blocked
+  if blocked == nil then
+    blocked = {}
+    end_._blocked = blocked
+  end
+  blocked[me] = true
+  push(w, me, item)
+  local ok, err = pcall(park, "channel")
+  blocked[me] = nil
+  if not ok then
+    remove(w, me)
+    error(err, 0)
+  end
+end
+
+-- wake the tasks blocked on this end (others' wake-ups stand), leaving r
+local function wake_blocked(end_, w, got, r)
+  local blocked = end_._blocked
+  if blocked == nil then return end
+  for t in pairs(blocked) do
+    if remove(w, t) and unpark(t) then got[t] = r end
+  end
+end
+
 function M.channel(size)
   if size == nil then size = 0 end
   if size ~= huge and (math_type(size) ~= "integer" or size < 0) then
@@ -377,13 +404,7 @@ function SendChannel:send(item)
   end
   if ch._n < ch._max then fifo_store(ch, item); return end
   local me = check("channel send")
-  local putters = ch._putters
-  push(putters, me, item)
-  local ok, err = pcall(park, "channel")
-  if not ok then
-    remove(putters, me)
-    error(err, 0)
-  end
+  wait_on(self, ch._putters, me, item)
   local r = ch._got[me]
   if r ~= nil then
     ch._got[me] = nil
@@ -422,6 +443,8 @@ function SendChannel:close()
   if s == 0 then
     wake_all(ch._getters, ch._got, END)
     wake_all(ch._putters, ch._got, END)   -- sends blocked on the last end fail
+  else
+    wake_blocked(self, ch._putters, ch._got, END)   -- sends blocked on this end fail
   end
 end
 SendChannel.__close = SendChannel.close
@@ -452,13 +475,7 @@ function ReceiveChannel:receive()
   if item ~= nil then return item end
   if ch._senders == 0 then return nil end
   local me = check("channel receive")
-  local getters = ch._getters
-  push(getters, me)
-  local ok, err = pcall(park, "channel")
-  if not ok then
-    remove(getters, me)
-    error(err, 0)
-  end
+  wait_on(self, ch._getters, me)
   local got = ch._got
   item = got[me]
   got[me] = nil
@@ -499,6 +516,8 @@ function ReceiveChannel:close()
     while ch._n > 0 do fifo_take(ch) end
     wake_all(ch._putters, ch._got, BROKEN)
     wake_all(ch._getters, ch._got, BROKEN)  -- receives blocked on the last end fail
+  else
+    wake_blocked(self, ch._getters, ch._got, BROKEN)  -- receives blocked on this end fail
   end
 end
 ReceiveChannel.__close = ReceiveChannel.close
