@@ -242,9 +242,14 @@ function M.barrier(n)
   return setmetatable({ _parties = n, _count = 0, _round = 0, _waiters = new_list() }, Barrier)
 end
 
+local BROKEN = setmetatable({}, { __name = "corio.barrier broken" })
+
 -- barrier:wait() (suspends) -> this task's arrival index in its round (1..n),
 -- once n tasks are waiting; then the barrier is ready for the next round.
+-- Raises "barrier:wait: barrier broken" once the barrier is aborted, and in
+-- the tasks waiting when it is reset or aborted.
 function Barrier:wait()
+  if self._broken then error("barrier:wait: barrier broken", 2) end
   local count = self._count + 1
   if count == self._parties then   -- the last arrival: everyone passes
     self._count = 0
@@ -260,14 +265,48 @@ function Barrier:wait()
     if self._round == round then self._count = self._count - 1 end
     error(err, 0)
   end
+  local got = self._got
+  if got and got[me] then
+    got[me] = nil
+    error("barrier:wait: barrier broken", 2)
+  end
   return count
 end
+
+-- wake every waiting task with the broken error and start an empty round
+local function break_round(self)
+  self._count = 0
+  self._round = self._round + 1
+  local got = self._got
+  if got == nil then
+    got = {}
+    self._got = got
+  end
+  wake_all(self._waiters, got, BROKEN)
+end
+
+-- barrier:reset(): back to the empty state; the tasks waiting now fail
+-- with "barrier broken", later ones wait for a new round as usual
+function Barrier:reset()
+  break_round(self)
+  self._broken = false
+end
+
+-- barrier:abort(): the barrier is broken: the tasks waiting now and every
+-- later wait fail with "barrier broken" (until reset)
+function Barrier:abort()
+  self._broken = true
+  break_round(self)
+end
+
+function Barrier:broken() return self._broken == true end
 
 function Barrier:parties() return self._parties end
 function Barrier:n_waiting() return self._count end
 
 Barrier.__tostring = function(self)
-  return ("corio barrier (%d of %d waiting)"):format(self._count, self._parties)
+  return ("corio barrier (%d of %d waiting%s)"):format(self._count, self._parties,
+    self._broken and ", broken" or "")
 end
 
 return M
