@@ -265,6 +265,49 @@ corio.stderr():write("lost\n")
     assert.equals("file stream fd 0 (open)\tnil\n", out)
   end)
 
+  it("stdin and stdout on a socket (a socketpair), whose flags are put back", function()
+    if os.execute("python3 -c pass >/dev/null 2>&1") ~= true then
+      pending("no python3 to make a socketpair")
+      return
+    end
+    local py = file([[
+import fcntl, os, socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen(sys.argv[1:], stdin=b, stdout=b)
+a.sendall(b"one\ntwo\n")
+a.shutdown(socket.SHUT_WR)
+p.wait()
+nonblock = fcntl.fcntl(b.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
+b.close()
+data = b""
+while True:
+    chunk = a.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write("status %d nonblock %d\n%s" % (p.returncode, nonblock, data.decode()))
+]])
+    local errf = tmpname()
+    local out = sh("python3 " .. py .. " CORIO SCRIPT 2>" .. errf, NUMBER)
+    assert.equals("status 0 nonblock 0\n1: one\n2: two\n", out)
+    assert.equals("kinds: unix stream fd 0 (open), unix stream fd 1 (open)\n", slurp(errf))
+  end)
+
+  it("options: limit for line reads, the same stream again with new ones", function()
+    local src = [[
+local corio = require "corio"
+local inp = corio.stdin { limit = 200000 }
+local out = corio.stdout()
+out:write(#inp:read_line(), "\n")
+assert(corio.stdin { limit = 10 } == inp)
+local none, msg = inp:read_line()
+out:write(tostring(none), " ", msg, "\n")
+out:write(inp:read_exactly(13), "\n")
+]]
+    local inp = file(string.rep("a", 150000) .. "\n0123456789abc\n")
+    assert.equals("150000\nnil limit exceeded\n0123456789abc\n", (sh("CORIO SCRIPT <" .. inp, src)))
+  end)
+
   it("stdout on a terminal", function()
     if os.execute("script -qec true /dev/null >/dev/null 2>&1") ~= true then
       pending("no `script` command to run under a terminal")
