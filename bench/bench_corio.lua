@@ -120,7 +120,6 @@ end
 local PONG, ERR = "+PONG\r\n", "-ERR unknown command\r\n"
 
 local function w5_conn(stream)
-  stream:set_nodelay(true)
   while true do
     local line = stream:read_line()
     if line == nil then return end
@@ -135,7 +134,6 @@ end
 local find, sub, upper = string.find, string.sub, string.upper
 
 local function w5buf_conn(stream)
-  stream:set_nodelay(true)
   local rest = ""
   while true do
     local data = stream:read()
@@ -164,7 +162,6 @@ local HTTP_OK = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 
 local HTTP_405 = "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 local function w6_conn(stream)
-  stream:set_nodelay(true)
   while true do
     local request = stream:read_line()
     if request == nil then return end
@@ -181,7 +178,6 @@ local function w6_conn(stream)
 end
 
 local function w6until_conn(stream)
-  stream:set_nodelay(true)
   while true do
     local head = stream:read_until("\r\n\r\n")
     if head == nil then return end

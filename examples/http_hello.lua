@@ -54,7 +54,6 @@ local function read_request(stream)
 end
 
 local function handle(stream)
-  stream:set_nodelay(true)
   while true do
     local path, next_step = read_request(stream)
     if path == nil then return end

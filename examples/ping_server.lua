@@ -16,9 +16,6 @@ local server
 local served, commands = 0, 0
 
 local function handle(stream)
-  -- Small replies go out at once, not held back by Nagle's algorithm until
-  -- the client acknowledges the previous one.
-  stream:set_nodelay(true)
   while true do
     local line = stream:read_line()       -- without its "\r\n"
     if line == nil then break end         -- the client has gone

@@ -341,6 +341,55 @@ describe("a stream", function()
     end)
   end)
 
+  it("gathers small writes until the batch ends, in call order, and flushes them for drain, shutdown and close", function()
+    helper.run(function()
+      local got = corio.future()
+      local srv, host, port = serve(function(s) got:set_result(s:read_all()) end)
+      local c = assert(corio.connect(host, port))
+      local other = corio.spawn(function()
+        for i = 1, 50 do assert.is_true(c:write("b", i, ";")) end
+      end)
+      for i = 1, 50 do assert.is_true(c:write("a", i, ";")) end
+      assert.is_true(c:drain())   -- gathered bytes go out first, then drain waits
+      other:await()
+      c:write("tail")
+      assert.is_true(c:shutdown())   -- flushes, then the half-close
+      local expect = {}
+      for i = 1, 50 do expect[#expect + 1] = "a" .. i .. ";" end
+      for i = 1, 50 do expect[#expect + 1] = "b" .. i .. ";" end
+      expect[#expect + 1] = "tail"
+      assert.equals(table.concat(expect), got:await())
+      c:close()
+      -- close flushes what was gathered
+      local got2 = corio.future()
+      srv:close()
+      local srv2, _, port2 = serve(function(s) got2:set_result(s:read_all()) end)
+      local c2 = assert(corio.connect(host, port2))
+      c2:write("last words")
+      c2:close()
+      assert.equals("last words", got2:await())
+      srv:wait_closed()
+      srv2:close()
+    end)
+  end)
+
+  it("abort drops small writes still gathered", function()
+    helper.run(function()
+      local got = corio.future()
+      local srv, host, port = serve(function(s)
+        local d, _, code = s:read_all()
+        got:set_result(d, code)
+      end)
+      local c = assert(corio.connect(host, port))
+      c:write("never sent")
+      c:abort()
+      local d, code = got:await()
+      assert.is_true(d == nil or d == "", tostring(d))
+      assert.is_true(code == nil or code == "ECONNRESET")
+      srv:close()
+    end)
+  end)
+
   it("returns EPIPE (or ECONNRESET) writing to a peer that has gone", function()
     helper.run(function()
       local srv, host, port = serve(function(s) s:abort() end)

@@ -49,6 +49,7 @@ void corio_loop_run_ready(corio_loop_t *loop) {
     loop->step(loop, t);
   }
   if (loop->rcount == 0) uv_idle_stop(&loop->idle);
+  if (loop->after_batch != NULL) loop->after_batch(loop);
 }
 
 int corio_loop_run(corio_loop_t *loop, uv_run_mode mode) {

@@ -46,6 +46,7 @@ typedef void (*corio_timer_cb)(corio_loop_t *loop, corio_timer_t *timer);
 typedef void (*corio_waiter_cb)(corio_loop_t *loop, corio_waiter_t *w,
                                 corio_future_t *f);
 typedef void (*corio_step_cb)(corio_loop_t *loop, corio_task_t *task);
+typedef void (*corio_batch_cb)(corio_loop_t *loop);
 
 /* intrusive doubly linked list; a node that is not linked points to itself */
 struct corio_list_s {
@@ -203,6 +204,7 @@ struct corio_loop_s {
   uv_loop_t *uv;             /* readonly */
   void *data;                /* public: the binding's state */
   corio_step_cb step;        /* public: runs one step of a ready task */
+  corio_batch_cb after_batch; /* public, optional: called after each batch */
   uint64_t now;              /* readonly: cached clock, ns */
   size_t ntasks;             /* readonly: live tasks */
   /* private below */

@@ -95,6 +95,8 @@ typedef struct corio_State {
   void *error_hook_ud;
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
+  const void *stream_mt; /* the Stream metatable, likewise */
+  corio_list_t corked;   /* streams holding small writes until the batch ends */
 } corio_State;
 
 #define TASK_MT   "corio.Task"
@@ -188,5 +190,6 @@ void corio__open_udp(lua_State *L);
 extern const luaL_Reg corio__udp_funcs[];
 extern const luaL_Reg corio__dns_funcs[];
 void corio__net_shutdown(lua_State *L, corio_State *S, int streams);
+void corio__streams_flush(corio_loop_t *loop);  /* the loop's after_batch */
 
 #endif

@@ -88,6 +88,9 @@ typedef struct netstream {
   size_t queued, hwm;    /* bytes in uv_write requests; high-water mark */
   size_t lastq;          /* the run's shutdown: libuv's write queue at the last look */
   int werr;              /* the first write error */
+  char *obuf;            /* small writes gathered in this batch (stream.c) */
+  size_t olen, ocap;
+  corio_list_t corked;   /* in S->corked while olen > 0 */
   corio_future_t low;    /* wakes writers when queued <= hwm / 2 */
   corio_future_t empty;  /* wakes drain and close when queued == 0 */
   uv_shutdown_t shutreq;
@@ -114,6 +117,7 @@ typedef struct netserver {
   corio_future_t done;   /* closed and every handler finished */
   size_t limit, hwm;     /* for the accepted streams */
   int backlog;
+  uint8_t nodelay;       /* TCP_NODELAY on the accepted streams */
   uint8_t timer_closed;  /* the backoff timer's close callback ran */
   uint8_t paused;        /* the listener is closed until the backoff fires */
   uint8_t logged;        /* EMFILE was reported once */
@@ -160,6 +164,7 @@ int corio__connect_wait(lua_State *L, corio_State *S, connop *op);
 typedef struct serveopts {
   size_t limit, hwm;     /* for the accepted streams */
   int backlog;
+  int nodelay;           /* TCP_NODELAY on the accepted streams (default) */
 } serveopts;
 void corio__open_server(lua_State *L);
 void corio__serve_prepare(lua_State *L, const char *fname, int handler,
@@ -207,7 +212,7 @@ void corio__file_close(netstream *st);  /* once no request is under way */
 void corio__stream_got(netstream *st, const char *p, ssize_t nread);
 
 /* stream.c, for stream_read.c */
-netstream *corio__stream_check_open(lua_State *L, const char *fname);
+netstream *corio__stream_check_open(lua_State *L, corio_State *S, const char *fname);
 void corio__stream_wait_begin(netstream *st, luatask *t);
 void corio__stream_wait_end(netstream *st);
 void corio__stream_wake_reader(netstream *st);

@@ -58,6 +58,7 @@ void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
   if (err) luaL_error(L, "corio: cannot start a loop (%s)", corio_strerror(err));
   S->loop.data = S;
   S->loop.step = corio__step;
+  S->loop.after_batch = corio__streams_flush;
   S->running = 1;
   corio__open_posts(S);
 }

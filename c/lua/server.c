@@ -135,6 +135,7 @@ static void on_connection(uv_stream_t *server, int status) {
     corio__stream_discard(st);
     return;
   }
+  if (srv->type == NS_TCP && srv->nodelay) uv_tcp_nodelay(&st->tcp, 1);
   L = corio__callback_thread(S->L, S);
   top = lua_gettop(L);
   corio__net_push_anchor(L, srv);                  /* top+1: the Server */
@@ -190,6 +191,11 @@ void corio__serve_prepare(lua_State *L, const char *fname, int handler,
   o->hwm = corio__opt_size(L, opts, "high_water", NET_HWM);
   backlog = corio__opt_size(L, opts, "backlog", 511);
   o->backlog = backlog > 65535 ? 65535 : (int)backlog;
+  o->nodelay = 1;
+  if (!lua_isnoneornil(L, opts)) {
+    if (lua_getfield(L, opts, "nodelay") != LUA_TNIL) o->nodelay = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   lua_settop(L, opts);
   box = (netserver **)lua_newuserdatauv(L, sizeof *box, 1);
   *box = NULL;
@@ -217,6 +223,7 @@ netserver *corio__server_listen(corio_State *S, int type,
   srv->limit = o->limit;
   srv->hwm = o->hwm;
   srv->backlog = o->backlog;
+  srv->nodelay = (uint8_t)o->nodelay;
   *err = listen_on(srv);
   if (*err == 0) return srv;
   srv->h.gone = 1;

@@ -9,9 +9,18 @@
 ** it has room); a read takes its bytes from there. libuv keeps reading
 ** while the buffer holds less than the limit plus one chunk (or what the
 ** waiting read needs), and stops until it drains past that.
-** Writing: uv_try_write first; what the kernel does not take is copied
-** into one uv_write request. write suspends while more than the high-
-** water mark is queued, until it drains below half.
+** Writing: a small write made by a task while nothing is queued is
+** gathered in the stream's own buffer (obuf) and the stream goes on the
+** state's corked list; when the batch of ready tasks ends, the loop calls
+** corio__streams_flush, which writes each gathered buffer with one
+** uv_try_write. So a task answering many pipelined requests makes one
+** syscall per batch, not one per answer (what Nagle's algorithm would
+** do, without its delay: TCP streams are NODELAY by default). Any other
+** write goes out at once: uv_try_write first; what the kernel does not
+** take is copied into one uv_write request. write suspends while more
+** than the high-water mark is queued, until it drains below half. A
+** drain, shutdown or close flushes the gathered bytes first; an abort
+** drops them.
 ** One task reads at a time; any number may write. A wait parks the task
 ** (the reader) or makes it await one of two futures of the stream (low,
 ** empty), so waiting allocates nothing.
@@ -22,6 +31,9 @@
 #include <string.h>
 #include "net.h"
 
+static void uncork(netstream *st);
+static int flush_cork(netstream *st);
+
 /* ------------------------------------------------------------ lifetime */
 
 static netstream **box_of(lua_State *L, int idx) {
@@ -29,6 +41,7 @@ static netstream **box_of(lua_State *L, int idx) {
 }
 
 static void stream_free(netstream *st) {
+  free(st->obuf);
   free(st->buf);
   free(st->file);
   free(st);
@@ -67,7 +80,8 @@ void corio__stream_on_closed(uv_handle_t *h) {
 static void close_now(netstream *st) {
   if (st->h.state == NET_CLOSED) return;
   st->h.state = NET_CLOSED;
-  st->dropped = st->queued > 0;
+  st->dropped = st->queued > 0 || st->olen > 0;
+  uncork(st);
   corio__net_untrack(&st->h);
   st->reading = 0;
   if (st->type == NS_FILE) corio__file_close(st);
@@ -78,6 +92,7 @@ static void close_now(netstream *st) {
 
 void corio__stream_close_soon(netstream *st) {
   if (st->h.state == NET_CLOSED) return;
+  if (st->olen > 0 && st->werr == 0) flush_cork(st);
   if (st->queued > 0 && st->werr == 0) {
     if (st->h.state == NET_OPEN) {
       st->h.state = NET_CLOSING;
@@ -131,6 +146,7 @@ netstream *corio__stream_alloc(corio_State *S, int type, size_t limit,
   corio_future_init(&st->low);
   corio_future_init(&st->empty);
   st->conn.next = st->conn.prev = &st->conn;
+  st->corked.next = st->corked.prev = &st->corked;
   if (type == NS_TCP) uv_tcp_init(S->loop.uv, &st->tcp);
   else if (type == NS_UNIX || type == NS_PIPE) uv_pipe_init(S->loop.uv, &st->pipe, 0);
   else if (type == NS_FILE) uv_timer_init(S->loop.uv, &st->timer);
@@ -170,9 +186,20 @@ static int s_gc(lua_State *L) {
   return 0;
 }
 
-/* an open stream; misuse (closed, collected) raises */
-netstream *corio__stream_check_open(lua_State *L, const char *fname) {
-  netstream *st = *box_of(L, 1);
+/* an open stream; misuse (closed, collected, not a stream) raises. The
+   type test compares metatable pointers (luaL_checkudata looks the
+   metatable up by name, which costs more than the rest of a read) */
+netstream *corio__stream_check_open(lua_State *L, corio_State *S,
+                                    const char *fname) {
+  netstream **box = (netstream **)lua_touserdata(L, 1);
+  netstream *st;
+  if (box == NULL || !lua_getmetatable(L, 1)) box = box_of(L, 1);  /* raises */
+  else {
+    int ok = lua_topointer(L, -1) == S->stream_mt;
+    lua_pop(L, 1);
+    if (!ok) box = box_of(L, 1);  /* raises */
+  }
+  st = *box;
   if (st == NULL || st->h.state != NET_OPEN)
     luaL_error(L, "%s: the stream is closed", fname);
   return st;
@@ -246,6 +273,75 @@ static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
   return 0;
 }
 
+/* ------------------------------------------------------------ gathering */
+
+#define CORK_MAX 16384   /* small writes gather up to this many bytes */
+
+static void uncork(netstream *st) {
+  st->olen = 0;
+  if (st->corked.next != &st->corked) {
+    st->corked.prev->next = st->corked.next;
+    st->corked.next->prev = st->corked.prev;
+    st->corked.next = st->corked.prev = &st->corked;
+  }
+}
+
+/* gather bufs[0..n) (total bytes) in the stream's buffer; -1 if it
+   cannot grow (the caller writes them at once instead) */
+static int cork(corio_State *S, netstream *st, const uv_buf_t *bufs, int n,
+                size_t total) {
+  int i;
+  if (st->olen + total > st->ocap) {
+    size_t cap = st->ocap ? st->ocap : 512;
+    char *nb;
+    while (cap < st->olen + total) cap *= 2;
+    nb = (char *)realloc(st->obuf, cap);
+    if (nb == NULL) return -1;
+    st->obuf = nb;
+    st->ocap = cap;
+  }
+  for (i = 0; i < n; i++) {
+    memcpy(st->obuf + st->olen, bufs[i].base, bufs[i].len);
+    st->olen += bufs[i].len;
+  }
+  if (st->corked.next == &st->corked) {  /* onto the state's list */
+    st->corked.next = &S->corked;
+    st->corked.prev = S->corked.prev;
+    S->corked.prev->next = &st->corked;
+    S->corked.prev = &st->corked;
+  }
+  return 0;
+}
+
+/* write what the stream gathered (nothing else is queued then): 0 or the
+   error, which is also the stream's werr */
+static int flush_cork(netstream *st) {
+  size_t len = st->olen;
+  uv_buf_t b = uv_buf_init(st->obuf, (unsigned int)len);
+  int err;
+  uncork(st);
+  if (len == 0) return 0;
+  err = uv_try_write(&st->stream, &b, 1);
+  if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
+  else if (err < 0) goto failed;
+  if ((size_t)err == len) return 0;
+  err = queue_rest(st, &b, 1, (size_t)err, len);
+  if (err == 0) return 0;
+failed:
+  st->werr = err;
+  return err;
+}
+
+/* the loop's after_batch: every stream that gathered writes in the batch
+   writes them now, before libuv polls */
+void corio__streams_flush(corio_loop_t *loop) {
+  corio_State *S = (corio_State *)loop->data;
+  while (S->corked.next != &S->corked) {
+    netstream *st = corio__container_of(S->corked.next, netstream, corked);
+    flush_cork(st);  /* unlinks it */
+  }
+}
+
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   luatask *t = S->current;
@@ -273,7 +369,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
    suspends while more than the high-water mark is queued */
 static int s_write(lua_State *L) {
   corio_State *S = corio__state(L);
-  netstream *st = corio__stream_check_open(L, "stream:write");
+  netstream *st = corio__stream_check_open(L, S, "stream:write");
   uv_buf_t bufs[MAXBUFS];
   int n = lua_gettop(L) - 1, i, err;
   size_t total = 0;
@@ -304,7 +400,16 @@ static int s_write(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (st->olen > 0 && (S->current == NULL || st->olen + total > CORK_MAX)) {
+    err = flush_cork(st);  /* what was gathered goes first */
+    if (err) return corio__net_error(L, err);
+  }
   if (st->queued == 0 && st->type != NS_FILE) {
+    if (S->current != NULL && st->olen + total <= CORK_MAX &&
+        cork(S, st, bufs, n, total) == 0) {  /* written when the batch ends */
+      lua_pushboolean(L, 1);
+      return 1;
+    }
     err = uv_try_write(&st->stream, bufs, (unsigned int)n);
     if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
     else if (err < 0) {
@@ -359,9 +464,10 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
 /* stream:drain() (suspends) -> true once nothing is queued */
 static int s_drain(lua_State *L) {
   corio_State *S = corio__state(L);
-  netstream *st = corio__stream_check_open(L, "stream:drain");
+  netstream *st = corio__stream_check_open(L, S, "stream:drain");
   luatask *t = corio__checkpoint(L, S, "stream:drain");
   lua_settop(L, 1);
+  if (st->olen > 0) flush_cork(st);
   if (st->werr) return corio__net_error(L, st->werr);
   if (st->queued == 0) {
     lua_pushboolean(L, 1);
@@ -381,12 +487,13 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 /* stream:shutdown() -> true: no more writes; the peer reads EOF after
    what is queued (a file has no such end: only the writes stop) */
 static int s_shutdown(lua_State *L) {
-  netstream *st = corio__stream_check_open(L, "stream:shutdown");
+  netstream *st = corio__stream_check_open(L, corio__state(L), "stream:shutdown");
   int err = 0;
   if (st->shut) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (st->olen > 0 && flush_cork(st) != 0) return corio__net_error(L, st->werr);
   if (st->type != NS_FILE)
     err = uv_shutdown(&st->shutreq, &st->stream, on_shutdown);
   if (err) return corio__net_error(L, err);
@@ -445,7 +552,8 @@ static int s_abort(lua_State *L) {
   if (st != NULL && st->h.state != NET_CLOSED) {
     if (!st->shut && st->h.state == NET_OPEN && st->type == NS_TCP) {
       st->h.state = NET_CLOSED;
-      st->dropped = st->queued > 0;
+      st->dropped = st->queued > 0 || st->olen > 0;
+      uncork(st);
       corio__net_untrack(&st->h);
       st->reading = 0;
       if (uv_tcp_close_reset(&st->tcp, on_stream_closed) != 0)
@@ -486,16 +594,16 @@ static int push_name(lua_State *L, netstream *st, int peer) {
 
 /* stream:address() -> host, port (this end); stream:peer() (the other) */
 static int s_address(lua_State *L) {
-  return push_name(L, corio__stream_check_open(L, "stream:address"), 0);
+  return push_name(L, corio__stream_check_open(L, corio__state(L), "stream:address"), 0);
 }
 
 static int s_peer(lua_State *L) {
-  return push_name(L, corio__stream_check_open(L, "stream:peer"), 1);
+  return push_name(L, corio__stream_check_open(L, corio__state(L), "stream:peer"), 1);
 }
 
 /* set_nodelay, set_keepalive: TCP only; nil, "ENOTSUP..." on the others */
 static int s_set_nodelay(lua_State *L) {
-  netstream *st = corio__stream_check_open(L, "stream:set_nodelay");
+  netstream *st = corio__stream_check_open(L, corio__state(L), "stream:set_nodelay");
   int err = st->type != NS_TCP ? UV_ENOTSUP
             : uv_tcp_nodelay(&st->tcp, lua_isnone(L, 2) || lua_toboolean(L, 2));
   if (err) return corio__net_error(L, err);
@@ -504,7 +612,7 @@ static int s_set_nodelay(lua_State *L) {
 }
 
 static int s_set_keepalive(lua_State *L) {
-  netstream *st = corio__stream_check_open(L, "stream:set_keepalive");
+  netstream *st = corio__stream_check_open(L, corio__state(L), "stream:set_keepalive");
   int on = lua_isnone(L, 2) || lua_toboolean(L, 2);
   lua_Integer secs = luaL_optinteger(L, 3, 60);
   int err;
@@ -563,7 +671,10 @@ static const luaL_Reg stream_methods[] = {
 
 /* stack: state userdata at -1. The Stream metatable and the net state. */
 void corio__open_stream(lua_State *L) {
+  corio_State *S = (corio_State *)lua_touserdata(L, -1);
+  S->corked.next = S->corked.prev = &S->corked;
   luaL_newmetatable(L, STREAM_MT);
+  S->stream_mt = lua_topointer(L, -1);
   lua_newtable(L);
   lua_pushvalue(L, -3);
   luaL_setfuncs(L, stream_methods, 1);

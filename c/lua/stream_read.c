@@ -250,9 +250,9 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   return corio__suspend(L, S, read_k);
 }
 
-static int do_read(lua_State *L, int kind, size_t want) {
-  corio_State *S = corio__state(L);
-  netstream *st = corio__stream_check_open(L, rnames[kind]);
+/* st: the stream at 1, checked open by the caller */
+static int do_read(lua_State *L, corio_State *S, netstream *st, int kind,
+                   size_t want) {
   luatask *t;
   int n;
   if (st->reader != NULL)
@@ -283,44 +283,52 @@ static size_t check_count(lua_State *L, int idx, size_t dflt) {
 
 /* stream:read([n]) (suspends) -> up to n bytes (default 64 KiB), nil at EOF */
 static int s_read(lua_State *L) {
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, S, "stream:read");
   size_t n = check_count(L, 2, NET_CHUNK);
   lua_settop(L, 1);
-  return do_read(L, R_READ, n);
+  return do_read(L, S, st, R_READ, n);
 }
 
 /* stream:read_exactly(n) (suspends) -> n bytes, or nil, "eof", partial */
 static int s_read_exactly(lua_State *L) {
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, S, "stream:read_exactly");
   size_t n = check_count(L, 2, 0);
   if (lua_isnoneornil(L, 2)) luaL_checkinteger(L, 2);
   lua_settop(L, 1);
-  return do_read(L, R_EXACTLY, n);
+  return do_read(L, S, st, R_EXACTLY, n);
 }
 
 /* stream:read_line([keep_eol]) (suspends) -> line, or nil at EOF */
 static int s_read_line(lua_State *L) {
-  netstream *st = corio__stream_check_open(L, "stream:read_line");
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, S, "stream:read_line");
   int keep = lua_toboolean(L, 2);
   lua_settop(L, 1);
   if (st->reader == NULL) st->keep = (uint8_t)keep;
-  return do_read(L, R_LINE, 0);
+  return do_read(L, S, st, R_LINE, 0);
 }
 
 /* stream:read_until(sep [, keep]) (suspends) -> data before sep */
 static int s_read_until(lua_State *L) {
-  netstream *st = corio__stream_check_open(L, "stream:read_until");
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, S, "stream:read_until");
   size_t len;
   int keep = lua_toboolean(L, 3);
   luaL_checklstring(L, 2, &len);
   luaL_argcheck(L, len > 0, 2, "empty separator");
   lua_settop(L, 2);
   if (st->reader == NULL) st->keep = (uint8_t)keep;
-  return do_read(L, R_UNTIL, 0);
+  return do_read(L, S, st, R_UNTIL, 0);
 }
 
 /* stream:read_all() (suspends) -> every byte until EOF */
 static int s_read_all(lua_State *L) {
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, S, "stream:read_all");
   lua_settop(L, 1);
-  return do_read(L, R_ALL, (size_t)-1);
+  return do_read(L, S, st, R_ALL, (size_t)-1);
 }
 
 static int lines_k(lua_State *L, int status, lua_KContext ctx) {
@@ -342,7 +350,7 @@ static int lines_iter(lua_State *L) {
 
 /* for line in stream:lines() do ... end (each step suspends) */
 static int s_lines(lua_State *L) {
-  corio__stream_check_open(L, "stream:lines");
+  corio__stream_check_open(L, corio__state(L), "stream:lines");
   lua_settop(L, 1);
   lua_pushcclosure(L, lines_iter, 1);
   return 1;

@@ -171,9 +171,10 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   op->timeout = timeout;
   op->limit = corio__opt_size(L, opts, "limit", NET_LIMIT);
   op->hwm = corio__opt_size(L, opts, "high_water", NET_HWM);
+  op->nodelay = 1;  /* corio gathers small writes itself: no Nagle delay */
   if (!lua_isnoneornil(L, opts)) {
-    lua_getfield(L, opts, "nodelay");
-    op->nodelay = (uint8_t)lua_toboolean(L, -1);
+    if (lua_getfield(L, opts, "nodelay") != LUA_TNIL)
+      op->nodelay = (uint8_t)lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
   return op;
@@ -199,7 +200,7 @@ int corio__connect_wait(lua_State *L, corio_State *S, connop *op) {
 
 /* corio.connect(host, port [, opts]) (suspends) -> Stream, or nil, msg,
    code. opts: timeout (seconds: nil, "ETIMEDOUT..." when it passes),
-   limit, high_water, nodelay. */
+   limit, high_water, nodelay (default true). */
 static int l_connect(lua_State *L) {
   corio_State *S = corio__state(L);
   const char *host = luaL_checkstring(L, 1);
