@@ -218,4 +218,11 @@ void corio__stream_wait_end(netstream *st);
 void corio__stream_wake_reader(netstream *st);
 extern const luaL_Reg corio__stream_read_methods[];
 
+/* stream.c, for stream_write.c; stream_write.c, for stream.c */
+void corio__stream_wake_writers(netstream *st, int all);  /* all: on a close */
+void corio__stream_close_now(netstream *st);  /* pending writes are dropped */
+void corio__stream_uncork(netstream *st);  /* drop what was gathered */
+int corio__stream_flush(netstream *st);    /* write it: 0 or the error */
+extern const luaL_Reg corio__stream_write_methods[];
+
 #endif

@@ -1,0 +1,311 @@
+/*
+** stream_write.c: the Stream's writes. A small write made by a task
+** while nothing is queued is gathered in the stream's own buffer (obuf)
+** and the stream goes on the state's corked list; when the batch of ready
+** tasks ends, the loop calls corio__streams_flush, which writes each
+** gathered buffer with one uv_try_write. So a task answering many
+** pipelined requests makes one syscall per batch, not one per answer
+** (what Nagle's algorithm would do, without its delay: TCP streams are
+** NODELAY by default). Any other write goes out at once: uv_try_write
+** first; what the kernel does not take is copied into one uv_write
+** request. write suspends while more than the high-water mark is queued,
+** until it drains below half. A drain, shutdown or close flushes the
+** gathered bytes first; an abort drops them.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "net.h"
+
+/* ------------------------------------------------------------ writing */
+
+/* a write request of len bytes has ended (libuv's or stdio.c's) */
+void corio__stream_written(netstream *st, size_t len, int status) {
+  st->queued -= len;
+  if (status < 0 && status != UV_ECANCELED && st->werr == 0) st->werr = status;
+  if (st->werr) {
+    corio__stream_wake_writers(st, 1);
+    if (st->h.state == NET_CLOSING) corio__stream_close_now(st);
+    return;
+  }
+  corio__stream_wake_writers(st, 0);
+  if (st->queued == 0 && st->h.state == NET_CLOSING) corio__stream_close_now(st);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  writereq *w = (writereq *)req;
+  netstream *st = w->st;
+  size_t len = w->len;
+  free(w);
+  corio__stream_written(st, len, status);
+}
+
+#define MAXBUFS 16
+
+/* queue bufs[0..n) minus the first `sent` bytes in one request */
+static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
+                      size_t total) {
+  size_t len = total - sent, off = 0;
+  writereq *w = (writereq *)malloc(offsetof(writereq, data) + len);
+  uv_buf_t b;
+  int i, err;
+  if (w == NULL) return UV_ENOMEM;
+  for (i = 0; i < n; i++) {
+    size_t l = bufs[i].len;
+    const char *p = bufs[i].base;
+    if (sent >= l) {
+      sent -= l;
+      continue;
+    }
+    memcpy(w->data + off, p + sent, l - sent);
+    off += l - sent;
+    sent = 0;
+  }
+  w->st = st;
+  w->len = len;
+  b = uv_buf_init(w->data, (unsigned int)len);
+  if (st->type == NS_FILE) err = corio__file_write(st, w);
+  else err = uv_write(&w->req, &st->stream, &b, 1, on_write);
+  if (err) {
+    free(w);
+    return err;
+  }
+  st->queued += len;
+  return 0;
+}
+
+/* ------------------------------------------------------------ gathering */
+
+#define CORK_MAX 16384   /* small writes gather up to this many bytes */
+
+void corio__stream_uncork(netstream *st) {
+  st->olen = 0;
+  if (st->corked.next != &st->corked) {
+    st->corked.prev->next = st->corked.next;
+    st->corked.next->prev = st->corked.prev;
+    st->corked.next = st->corked.prev = &st->corked;
+  }
+}
+
+/* gather bufs[0..n) (total bytes) in the stream's buffer; -1 if it
+   cannot grow (the caller writes them at once instead) */
+static int cork(corio_State *S, netstream *st, const uv_buf_t *bufs, int n,
+                size_t total) {
+  int i;
+  if (st->olen + total > st->ocap) {
+    size_t cap = st->ocap ? st->ocap : 512;
+    char *nb;
+    while (cap < st->olen + total) cap *= 2;
+    nb = (char *)realloc(st->obuf, cap);
+    if (nb == NULL) return -1;
+    st->obuf = nb;
+    st->ocap = cap;
+  }
+  for (i = 0; i < n; i++) {
+    memcpy(st->obuf + st->olen, bufs[i].base, bufs[i].len);
+    st->olen += bufs[i].len;
+  }
+  if (st->corked.next == &st->corked) {  /* onto the state's list */
+    st->corked.next = &S->corked;
+    st->corked.prev = S->corked.prev;
+    S->corked.prev->next = &st->corked;
+    S->corked.prev = &st->corked;
+  }
+  return 0;
+}
+
+/* write what the stream gathered (nothing else is queued then): 0 or the
+   error, which is also the stream's werr */
+int corio__stream_flush(netstream *st) {
+  size_t len = st->olen;
+  uv_buf_t b = uv_buf_init(st->obuf, (unsigned int)len);
+  int err;
+  corio__stream_uncork(st);
+  if (len == 0) return 0;
+  err = uv_try_write(&st->stream, &b, 1);
+  if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
+  else if (err < 0) goto failed;
+  if ((size_t)err == len) return 0;
+  err = queue_rest(st, &b, 1, (size_t)err, len);
+  if (err == 0) return 0;
+failed:
+  st->werr = err;
+  return err;
+}
+
+/* the loop's after_batch: every stream that gathered writes in the batch
+   writes them now, before libuv polls */
+void corio__streams_flush(corio_loop_t *loop) {
+  corio_State *S = (corio_State *)loop->data;
+  while (S->corked.next != &S->corked) {
+    netstream *st = corio__container_of(S->corked.next, netstream, corked);
+    corio__stream_flush(st);  /* unlinks it */
+  }
+}
+
+static int write_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  luatask *t = S->current;
+  netstream *st = *(netstream **)lua_touserdata(L, 1);
+  (void)status;
+  corio__stream_wait_end(st);
+  corio__wake_check(L, S, t);  /* what was written stays queued */
+  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->dropped) {  /* aborted: what was queued is gone */
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  if (st->queued > st->hwm / 2 && st->h.state != NET_CLOSED) {  /* woken early */
+    corio__stream_wait_begin(st, t);
+    corio_task_await(&S->loop, &t->core, &st->low);
+    t->what = W_STREAM;
+    return corio__suspend(L, S, write_k);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* stream:write(...) -> true, or nil, msg, code; strings and numbers;
+   suspends while more than the high-water mark is queued */
+static int s_write(lua_State *L) {
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, S, "stream:write");
+  uv_buf_t bufs[MAXBUFS];
+  int n = lua_gettop(L) - 1, i, err;
+  size_t total = 0;
+  if (st->shut) return luaL_error(L, "stream:write: the stream is shut down");
+  if (st->werr) return corio__net_error(L, st->werr);
+  if (n > MAXBUFS) {  /* many pieces: one string */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (i = 2; i <= n + 1; i++) {
+      lua_pushvalue(L, i);
+      luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_replace(L, 2);
+    lua_settop(L, 2);
+    n = 1;
+  }
+  for (i = 0; i < n; i++) {
+    size_t len;
+    const char *p = NULL;
+    int ty = lua_type(L, i + 2);
+    if (ty == LUA_TSTRING || ty == LUA_TNUMBER) p = lua_tolstring(L, i + 2, &len);
+    if (p == NULL) return luaL_typeerror(L, i + 2, "string or number");
+    bufs[i] = uv_buf_init((char *)p, (unsigned int)len);
+    total += len;
+  }
+  if (total == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (st->olen > 0 && (S->current == NULL || st->olen + total > CORK_MAX)) {
+    err = corio__stream_flush(st);  /* what was gathered goes first */
+    if (err) return corio__net_error(L, err);
+  }
+  if (st->queued == 0 && st->type != NS_FILE) {
+    if (S->current != NULL && st->olen + total <= CORK_MAX &&
+        cork(S, st, bufs, n, total) == 0) {  /* written when the batch ends */
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    err = uv_try_write(&st->stream, bufs, (unsigned int)n);
+    if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
+    else if (err < 0) {
+      st->werr = err;
+      return corio__net_error(L, err);
+    }
+    if ((size_t)err == total) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    err = queue_rest(st, bufs, n, (size_t)err, total);
+  }
+  else err = queue_rest(st, bufs, n, 0, total);
+  if (err) {
+    st->werr = err;
+    return corio__net_error(L, err);
+  }
+  if (st->queued > st->hwm && S->current != NULL && lua_isyieldable(L)) {
+    luatask *t = corio__checkpoint(L, S, "stream:write");
+    lua_settop(L, 1);
+    corio__stream_wait_begin(st, t);
+    corio_task_await(&S->loop, &t->core, &st->low);
+    t->what = W_STREAM;
+    return corio__suspend(L, S, write_k);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int drain_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  luatask *t = S->current;
+  netstream *st = *(netstream **)lua_touserdata(L, 1);
+  (void)status;
+  corio__stream_wait_end(st);
+  corio__wake_check(L, S, t);
+  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->queued > 0 && st->h.state != NET_CLOSED) {
+    corio__stream_wait_begin(st, t);
+    corio_task_await(&S->loop, &t->core, &st->empty);
+    return corio__suspend(L, S, drain_k);
+  }
+  if (st->dropped) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* stream:drain() (suspends) -> true once nothing is queued */
+static int s_drain(lua_State *L) {
+  corio_State *S = corio__state(L);
+  netstream *st = corio__stream_check_open(L, S, "stream:drain");
+  luatask *t = corio__checkpoint(L, S, "stream:drain");
+  lua_settop(L, 1);
+  if (st->olen > 0) corio__stream_flush(st);
+  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->queued == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  corio__stream_wait_begin(st, t);
+  corio_task_await(&S->loop, &t->core, &st->empty);
+  t->what = W_STREAM;
+  return corio__suspend(L, S, drain_k);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)req;
+  (void)status;  /* a failed shutdown shows in the next write or read */
+}
+
+/* stream:shutdown() -> true: no more writes; the peer reads EOF after
+   what is queued (a file has no such end: only the writes stop) */
+static int s_shutdown(lua_State *L) {
+  netstream *st = corio__stream_check_open(L, corio__state(L), "stream:shutdown");
+  int err = 0;
+  if (st->shut) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (st->olen > 0 && corio__stream_flush(st) != 0) return corio__net_error(L, st->werr);
+  if (st->type != NS_FILE)
+    err = uv_shutdown(&st->shutreq, &st->stream, on_shutdown);
+  if (err) return corio__net_error(L, err);
+  st->shut = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* registered in the Stream metatable by corio__open_stream */
+const luaL_Reg corio__stream_write_methods[] = {
+  {"write", s_write},
+  {"drain", s_drain},
+  {"shutdown", s_shutdown},
+  {NULL, NULL}
+};
