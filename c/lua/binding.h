@@ -96,6 +96,7 @@ typedef struct corio_State {
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
   const void *stream_mt; /* the Stream metatable, likewise */
+  void *stream_box;      /* the Stream userdata last type-tested (stream.c) */
   corio_list_t corked;   /* streams holding small writes until the batch ends */
 } corio_State;
 
