@@ -2,25 +2,8 @@
 -- Each spec writes a small script to a temporary file and runs the built
 -- command on it through the shell, stderr folded into stdout.
 
-local function repo_root()
-  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
-  local dir = src:match("^(.*)/spec/[^/]*$")
-  if dir == nil or dir == "" then return "." end
-  return dir
-end
-
--- the command under test: $CORIO_BIN (make test, make test-asan), else the default build
-local CORIO = os.getenv("CORIO_BIN") or repo_root() .. "/build/bin/corio"
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local helper = require "helper"
+local CORIO, exists, quote = helper.CORIO, helper.exists, helper.quote
 
 -- run(args [, stdin]) -> output (stdout and stderr), exit status.
 -- 'args' is a list of words, each quoted for the shell.

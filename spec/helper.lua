@@ -57,4 +57,25 @@ function helper.restore_errors()
   corio.set_error_handler(nil)  -- nil restores the default handler
 end
 
+-- For the specs that run the corio command in a shell ------------------------
+
+local function repo_root()
+  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
+  return src:match("^(.*)/spec/[^/]*$") or "."
+end
+
+-- the command under test: $CORIO_BIN (make test, make test-asan), else the default build
+helper.CORIO = os.getenv("CORIO_BIN") or (repo_root() .. "/build/bin/corio")
+
+function helper.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- quote(s) -> s as one word for sh
+function helper.quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
 return helper

@@ -2,22 +2,8 @@
 -- pipes and standard streams"): the corio command runs a script with its
 -- standard streams on pipes, regular files, /dev/null and a terminal, and
 -- the bytes are checked exactly. Each run is under `timeout`.
-local function repo_root()
-  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
-  return src:match("^(.*)/spec/[^/]*$") or "."
-end
-
-local CORIO = os.getenv("CORIO_BIN") or (repo_root() .. "/build/bin/corio")
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local helper = require "helper"
+local CORIO, exists, quote = helper.CORIO, helper.exists, helper.quote
 
 local tmpfiles = {}
 

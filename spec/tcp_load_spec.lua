@@ -4,22 +4,7 @@
 local corio = require "corio"
 local helper = require "helper"
 
-local function repo_root()
-  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
-  return src:match("^(.*)/spec/[^/]*$") or "."
-end
-
-local CORIO = os.getenv("CORIO_BIN") or (repo_root() .. "/build/bin/corio")
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local CORIO, exists, quote = helper.CORIO, helper.exists, helper.quote
 
 local function shell(cmd)
   local p = assert(io.popen(cmd))

@@ -2,22 +2,8 @@
 -- shutdown flushes what nobody closed, but a peer that never reads must not
 -- hold the process. Each case runs a script with the corio command under
 -- `timeout`, so a hang fails the spec instead of hanging busted.
-local function repo_root()
-  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
-  return src:match("^(.*)/spec/[^/]*$") or "."
-end
-
-local CORIO = os.getenv("CORIO_BIN") or (repo_root() .. "/build/bin/corio")
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local helper = require "helper"
+local CORIO, exists, quote = helper.CORIO, helper.exists, helper.quote
 
 -- run_script(source) -> output (stdout and stderr), exit status, seconds
 local function run_script(source)
