@@ -57,6 +57,17 @@ function helper.restore_errors()
   corio.set_error_handler(nil)  -- nil restores the default handler
 end
 
+-- checksum(s [, sum]) -> the running byte sum of s, mod 2^32 (pass the last
+-- sum to go on over the next piece)
+function helper.checksum(s, sum)
+  sum = sum or 0
+  for i = 1, #s, 4096 do
+    local b = { s:byte(i, math.min(i + 4095, #s)) }
+    for j = 1, #b do sum = sum + b[j] end
+  end
+  return sum % 4294967296
+end
+
 -- For the specs that run the corio command in a shell ------------------------
 
 local function repo_root()

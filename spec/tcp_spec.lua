@@ -9,14 +9,7 @@ local function serve(handler, opts)
   return srv, host, port
 end
 
-local function checksum(s, sum)
-  sum = sum or 0
-  for i = 1, #s, 4096 do
-    local b = { s:byte(i, math.min(i + 4095, #s)) }
-    for j = 1, #b do sum = sum + b[j] end
-  end
-  return sum % 4294967296
-end
+local checksum = helper.checksum
 
 describe("corio.connect", function()
   it("returns nil, message, code when the connection is refused", function()

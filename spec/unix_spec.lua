@@ -25,14 +25,7 @@ local function exists(path)
   return os.execute("test -e '" .. path .. "'") == true
 end
 
-local function checksum(s, sum)
-  sum = sum or 0
-  for i = 1, #s, 4096 do
-    local b = { s:byte(i, math.min(i + 4095, #s)) }
-    for j = 1, #b do sum = sum + b[j] end
-  end
-  return sum % 4294967296
-end
+local checksum = helper.checksum
 
 describe("corio.serve_unix and corio.connect_unix", function()
   after_each(cleanup)

@@ -142,6 +142,16 @@ void corio__streams_flush(corio_loop_t *loop) {
   }
 }
 
+static int write_k(lua_State *L, int status, lua_KContext ctx);
+
+/* the writer waits until the queue drains below half the high-water mark */
+static int wait_low(lua_State *L, corio_State *S, netstream *st, luatask *t) {
+  corio__stream_wait_begin(st, t);
+  corio_task_await(&S->loop, &t->core, &st->low);
+  t->what = W_STREAM;
+  return corio__suspend(L, S, write_k);
+}
+
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   luatask *t = S->current;
@@ -155,12 +165,8 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushliteral(L, "closed");
     return 2;
   }
-  if (st->queued > st->hwm / 2 && st->h.state != NET_CLOSED) {  /* woken early */
-    corio__stream_wait_begin(st, t);
-    corio_task_await(&S->loop, &t->core, &st->low);
-    t->what = W_STREAM;
-    return corio__suspend(L, S, write_k);
-  }
+  if (st->queued > st->hwm / 2 && st->h.state != NET_CLOSED)  /* woken early */
+    return wait_low(L, S, st, t);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -230,10 +236,7 @@ static int s_write(lua_State *L) {
   if (st->queued > st->hwm && S->current != NULL && lua_isyieldable(L)) {
     luatask *t = corio__checkpoint(L, S, "stream:write");
     lua_settop(L, 1);
-    corio__stream_wait_begin(st, t);
-    corio_task_await(&S->loop, &t->core, &st->low);
-    t->what = W_STREAM;
-    return corio__suspend(L, S, write_k);
+    return wait_low(L, S, st, t);
   }
   lua_pushboolean(L, 1);
   return 1;
