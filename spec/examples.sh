@@ -31,6 +31,31 @@ reasons=
 
 # ---- helpers used by the checks ---------------------------------------------
 
+verdict() {  # STATUS: judge the example $name that exited with STATUS, print ok / FAIL
+  if [ "$1" -eq 124 ]; then
+    problem "timed out after 60 s"
+  elif [ "$1" -ne 0 ]; then
+    problem "exit status $1"
+  else
+    "check_$name"
+    # The examples write only to stdout: anything on stderr (an unhandled
+    # task error, a failing callback...) is a failure.
+    if [ -s "$ERR" ]; then problem "output on stderr"; fi
+  fi
+  if [ -z "$reasons" ]; then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    printf '%s' "$reasons"
+    echo "  --- stdout:"
+    sed 's/^/  | /' "$OUT"
+    echo "  --- stderr:"
+    sed 's/^/  | /' "$ERR"
+  fi
+}
+
 problem() {  # MESSAGE: record why the current example fails
   reasons="$reasons  - $1
 "
@@ -101,28 +126,7 @@ example() {  # NAME ARGS...: run examples/NAME.lua ARGS, then check_NAME
   reasons=
   status=0
   timeout 60 "$CORIO" "examples/$name.lua" "$@" >"$OUT" 2>"$ERR" || status=$?
-  if [ "$status" -eq 124 ]; then
-    problem "timed out after 60 s"
-  elif [ "$status" -ne 0 ]; then
-    problem "exit status $status"
-  else
-    "check_$name"
-    # The examples write only to stdout: anything on stderr (an unhandled
-    # task error, a failing callback...) is a failure.
-    if [ -s "$ERR" ]; then problem "output on stderr"; fi
-  fi
-  if [ -z "$reasons" ]; then
-    passed=$((passed + 1))
-    echo "ok   $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    printf '%s' "$reasons"
-    echo "  --- stdout:"
-    sed 's/^/  | /' "$OUT"
-    echo "  --- stderr:"
-    sed 's/^/  | /' "$ERR"
-  fi
+  verdict "$status"
 }
 
 # ---- the checks, one per example ---------------------------------------------
@@ -272,24 +276,7 @@ server_example() {  # NAME ARGS...: like example, with the server in the backgro
   fi
   status=0
   wait "$pid" || status=$?
-  if [ "$status" -eq 124 ]; then problem "timed out after 60 s"
-  elif [ "$status" -ne 0 ]; then problem "exit status $status"
-  else
-    "check_$name"
-    if [ -s "$ERR" ]; then problem "output on stderr"; fi
-  fi
-  if [ -z "$reasons" ]; then
-    passed=$((passed + 1))
-    echo "ok   $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    printf '%s' "$reasons"
-    echo "  --- stdout:"
-    sed 's/^/  | /' "$OUT"
-    echo "  --- stderr:"
-    sed 's/^/  | /' "$ERR"
-  fi
+  verdict "$status"
 }
 
 talk_echo_server() {  # PORT: one corio client, then nc

@@ -19,6 +19,14 @@ typedef struct tlog {
   int n, cap;
 } tlog;
 
+/* lg records, in ids[0..cap), the timers of loop as they fire */
+static void log_init(corio_loop_t *loop, tlog *lg, int *ids, int cap) {
+  lg->ids = ids;
+  lg->n = 0;
+  lg->cap = cap;
+  loop->data = lg;
+}
+
 static void rec_init(rec *r, int id) {
   memset(r, 0, sizeof *r);
   r->id = id;
@@ -61,10 +69,7 @@ static void test_deadline_order(void) {
   uint64_t base;
   int i;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 6;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 6);
   base = loop.now;
   for (i = 0; i < 6; i++) {
     rec_init(&r[i], i);
@@ -92,10 +97,7 @@ static void test_equal_deadlines_fifo(void) {
   uint64_t base;
   int i;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 12;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 12);
   base = loop.now;
   for (i = 0; i < 10; i++) {
     rec_init(&r[i], i);
@@ -131,10 +133,7 @@ static void test_stopped_never_fires(void) {
   uint64_t base;
   int i;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 6;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 6);
   base = loop.now;
   for (i = 0; i < 5; i++) {
     rec_init(&r[i], i);
@@ -170,10 +169,7 @@ static void test_all_stopped_run_returns(void) {
   uint64_t t0;
   int i;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 3;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 3);
   for (i = 0; i < 3; i++) {
     rec_init(&r[i], i);
     start(&loop, &r[i], loop.now + MS(2000 + i));
@@ -193,10 +189,7 @@ static void test_past_deadline_fires(void) {
   int ids[2];
   tlog lg;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 2;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 2);
   rec_init(&r[0], 0);
   rec_init(&r[1], 1);
   start(&loop, &r[0], loop.now + MS(1));
@@ -216,10 +209,7 @@ static void test_zero_deadline_fires(void) {
   tlog lg;
   uint64_t t0;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 1;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 1);
   rec_init(&r, 0);
   start(&loop, &r, 0);
   t0 = uv_hrtime();
@@ -239,10 +229,7 @@ static void test_stop_inside_callback(void) {
   tlog lg;
   uint64_t base;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 16;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 16);
   base = loop.now;
   rec_init(&a, 1);
   rec_init(&b, 2);
@@ -292,6 +279,16 @@ static void test_stop_self_in_callback(void) {
   CHECK(corio_loop_close(&loop) == 0);
 }
 
+/* the n timers that fired (ids, in firing order, index r) came by
+   (when, start order); ids were given in start order */
+static void check_fired_in_order(const rec *r, const int *ids, int n) {
+  int i;
+  for (i = 1; i < n; i++) {
+    const rec *p = &r[ids[i - 1]], *q = &r[ids[i]];
+    CHECK(p->t.when < q->t.when || (p->t.when == q->t.when && p->id < q->id));
+  }
+}
+
 static uint32_t rng_state = 12345u;
 
 static uint32_t rng(void) {  /* xorshift32: the same sequence every run */
@@ -315,10 +312,7 @@ static void test_many_random(void) {
   int i, nstopped = 0;
   CHECK(r != NULL && ids != NULL);
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = N;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, N);
   base = loop.now;
   for (i = 0; i < N; i++) {
     rec_init(&r[i], i);
@@ -331,10 +325,7 @@ static void test_many_random(void) {
   }
   CHECK(corio_loop_run(&loop, UV_RUN_DEFAULT) == 0);
   CHECK(lg.n == N - nstopped);
-  for (i = 1; i < lg.n; i++) {
-    const rec *p = &r[ids[i - 1]], *q = &r[ids[i]];
-    CHECK(p->t.when < q->t.when || (p->t.when == q->t.when && p->id < q->id));
-  }
+  check_fired_in_order(r, ids, lg.n);
   for (i = 0; i < N; i++) {
     CHECK(r[i].fired == (i % 10 == 0 ? 0 : 1));
     CHECK(!corio_timer_active(&r[i].t));
@@ -357,10 +348,7 @@ static void test_mostly_in_order(void) {
   int i, nstopped = 0;
   CHECK(r != NULL && ids != NULL);
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = N;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, N);
   base = loop.now;
   for (i = 0; i < N; i++) {
     uint64_t when = base + MS(1) + (uint64_t)(i / 4) * 1000u;  /* 4 equal */
@@ -374,10 +362,7 @@ static void test_mostly_in_order(void) {
   }
   CHECK(corio_loop_run(&loop, UV_RUN_DEFAULT) == 0);
   CHECK(lg.n == N - nstopped);
-  for (i = 1; i < lg.n; i++) {
-    const rec *p = &r[ids[i - 1]], *q = &r[ids[i]];
-    CHECK(p->t.when < q->t.when || (p->t.when == q->t.when && p->id < q->id));
-  }
+  check_fired_in_order(r, ids, lg.n);
   for (i = 0; i < N; i++) CHECK(r[i].fired == (i % 5 == 0 ? 0 : 1));
   CHECK(corio_loop_close(&loop) == 0);
   free(r);
@@ -396,10 +381,7 @@ static void test_run_holes_bounded(void) {
   uint64_t base;
   int i;
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = 4;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, 4);
   base = loop.now;
   rec_init(&head, 100);
   start(&loop, &head, base + MS(5));
@@ -432,10 +414,7 @@ static void test_many_random_churn(void) {
   int i, j, nactive = 0;
   CHECK(r != NULL && ids != NULL);
   CHECK(corio_loop_init(&loop, NULL) == 0);
-  lg.ids = ids;
-  lg.n = 0;
-  lg.cap = N;
-  loop.data = &lg;
+  log_init(&loop, &lg, ids, N);
   base = loop.now;
   for (i = 0; i < N; i++) {
     rec_init(&r[i], i);
