@@ -8,7 +8,8 @@
 ** other case calls the queue's Lua slow path, which sees the same state
 ** through the small accessors below (store, take, count, bump, ...).
 **
-** Every closure made by core.fifo shares the same upvalues:
+** The closures made by core.fifo share these upvalues (put and get all
+** of them, the accessors only the first two):
 **   1 the fifo userdata (the counters)   2 the items table (the ring)
 **   3 the getters wait list              4 the putters wait list
 **   5 the Lua put slow path              6 the Lua get slow path
@@ -214,9 +215,10 @@ static int l_fifo(lua_State *L) {
   /* upvalues in order: fifo, ring, getters, putters, put_slow, get_slow */
   lua_rotate(L, 2, 2);   /* 1 max, 2 fifo, 3 ring, 4 getters, 5 putters, 6 put, 7 get */
   lua_pushliteral(L, "head");
-  for (k = 0; k < nfns; k++) {
-    for (i = 2; i <= 8; i++) lua_pushvalue(L, (int)i);
-    lua_pushcclosure(L, fns[k], 7);
+  for (k = 0; k < nfns; k++) {  /* put, get: all 7; the accessors: fifo, ring */
+    int nup = k < 2 ? 7 : 2;
+    for (i = 2; i < 2 + nup; i++) lua_pushvalue(L, (int)i);
+    lua_pushcclosure(L, fns[k], nup);
   }
   return nfns;
 }

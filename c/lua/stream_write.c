@@ -206,16 +206,16 @@ static int s_write(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (st->olen > 0 && (S->current == NULL || st->olen + total > CORK_MAX)) {
-    err = corio__stream_flush(st);  /* what was gathered goes first */
+  if (S->current != NULL && st->queued == 0 && st->type != NS_FILE &&
+      st->olen + total <= CORK_MAX && cork(S, st, bufs, n, total) == 0) {
+    lua_pushboolean(L, 1);  /* written when the batch ends */
+    return 1;
+  }
+  if (st->olen > 0) {  /* what was gathered goes first */
+    err = corio__stream_flush(st);
     if (err) return corio__net_error(L, err);
   }
   if (st->queued == 0 && st->type != NS_FILE) {
-    if (S->current != NULL && st->olen + total <= CORK_MAX &&
-        cork(S, st, bufs, n, total) == 0) {  /* written when the batch ends */
-      lua_pushboolean(L, 1);
-      return 1;
-    }
     err = uv_try_write(&st->stream, bufs, (unsigned int)n);
     if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
     else if (err < 0) {
