@@ -1,10 +1,7 @@
 local corio = require "corio"
 local helper = require "helper"
 
--- A to-be-closed value that calls fn(err) when it is closed.
-local function on_close(fn)
-  return setmetatable({}, { __close = function(_, err) fn(err) end })
-end
+local on_close = helper.on_close
 
 -- Spawn fn as a task and wait until it has reached its first checkpoint:
 -- fn receives a `ready` function it must call just before it suspends.

@@ -19,24 +19,9 @@ local function run(args, stdin)
   return out, code
 end
 
-local tmpfiles = {}
-
--- script(source) -> the path of a new temporary file holding 'source'.
-local function script(source)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  tmpfiles[#tmpfiles + 1] = path
-  return path
-end
-
-local function cleanup()
-  for i = #tmpfiles, 1, -1 do
-    os.remove(tmpfiles[i])
-    tmpfiles[i] = nil
-  end
-end
+-- script(source) -> the path of a new temporary file holding 'source';
+-- cleanup() removes every path in tmpfiles
+local tmpfiles, _, script, cleanup = helper.tmpfiles()
 
 if not exists(CORIO) then
   describe("corio command", function()

@@ -1,13 +1,7 @@
 local corio = require "corio"
 local helper = require "helper"
 
--- wall-clock seconds, independent of corio
-local function wall()
-  local p = assert(io.popen("date +%s.%N"))
-  local s = p:read("l")
-  p:close()
-  return tonumber(s)
-end
+local wall = helper.wall
 
 describe("deadlock detection", function()
   it("raises corio.Deadlock when main awaits a future nobody will ever set", function()

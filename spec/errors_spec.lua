@@ -4,11 +4,7 @@ local helper = require "helper"
 -- Run a Lua snippet in a fresh lua5.4 process (warnings on with -W), with the
 -- same module paths as this busted run; returns its stdout and stderr together.
 local function run_child(code, env)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath))
-  f:write(code)
-  f:close()
+  local path = helper.write_tmp(("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath) .. code)
   local p = assert(io.popen((env or "") .. " lua5.4 -W " .. path .. " 2>&1"))
   local out = p:read("a")
   p:close()

@@ -4,25 +4,8 @@ local helper = require "helper"
 -- ASSUMPTION (DESIGN.md: "the first to finish wins; the rest are cancelled"):
 -- corio.race(a, b, ...) returns the winner's results (or raises its error).
 
-local function on_close(fn)
-  return setmetatable({}, { __close = function(_, err) fn(err) end })
-end
-
-local function err_value(name)
-  return setmetatable({ name = name }, { __tostring = function(self) return "E(" .. self.name .. ")" end })
-end
-
-local function contains(list, v)
-  for _, x in ipairs(list) do
-    if rawequal(x, v) then return true end
-  end
-  return false
-end
-
-local function only_me_alive()
-  local all = corio.all_tasks()
-  assert.equals(1, #all, "tasks still alive: " .. #all)
-end
+local on_close, err_value, contains = helper.on_close, helper.err_value, helper.contains
+local only_me_alive = helper.only_me_alive
 
 -- cancel and reap tasks a test left pending
 local function reap(list)

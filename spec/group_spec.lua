@@ -1,27 +1,10 @@
 local corio = require "corio"
 local helper = require "helper"
 
-local function on_close(fn)
-  return setmetatable({}, { __close = function(_, err) fn(err) end })
-end
+local on_close, err_value, contains = helper.on_close, helper.err_value, helper.contains
 
--- A table error value, compared by identity.
-local function err_value(name)
-  return setmetatable({ name = name }, { __tostring = function(self) return "E(" .. self.name .. ")" end })
-end
-
-local function contains(list, v)
-  for _, x in ipairs(list) do
-    if rawequal(x, v) then return true end
-  end
-  return false
-end
-
-local function only_me_alive()
-  local all = corio.all_tasks()
-  assert.equals(1, #all, "tasks still alive: " .. #all)
-  assert.equals(corio.current_task(), all[1])
-end
+-- here the one task left must also be the current one
+local function only_me_alive() helper.only_me_alive(true) end
 
 -- Check that e is an ErrorGroup holding exactly the given error values.
 local function assert_error_group(e, expected)

@@ -1,6 +1,8 @@
 -- Shared by every spec: run a main function under corio.run and check that
 -- nothing outlives it (no open loop, no live task, no open handle, no new fd).
 local corio = require "corio"
+-- busted's assert (a required module sees the plain Lua one under that name)
+local luassert = require "luassert"
 
 local helper = {}
 
@@ -68,6 +70,55 @@ function helper.checksum(s, sum)
   return sum % 4294967296
 end
 
+-- For the specs of tasks, scopes and primitives -------------------------------
+
+-- settle() lets every spawned task run until it waits (each sleep(0) runs
+-- every ready task once)
+function helper.settle()
+  for _ = 1, 3 do corio.sleep(0) end
+end
+
+-- cancelled_await(t) asserts that awaiting task t raises a cancellation
+function helper.cancelled_await(t)
+  local ok, err = pcall(t.await, t)
+  luassert.is_false(ok)
+  luassert.is_true(corio.is_cancelled(err))
+end
+
+-- on_close(fn) -> a to-be-closed value that calls fn(err) when it is closed
+function helper.on_close(fn)
+  return setmetatable({}, { __close = function(_, err) fn(err) end })
+end
+
+-- err_value(name) -> a table error value, compared by identity
+function helper.err_value(name)
+  return setmetatable({ name = name }, { __tostring = function(self) return "E(" .. self.name .. ")" end })
+end
+
+-- contains(list, v) -> whether v is in list (by rawequal)
+function helper.contains(list, v)
+  for _, x in ipairs(list) do
+    if rawequal(x, v) then return true end
+  end
+  return false
+end
+
+-- only_me_alive([is_current]) asserts that one task is alive; given
+-- is_current, also that it is the current task
+function helper.only_me_alive(is_current)
+  local all = corio.all_tasks()
+  luassert.equals(1, #all, "tasks still alive: " .. #all)
+  if is_current then luassert.equals(corio.current_task(), all[1]) end
+end
+
+-- wall() -> wall-clock seconds, independent of corio
+function helper.wall()
+  local p = assert(io.popen("date +%s.%N"))
+  local s = p:read("l")
+  p:close()
+  return tonumber(s)
+end
+
 -- For the specs that run the corio command in a shell ------------------------
 
 local function repo_root()
@@ -87,6 +138,41 @@ end
 -- quote(s) -> s as one word for sh
 function helper.quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function write_file(path, content)
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+  return path
+end
+
+-- write_tmp(content) -> the path of a new temporary file holding content
+-- (the caller removes it)
+function helper.write_tmp(content)
+  return write_file(os.tmpname(), content)
+end
+
+-- tmpfiles() -> list, name, file, cleanup: a spec's own temporary files.
+-- name() is a new path in list, file(content) a new one holding content;
+-- cleanup() removes every path in list (for after_each)
+function helper.tmpfiles()
+  local list = {}
+  local function name()
+    local path = os.tmpname()
+    list[#list + 1] = path
+    return path
+  end
+  local function file(content)
+    return write_file(name(), content)
+  end
+  local function cleanup()
+    for i = #list, 1, -1 do
+      os.remove(list[i])
+      list[i] = nil
+    end
+  end
+  return list, name, file, cleanup
 end
 
 return helper

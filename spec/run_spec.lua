@@ -2,12 +2,7 @@ local corio = require "corio"
 local helper = require "helper"
 
 -- wall-clock seconds, independent of corio (to check that a run ends promptly)
-local function wall()
-  local p = assert(io.popen("date +%s.%N"))
-  local s = p:read("l")
-  p:close()
-  return tonumber(s)
-end
+local wall = helper.wall
 
 describe("corio.run", function()
   it("returns every result of main, keeping nil holes", function()

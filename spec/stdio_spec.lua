@@ -5,35 +5,15 @@
 local helper = require "helper"
 local CORIO, exists, quote = helper.CORIO, helper.exists, helper.quote
 
-local tmpfiles = {}
-
-local function tmpname()
-  local path = os.tmpname()
-  tmpfiles[#tmpfiles + 1] = path
-  return path
-end
-
--- file(content) -> the path of a new temporary file holding content
-local function file(content)
-  local path = tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-  return path
-end
+-- tmpname() and file(content) -> paths of new temporary files (the second
+-- holding content), all removed by cleanup()
+local _, tmpname, file, cleanup = helper.tmpfiles()
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("a")
   f:close()
   return s
-end
-
-local function cleanup()
-  for i = #tmpfiles, 1, -1 do
-    os.remove(tmpfiles[i])
-    tmpfiles[i] = nil
-  end
 end
 
 -- sh(cmd) -> stdout of `sh -c cmd` (binary-safe), exit status. In cmd,

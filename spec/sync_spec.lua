@@ -1,16 +1,7 @@
 local corio = require "corio"
 local helper = require "helper"
 
--- let every spawned task run until it waits (each sleep(0) runs every ready task once)
-local function settle()
-  for _ = 1, 3 do corio.sleep(0) end
-end
-
-local function cancelled_await(t)
-  local ok, err = pcall(t.await, t)
-  assert.is_false(ok)
-  assert.is_true(corio.is_cancelled(err))
-end
+local settle, cancelled_await = helper.settle, helper.cancelled_await
 
 describe("corio.lock", function()
   it("acquire, locked, release; acquire returns the lock for <close>", function()

@@ -13,13 +13,7 @@ local function shell(cmd)
   return out
 end
 
-local function write_file(source)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  return path
-end
+local write_file = helper.write_tmp
 
 -- ------------------------------------------------------------ 1,000 at once
 

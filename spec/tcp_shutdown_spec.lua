@@ -7,10 +7,7 @@ local CORIO, exists, quote = helper.CORIO, helper.exists, helper.quote
 
 -- run_script(source) -> output (stdout and stderr), exit status, seconds
 local function run_script(source)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
+  local path = helper.write_tmp(source)
   local cmd = "s=$(date +%s%N); timeout 30 " .. quote(CORIO) .. " " .. quote(path) ..
     " 2>&1; rc=$?; e=$(date +%s%N); echo \"status $rc $(( (e - s) / 1000000 ))\""
   local p = assert(io.popen("sh -c " .. quote(cmd)))

@@ -6,9 +6,7 @@ local helper = require "helper"
 -- ok, ...fn's results; ok is true when fn finished in time and false (and no
 -- further values matter) when the deadline passed.
 
-local function on_close(fn)
-  return setmetatable({}, { __close = function(_, err) fn(err) end })
-end
+local on_close = helper.on_close
 
 local function is_timeout(e)
   return corio.TimeoutError.is(e)
@@ -21,10 +19,7 @@ local function assert_timeout(e)
   assert.equals("string", type(tostring(e)))
 end
 
-local function only_me_alive()
-  local all = corio.all_tasks()
-  assert.equals(1, #all, "tasks still alive: " .. #all)
-end
+local only_me_alive = helper.only_me_alive
 
 describe("corio.timeout scope", function()
   it("cancels the code inside at the deadline and raises TimeoutError at the end", function()
