@@ -184,6 +184,30 @@ error("failed on purpose")
     assert.matches("status 1\n$", err)
   end)
 
+  it("closing stdin on a file while a read is under way wakes the reader, and reads no more", function()
+    local big = file(string.rep("0123456789abcdef", 8 * 65536))   -- 8 MiB
+    local out, code = sh("CORIO SCRIPT < " .. quote(big), [[
+local corio = require "corio"
+local closed = 0
+for _ = 1, 300 do
+  local s = corio.stdin()
+  local reader = corio.spawn(function()
+    local d, msg = s:read(10)
+    if d == nil then return d, msg end
+    return s:read_all()
+  end)
+  corio.sleep(0)
+  s:close()
+  local d, msg = reader:await()
+  if d == nil and msg == "closed" then closed = closed + 1 end
+end
+print("closed", closed)
+]])
+    assert.equals(0, code, out)
+    local n = tonumber(out:match("closed%s+(%d+)"))
+    assert.is_true(n ~= nil and n > 0, out)
+  end)
+
   it("read_line, read_exactly and read_all over stdin; EOF", function()
     local src = [[
 local corio = require "corio"

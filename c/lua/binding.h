@@ -191,6 +191,7 @@ void corio__open_udp(lua_State *L);
 extern const luaL_Reg corio__udp_funcs[];
 extern const luaL_Reg corio__dns_funcs[];
 void corio__net_shutdown(lua_State *L, corio_State *S, int streams);
+void corio__net_abandon(corio_State *S, luatask *t);  /* t reads no stream now */
 void corio__streams_flush(corio_loop_t *loop);  /* the loop's after_batch */
 
 #endif

@@ -225,6 +225,23 @@ void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
   ns->grace = NULL;
 }
 
+/* A task that the run's end abandons while it reads: the stream forgets
+   it (it would otherwise wake a finished task when it closes). Writers
+   and UDP receivers wait on futures, which the core detaches. */
+void corio__net_abandon(corio_State *S, luatask *t) {
+  netstate *ns = get_net(S->L);
+  corio_list_t *n;
+  if (ns == NULL) return;
+  for (n = ns->handles.next; n != &ns->handles; n = n->next) {
+    nethandle *h = corio__container_of(n, nethandle, node);
+    netstream *st = (netstream *)h;
+    if (h->kind != NET_STREAM || st->reader != t) continue;
+    st->reader = NULL;
+    st->want = 0;
+    corio__stream_wait_end(st);
+  }
+}
+
 /* the net state, in the registry (at module open) */
 void corio__net_open(lua_State *L) {
   netstate *ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);

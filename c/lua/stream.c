@@ -217,6 +217,11 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
     return corio__suspend(L, S, close_k);
   }
   if (st->werr) return corio__net_error(L, st->werr);
+  if (st->dropped) {  /* aborted meanwhile: what was queued is gone */
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
   lua_pushboolean(L, 1);
   return 1;
 }

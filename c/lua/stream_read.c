@@ -74,10 +74,13 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
   corio__stream_wake_reader(st);
 }
 
-/* start reading if the buffer has room and the stream has not ended */
+/* start reading if the stream is open, the buffer has room and the
+   stream has not ended (a closing stream reads no more: for a file, a
+   second request would be sent while the first is still in flight) */
 static int read_more(netstream *st) {
   int err;
-  if (st->reading || st->rerr || st->rlen >= read_room(st)) return 0;
+  if (st->h.state != NET_OPEN || st->reading || st->rerr ||
+      st->rlen >= read_room(st)) return 0;
   if (st->type == NS_FILE) err = corio__file_read_start(st);
   else err = uv_read_start(&st->stream, on_alloc, on_read);
   if (err) {

@@ -110,6 +110,10 @@ static void op_abandon(connop *op) {
   else if (op->pending == 2) {  /* on_connect runs with ECANCELED */
     corio__stream_discard(op->st);
   }
+  else if (op->st != NULL) {  /* connected, never handed out: close it now */
+    corio__stream_discard(op->st);
+    op->st = NULL;
+  }
 }
 
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
