@@ -185,8 +185,8 @@ error("failed on purpose")
   end)
 
   it("closing stdin on a file while a read is under way wakes the reader, and reads no more", function()
-    local big = file(string.rep("0123456789abcdef", 8 * 65536))   -- 8 MiB
-    local out, code = sh("CORIO SCRIPT < " .. quote(big), [[
+    local big_file = file(string.rep("0123456789abcdef", 8 * 65536))   -- 8 MiB
+    local out, code = sh("CORIO SCRIPT < " .. quote(big_file), [[
 local corio = require "corio"
 local closed = 0
 for _ = 1, 300 do
