@@ -59,7 +59,7 @@ void corio__stream_on_closed(uv_handle_t *h) {
 
 /* uv_close now: pending writes fail with ECANCELED (dropped), waiters
    wake and see the stream closed */
-void corio__stream_close_now(netstream *st) {
+static void close_now(netstream *st, int reset) {
   if (st->h.state == NET_CLOSED) return;
   st->h.state = NET_CLOSED;
   st->dropped = st->queued > 0 || st->olen > 0;
@@ -67,9 +67,14 @@ void corio__stream_close_now(netstream *st) {
   corio__net_untrack(&st->h);
   st->reading = 0;
   if (st->type == NS_FILE) corio__file_close(st);
-  else uv_close(&st->handle, on_stream_closed);
+  else if (!reset || uv_tcp_close_reset(&st->tcp, on_stream_closed) != 0)
+    uv_close(&st->handle, on_stream_closed);
   corio__stream_wake_reader(st);
   corio__stream_wake_writers(st, 1);
+}
+
+void corio__stream_close_now(netstream *st) {
+  close_now(st, 0);
 }
 
 void corio__stream_close_soon(netstream *st) {
@@ -256,20 +261,8 @@ static int s_close(lua_State *L) {
    (TCP; other streams are just closed) */
 static int s_abort(lua_State *L) {
   netstream *st = *box_of(L, 1);
-  if (st != NULL && st->h.state != NET_CLOSED) {
-    if (!st->shut && st->h.state == NET_OPEN && st->type == NS_TCP) {
-      st->h.state = NET_CLOSED;
-      st->dropped = st->queued > 0 || st->olen > 0;
-      corio__stream_uncork(st);
-      corio__net_untrack(&st->h);
-      st->reading = 0;
-      if (uv_tcp_close_reset(&st->tcp, on_stream_closed) != 0)
-        uv_close(&st->handle, on_stream_closed);
-      corio__stream_wake_reader(st);
-      corio__stream_wake_writers(st, 1);
-    }
-    else corio__stream_close_now(st);
-  }
+  if (st != NULL)  /* a TCP connection is reset (libuv refuses after a shutdown) */
+    close_now(st, st->type == NS_TCP && st->h.state == NET_OPEN && !st->shut);
   lua_pushboolean(L, 1);
   return 1;
 }

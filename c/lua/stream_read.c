@@ -18,33 +18,18 @@ static const char *const rnames[] = {
 
 /* ------------------------------------------------------------ reading */
 
+static int make_room(netstream *st, size_t n);
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   netstream *st = (netstream *)h->data;
-  size_t end = st->rpos + st->rlen;
+  size_t end;
   (void)suggested;
-  if (st->cap - end < 4096) {
-    if (st->rpos > 0 && st->cap - st->rlen >= 4096) {  /* compact */
-      memmove(st->buf, st->buf + st->rpos, st->rlen);
-      st->rpos = 0;
-    }
-    else {  /* grow */
-      size_t cap = st->cap ? st->cap * 2 : 16384;
-      char *nb;
-      while (cap - st->rlen < 4096) cap *= 2;
-      nb = (char *)malloc(cap);
-      if (nb == NULL) {
-        b->base = NULL;
-        b->len = 0;  /* libuv reports UV_ENOBUFS */
-        return;
-      }
-      if (st->rlen) memcpy(nb, st->buf + st->rpos, st->rlen);
-      free(st->buf);
-      st->buf = nb;
-      st->cap = cap;
-      st->rpos = 0;
-    }
-    end = st->rlen;
+  if (make_room(st, 4096) != 0) {
+    b->base = NULL;
+    b->len = 0;  /* libuv reports UV_ENOBUFS */
+    return;
   }
+  end = st->rpos + st->rlen;
   b->base = st->buf + end;
   b->len = st->cap - end > NET_CHUNK ? NET_CHUNK : st->cap - end;
 }
