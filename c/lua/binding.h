@@ -67,6 +67,8 @@ typedef struct luatask {
   uint8_t bits;     /* TASK_* */
 } luatask;
 
+#define CORIO_BOXES 128  /* a power of two */
+
 typedef struct corio_State {
   lua_State *L;          /* scheduler thread */
   corio_loop_t loop;
@@ -96,7 +98,7 @@ typedef struct corio_State {
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
   const void *stream_mt; /* the Stream metatable, likewise */
-  void *stream_box;      /* the Stream userdata last type-tested (stream.c) */
+  void *stream_box[CORIO_BOXES];  /* Stream userdata type-tested lately (net.h) */
   corio_list_t corked;   /* streams holding small writes until the batch ends */
 } corio_State;
 
@@ -108,8 +110,13 @@ typedef struct corio_State {
 #define HANDLE_MT "corio.Handle"
 #define STATE_MT  "corio.State"
 
+/* the state behind a corio function: its first upvalue (every function
+   of the module is registered with it) */
+static inline corio_State *corio__state(lua_State *L) {
+  return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
 /* scheduler.c */
-corio_State *corio__state(lua_State *L);
 void corio__step(corio_loop_t *loop, corio_task_t *ct);
 luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname);
 int corio__suspend(lua_State *L, corio_State *S, lua_KFunction k);

@@ -211,8 +211,28 @@ void corio__file_close(netstream *st);  /* once no request is under way */
    end (0) or an error (< 0), as libuv's read callback would see them */
 void corio__stream_got(netstream *st, const char *p, ssize_t nread);
 
-/* stream.c, for stream_read.c */
-netstream *corio__stream_check_open(lua_State *L, corio_State *S, const char *fname);
+/* stream.c, for stream_read.c and stream_write.c */
+netstream **corio__stream_box(lua_State *L, corio_State *S);  /* raises */
+netstream *corio__stream_closed(lua_State *L, const char *fname);  /* raises */
+
+/* where a Stream userdata is remembered once type-tested: a slot of
+   S->stream_box picked by its address (cleared by its __gc) */
+static inline void **corio__box_slot(corio_State *S, const void *box) {
+  return &S->stream_box[((uintptr_t)box >> 4) & (CORIO_BOXES - 1)];
+}
+
+/* the open stream at index 1 of a method call (raises if it is not a
+   stream, or is closed). The type test is one compare for a stream
+   tested before, unless another took its slot since. */
+static inline netstream *corio__stream_check_open(lua_State *L, corio_State *S,
+                                                  const char *fname) {
+  netstream **box = (netstream **)lua_touserdata(L, 1);
+  netstream *st;
+  if (box == NULL || *corio__box_slot(S, box) != box) box = corio__stream_box(L, S);
+  st = *box;
+  if (st == NULL || st->h.state != NET_OPEN) return corio__stream_closed(L, fname);
+  return st;
+}
 void corio__stream_wait_begin(netstream *st, luatask *t);
 void corio__stream_wait_end(netstream *st);
 void corio__stream_wake_reader(netstream *st);

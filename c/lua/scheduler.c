@@ -23,10 +23,6 @@
 
 #define POOL_MAX 256
 
-corio_State *corio__state(lua_State *L) {
-  return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
-}
-
 /* The side tables are reached through the registry, not S->L's slots:
    this runs from finalizers and callbacks too, on any thread. */
 void corio__push_side(lua_State *L, corio_State *S, const char *key) {

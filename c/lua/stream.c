@@ -165,7 +165,10 @@ static int s_gc(lua_State *L) {
   netstream **box = (netstream **)lua_touserdata(L, 1);
   netstream *st = *box;
   if (st == NULL) return 0;
-  if (st->h.S->stream_box == box) st->h.S->stream_box = NULL;
+  {
+    void **slot = corio__box_slot(st->h.S, box);
+    if (*slot == box) *slot = NULL;
+  }
   *box = NULL;
   st->h.gone = 1;
   if (st->h.state != NET_CLOSED)  /* forgotten: flush, then close */
@@ -177,25 +180,26 @@ static int s_gc(lua_State *L) {
 /* an open stream; misuse (closed, collected, not a stream) raises. The
    type test compares metatable pointers (luaL_checkudata looks the
    metatable up by name, which costs more than the rest of a read), and
-   is skipped for the userdata that passed it last: a connection's task
-   calls one stream's methods over and over. That userdata's __gc forgets
-   it, so its address cannot come back as another type's. */
-netstream *corio__stream_check_open(lua_State *L, corio_State *S,
-                                    const char *fname) {
+   is skipped for a userdata that passed it lately (its address is kept
+   in a slot of S->stream_box): a connection's task calls one stream's
+   methods over and over. That userdata's __gc forgets it, so its address
+   cannot come back as another type's. The look at the slot is inline
+   (net.h); this is the rest. */
+netstream **corio__stream_box(lua_State *L, corio_State *S) {
   netstream **box = (netstream **)lua_touserdata(L, 1);
-  netstream *st;
-  if (box != NULL && box == S->stream_box) {}
-  else if (box == NULL || !lua_getmetatable(L, 1)) box = box_of(L, 1);  /* raises */
-  else {
-    int ok = lua_topointer(L, -1) == S->stream_mt;
+  int ok = box != NULL && lua_getmetatable(L, 1);
+  if (ok) {
+    ok = lua_topointer(L, -1) == S->stream_mt;
     lua_pop(L, 1);
-    if (!ok) box = box_of(L, 1);  /* raises */
-    S->stream_box = box;
   }
-  st = *box;
-  if (st == NULL || st->h.state != NET_OPEN)
-    luaL_error(L, "%s: the stream is closed", fname);
-  return st;
+  if (!ok) box = box_of(L, 1);  /* raises */
+  *corio__box_slot(S, box) = box;
+  return box;
+}
+
+netstream *corio__stream_closed(lua_State *L, const char *fname) {
+  luaL_error(L, "%s: the stream is closed", fname);
+  return NULL;
 }
 
 /* ------------------------------------------------------------ waiting */

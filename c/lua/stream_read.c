@@ -288,11 +288,34 @@ static int s_read_exactly(lua_State *L) {
   return do_read(L, S, st, R_EXACTLY, n);
 }
 
+/* read_line's common case, a whole line buffered and nobody else
+   reading, without the general machinery (a server's request loop is
+   mostly this). It keeps the checkpoint's rules: inside a task that may
+   suspend, and a pending cancellation raises (on the general path).
+   -1 when the general path must run. */
+static int line_now(lua_State *L, corio_State *S, netstream *st, int keep) {
+  luatask *t = S->current;
+  const char *p, *nl;
+  size_t n;
+  if (st->reader != NULL || st->rlen <= st->scanned || t == NULL ||
+      !lua_isyieldable(L) || corio_task_cancelled_by(&t->core) != NULL)
+    return -1;
+  p = st->buf + st->rpos;
+  nl = (const char *)memchr(p + st->scanned, '\n', st->rlen - st->scanned);
+  if (nl == NULL || (n = (size_t)(nl - p)) > st->limit) return -1;
+  if (keep) push_bytes(L, st, n + 1, 0);
+  else if (n > 0 && nl[-1] == '\r') push_bytes(L, st, n - 1, 2);
+  else push_bytes(L, st, n, 1);
+  if (!st->reading) read_more(st);
+  return 1;
+}
+
 /* stream:read_line([keep_eol]) (suspends) -> line, or nil at EOF */
 static int s_read_line(lua_State *L) {
   corio_State *S = corio__state(L);
   netstream *st = corio__stream_check_open(L, S, "stream:read_line");
   int keep = lua_toboolean(L, 2);
+  if (line_now(L, S, st, keep) > 0) return 1;
   lua_settop(L, 1);
   if (st->reader == NULL) st->keep = (uint8_t)keep;
   return do_read(L, S, st, R_LINE, 0);
@@ -327,10 +350,11 @@ static int lines_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
+/* upvalues: the stream, its read_line (looked up once) */
 static int lines_iter(lua_State *L) {
   lua_settop(L, 0);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_getfield(L, 1, "read_line");
+  lua_pushvalue(L, lua_upvalueindex(1));  /* 1: the stream; results from 2 */
+  lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
   lua_callk(L, 1, LUA_MULTRET, 0, lines_k);
   return lines_k(L, LUA_OK, 0);
@@ -340,7 +364,8 @@ static int lines_iter(lua_State *L) {
 static int s_lines(lua_State *L) {
   corio__stream_check_open(L, corio__state(L), "stream:lines");
   lua_settop(L, 1);
-  lua_pushcclosure(L, lines_iter, 1);
+  lua_getfield(L, 1, "read_line");
+  lua_pushcclosure(L, lines_iter, 2);
   return 1;
 }
 

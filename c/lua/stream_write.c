@@ -6,9 +6,9 @@
 ** gathered buffer with one uv_try_write. So a task answering many
 ** pipelined requests makes one syscall per batch, not one per answer
 ** (what Nagle's algorithm would do, without its delay: TCP streams are
-** NODELAY by default). Any other write goes out at once: uv_try_write
-** first; what the kernel does not take is copied into one uv_write
-** request. write suspends while more than the high-water mark is queued,
+** NODELAY by default). Any other write goes out at once, after what was
+** gathered and in the same call: uv_try_write first; what the kernel
+** does not take is copied into one uv_write request. write suspends while more than the high-water mark is queued,
 ** until it drains below half. A drain, shutdown or close flushes the
 ** gathered bytes first; an abort drops them.
 */
@@ -176,7 +176,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
 static int s_write(lua_State *L) {
   corio_State *S = corio__state(L);
   netstream *st = corio__stream_check_open(L, S, "stream:write");
-  uv_buf_t bufs[MAXBUFS];
+  uv_buf_t all[MAXBUFS + 1], *bufs = all + 1;  /* all[0]: what was gathered */
   int n = lua_gettop(L) - 1, i, err;
   size_t total = 0;
   if (st->shut) return luaL_error(L, "stream:write: the stream is shut down");
@@ -193,13 +193,12 @@ static int s_write(lua_State *L) {
     lua_settop(L, 2);
     n = 1;
   }
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < n; i++) {  /* lua_tolstring: NULL but for strings, numbers */
     size_t len;
-    const char *p = NULL;
-    int ty = lua_type(L, i + 2);
-    if (ty == LUA_TSTRING || ty == LUA_TNUMBER) p = lua_tolstring(L, i + 2, &len);
+    const char *p = lua_tolstring(L, i + 2, &len);
     if (p == NULL) return luaL_typeerror(L, i + 2, "string or number");
-    bufs[i] = uv_buf_init((char *)p, (unsigned int)len);
+    bufs[i].base = (char *)p;
+    bufs[i].len = len;
     total += len;
   }
   if (total == 0) {
@@ -211,24 +210,22 @@ static int s_write(lua_State *L) {
     lua_pushboolean(L, 1);  /* written when the batch ends */
     return 1;
   }
-  if (st->olen > 0) {  /* what was gathered goes first */
-    err = corio__stream_flush(st);
-    if (err) return corio__net_error(L, err);
+  if (st->olen > 0) {  /* what was gathered goes first, in the same write */
+    all[0].base = st->obuf;
+    all[0].len = st->olen;
+    bufs = all;
+    n++;
+    total += st->olen;
   }
   if (st->queued == 0 && st->type != NS_FILE) {
     err = uv_try_write(&st->stream, bufs, (unsigned int)n);
     if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
-    else if (err < 0) {
-      st->werr = err;
-      return corio__net_error(L, err);
-    }
-    if ((size_t)err == total) {
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-    err = queue_rest(st, bufs, n, (size_t)err, total);
+    if (err >= 0 && (size_t)err < total)
+      err = queue_rest(st, bufs, n, (size_t)err, total);  /* copies the rest */
+    else if (err > 0) err = 0;
   }
   else err = queue_rest(st, bufs, n, 0, total);
+  corio__stream_uncork(st);  /* the gathered bytes are written or copied */
   if (err) {
     st->werr = err;
     return corio__net_error(L, err);
