@@ -25,17 +25,11 @@ static netstate *get_net(lua_State *L) {
 }
 
 void corio__net_track(corio_State *S, nethandle *h) {
-  netstate *ns = get_net(S->L);
-  h->node.prev = ns->handles.prev;
-  h->node.next = &ns->handles;
-  ns->handles.prev->next = &h->node;
-  ns->handles.prev = &h->node;
+  corio__net_list_push(&get_net(S->L)->handles, &h->node);
 }
 
 void corio__net_untrack(nethandle *h) {
-  h->node.prev->next = h->node.next;
-  h->node.next->prev = h->node.prev;
-  h->node.next = h->node.prev = &h->node;
+  corio__net_list_remove(&h->node);
 }
 
 /* key -> value in the anchors table (values that must outlive every
@@ -245,7 +239,7 @@ void corio__net_abandon(corio_State *S, luatask *t) {
 /* the net state, in the registry (at module open) */
 void corio__net_open(lua_State *L) {
   netstate *ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
-  ns->handles.next = ns->handles.prev = &ns->handles;
+  corio__net_list_init(&ns->handles);
   ns->grace = NULL;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
