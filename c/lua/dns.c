@@ -3,20 +3,19 @@
 ** libuv's thread pool.
 **
 ** A lookup's request lives in a malloc'd op behind a small userdata on
-** the waiting task's stack; the task awaits the op's future. When the
-** task leaves early (cancelled, timed out) the request is cancelled if
-** the thread pool has not started it, and otherwise runs to its end: the
-** op is freed by whichever comes second, its callback or the userdata's
-** collection, so the request outlives the Lua side as libuv needs.
+** the waiting task's stack (a netreq, net.h); the task awaits the op's
+** future. When the task leaves early (cancelled, timed out) the request
+** is cancelled if the thread pool has not started it, and otherwise runs
+** to its end: the op is freed by whichever comes second, its callback or
+** the userdata's collection.
 */
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include "net.h"
 
-#define LOOKUP_MT "corio.Lookup"
-
 typedef struct lookup {
+  netreq r;              /* r.busy: the callback has not run */
   union {
     uv_getaddrinfo_t gai;
     uv_getnameinfo_t gni;
@@ -25,20 +24,18 @@ typedef struct lookup {
   corio_future_t done;
   struct addrinfo *res;  /* getaddrinfo's answer */
   int status;
-  uint8_t finished;      /* the callback has run */
-  uint8_t gone;          /* the userdata was collected */
 } lookup;
 
-static void lookup_free(lookup *op) {
+static void lookup_free(netreq *r) {
+  lookup *op = (lookup *)r;
   if (op->res != NULL) uv_freeaddrinfo(op->res);
   free(op);
 }
 
 static void lookup_finish(lookup *op, int status) {
-  op->finished = 1;
   op->status = status;
   corio_future_finish(&op->S->loop, &op->done, CORIO_DONE);
-  if (op->gone) lookup_free(op);
+  corio__netreq_done(&op->r);
 }
 
 static void on_addrinfo(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -55,31 +52,13 @@ static void on_nameinfo(uv_getnameinfo_t *req, int status, const char *host,
   lookup_finish(op, status);
 }
 
-static int lookup_gc(lua_State *L) {
-  lookup **box = (lookup **)lua_touserdata(L, 1);
-  lookup *op = *box;
-  if (op == NULL) return 0;
-  *box = NULL;
-  op->gone = 1;
-  if (op->finished) lookup_free(op);
-  return 0;
-}
-
 /* a new op behind a userdata pushed on the stack */
 static lookup *lookup_new(lua_State *L, corio_State *S, const char *fname) {
-  lookup **box = (lookup **)lua_newuserdatauv(L, sizeof *box, 0);
-  lookup *op;
-  *box = NULL;
-  if (luaL_newmetatable(L, LOOKUP_MT)) {  /* the first lookup makes it */
-    lua_pushcfunction(L, lookup_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  op = (lookup *)calloc(1, sizeof *op);
+  lookup *op = (lookup *)corio__netreq_push(L, sizeof *op, sizeof *op,
+                                            lookup_free);
   if (op == NULL) luaL_error(L, "%s: out of memory", fname);
   op->S = S;
   corio_future_init(&op->done);
-  *box = op;
   return op;
 }
 
@@ -94,8 +73,8 @@ static int lookup_wait(lua_State *L, corio_State *S, luatask *t, lookup *op,
 /* after a wake: raises if the task was cancelled (cancelling the
    request); 0 when the answer is there, else waits again */
 static lookup *lookup_resume(lua_State *L, corio_State *S, luatask *t) {
-  lookup *op = *(lookup **)lua_touserdata(L, -1);
-  if (t->core.wake != CORIO_WAKE_NORMAL && !op->finished)
+  lookup *op = (lookup *)corio__netreq_at(L, -1);
+  if (t->core.wake != CORIO_WAKE_NORMAL && op->r.busy)
     uv_cancel((uv_req_t *)&op->req);  /* fails once it runs: it finishes */
   corio__wake_check(L, S, t);
   return op;
@@ -177,7 +156,7 @@ static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
   luatask *t = S->current;
   lookup *op = lookup_resume(L, S, t);
   (void)status;
-  if (!op->finished) return lookup_wait(L, S, t, op, getaddrinfo_k);
+  if (op->r.busy) return lookup_wait(L, S, t, op, getaddrinfo_k);
   if (op->status < 0) return corio__net_error(L, op->status);
   return push_addrinfo(L, op->res);
 }
@@ -220,10 +199,8 @@ static int l_getaddrinfo(lua_State *L) {
   op = lookup_new(L, S, "corio.getaddrinfo");
   err = uv_getaddrinfo(S->loop.uv, &op->req.gai, on_addrinfo, host, service,
                        &hints);
-  if (err) {
-    op->finished = 1;  /* no callback: the collector frees it */
-    return corio__net_error(L, err);
-  }
+  if (err) return corio__net_error(L, err);  /* the collector frees op */
+  op->r.busy = 1;
   return lookup_wait(L, S, t, op, getaddrinfo_k);
 }
 
@@ -234,7 +211,7 @@ static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
   luatask *t = S->current;
   lookup *op = lookup_resume(L, S, t);
   (void)status;
-  if (!op->finished) return lookup_wait(L, S, t, op, getnameinfo_k);
+  if (op->r.busy) return lookup_wait(L, S, t, op, getnameinfo_k);
   if (op->status < 0) return corio__net_error(L, op->status);
   lua_pushstring(L, op->req.gni.host);
   lua_pushstring(L, op->req.gni.service);
@@ -286,10 +263,8 @@ static int l_getnameinfo(lua_State *L) {
   op = lookup_new(L, S, "corio.getnameinfo");
   err = uv_getnameinfo(S->loop.uv, &op->req.gni, on_nameinfo,
                        (const struct sockaddr *)&ss, flags);
-  if (err) {
-    op->finished = 1;
-    return corio__net_error(L, err);
-  }
+  if (err) return corio__net_error(L, err);
+  op->r.busy = 1;
   return lookup_wait(L, S, t, op, getnameinfo_k);
 }
 

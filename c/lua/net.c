@@ -1,7 +1,8 @@
 /*
 ** net.c: what every network handle shares: the state's list of open
 ** handles (the run's shutdown closes what is left), anchors for values
-** that must outlive their Lua references, error values, addresses.
+** that must outlive their Lua references, error values, addresses, and
+** the requests owned by a userdata (netreq, net.h).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,39 @@ size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {
   return (size_t)v;
 }
 
+/* ------------------------------------------------------------ requests */
+
+#define NETREQ_MT "corio.Request"
+
+void *corio__netreq_push(lua_State *L, size_t size, size_t clear,
+                         void (*release)(netreq *r)) {
+  netreq **box = (netreq **)lua_newuserdatauv(L, sizeof *box, 0);
+  netreq *r;
+  *box = NULL;
+  luaL_setmetatable(L, NETREQ_MT);
+  r = (netreq *)malloc(size);
+  if (r == NULL) return NULL;
+  memset(r, 0, clear);
+  r->release = release;
+  r->busy = r->gone = 0;
+  *box = r;
+  return r;
+}
+
+void corio__netreq_drop(lua_State *L, int idx) {
+  netreq **box = (netreq **)lua_touserdata(L, idx);
+  netreq *r = *box;
+  if (r == NULL) return;
+  *box = NULL;
+  r->gone = 1;
+  if (!r->busy) r->release(r);
+}
+
+static int netreq_gc(lua_State *L) {
+  corio__netreq_drop(L, 1);
+  return 0;
+}
+
 /* ------------------------------------------------------------ shutdown */
 
 static void close_all(netstate *ns, int kind) {
@@ -236,9 +270,15 @@ void corio__net_abandon(corio_State *S, luatask *t) {
   }
 }
 
-/* the net state, in the registry (at module open) */
+/* the net state, in the registry, and the requests' metatable (at
+   module open) */
 void corio__net_open(lua_State *L) {
-  netstate *ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
+  netstate *ns;
+  luaL_newmetatable(L, NETREQ_MT);
+  lua_pushcfunction(L, netreq_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
   corio__net_list_init(&ns->handles);
   ns->grace = NULL;
   lua_newtable(L);

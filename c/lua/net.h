@@ -265,4 +265,51 @@ static inline void corio__net_list_remove(corio_list_t *n) {
   n->next = n->prev = n;
 }
 
+/* A libuv request owned by a Lua userdata (a connect, a lookup, a UDP
+   send). libuv may call back after the userdata is garbage (the waiting
+   task left), so the request lives until both its callback has run and
+   the userdata is gone: whichever comes second frees it. Every such
+   request's struct begins with a netreq. */
+typedef struct netreq netreq;
+struct netreq {
+  void (*release)(netreq *r);  /* frees it and what it holds */
+  uint8_t busy;          /* libuv holds it: a callback is to come (its
+                            owner may say in it which request) */
+  uint8_t gone;          /* no userdata holds it any more */
+};
+
+/* net.c: a new request of `size` bytes (the first `clear` zeroed, and
+   the head) behind a userdata pushed on the stack; NULL when out of
+   memory (the userdata then holds nothing) */
+void *corio__netreq_push(lua_State *L, size_t size, size_t clear,
+                         void (*release)(netreq *r));
+/* the userdata at idx lets go of its request: freed now if no callback
+   is to come, else by the callback (the userdata's __gc does this) */
+void corio__netreq_drop(lua_State *L, int idx);
+
+/* the request the userdata at idx holds (NULL once dropped) */
+static inline void *corio__netreq_at(lua_State *L, int idx) {
+  return *(netreq **)lua_touserdata(L, idx);
+}
+
+/* the request's callback has run: 1 when that freed it (no userdata
+   held it), and it is not to be touched again */
+static inline int corio__netreq_done(netreq *r) {
+  r->busy = 0;
+  if (!r->gone) return 0;
+  r->release(r);
+  return 1;
+}
+
+/* tcp.c: a connect's op and its request head (its own pending and gone
+   fields are unused: r.busy says 1 the lookup, 2 the connect, 0 none) */
+typedef struct connreq {
+  netreq r;
+  connop op;
+} connreq;
+
+static inline netreq *corio__connect_req(connop *op) {
+  return &corio__container_of(op, connreq, op)->r;
+}
+
 #endif

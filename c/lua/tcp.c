@@ -3,8 +3,9 @@
 **
 ** connect resolves with uv_getaddrinfo and tries each address in turn.
 ** Its state is a malloc'd op behind a small userdata on the waiting
-** task's stack; when the task leaves early (cancelled, timed out) the
-** request under way is cancelled and the op is freed by its callback.
+** task's stack (a netreq, net.h); when the task leaves early (cancelled,
+** timed out) the request under way is cancelled, and the op is freed by
+** whichever comes second, its callback or the userdata's collection.
 ** corio.connect_unix (pipe.c) uses the same op, with one connect and no
 ** lookup.
 */
@@ -13,13 +14,22 @@
 #include <string.h>
 #include "net.h"
 
-#define CONNECT_MT "corio.ConnectOp"
-
 /* ------------------------------------------------------------ connect */
 
-static void op_free(connop *op) {
+#define PENDING(op) (corio__connect_req(op)->busy)  /* 1 lookup, 2 connect */
+
+/* no callback is to come and no userdata holds it */
+static void op_free(netreq *r) {
+  connop *op = &((connreq *)r)->op;
+  if (op->st != NULL) corio__stream_discard(op->st);  /* connected, never handed out */
   if (op->res) uv_freeaddrinfo(op->res);
-  free(op);
+  free(r);
+}
+
+/* the task left (op->task NULL) or will never come back (the userdata
+   was collected with the task: op->task is stale) */
+static int orphaned(connop *op) {
+  return op->task == NULL || corio__connect_req(op)->gone;
 }
 
 static void op_finish(connop *op) {
@@ -43,7 +53,7 @@ static void try_next(connop *op) {
     }
     err = uv_tcp_connect(&op->req, &op->st->tcp, ai->ai_addr, on_connect);
     if (err == 0) {
-      op->pending = 2;
+      PENDING(op) = 2;
       return;
     }
     op->err = err;
@@ -55,12 +65,12 @@ static void try_next(connop *op) {
 
 void corio__connect_cb(uv_connect_t *req, int status) {
   connop *op = corio__container_of(req, connop, req);
-  op->pending = 0;
-  if (op->task == NULL) {  /* abandoned: the stream was discarded already */
+  if (orphaned(op)) {  /* abandoned: the stream was discarded already */
     op->st = NULL;
-    if (op->gone) op_free(op);
+    corio__netreq_done(corio__connect_req(op));
     return;
   }
+  PENDING(op) = 0;
   if (status == 0) {
     op_finish(op);
     return;
@@ -73,12 +83,12 @@ void corio__connect_cb(uv_connect_t *req, int status) {
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   connop *op = corio__container_of(req, connop, gai);
-  op->pending = 0;
   op->res = res;
-  if (op->task == NULL) {
-    if (op->gone) op_free(op);
+  if (orphaned(op)) {
+    corio__netreq_done(corio__connect_req(op));
     return;
   }
+  PENDING(op) = 0;
   if (status < 0) {
     op->err = status;
     op_finish(op);
@@ -88,26 +98,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   try_next(op);
 }
 
-static int op_gc(lua_State *L) {
-  connop **box = (connop **)lua_touserdata(L, 1);
-  connop *op = *box;
-  if (op == NULL) return 0;
-  *box = NULL;
-  op->gone = 1;
-  op->task = NULL;
-  if (op->st != NULL && !op->pending) {  /* connected, never handed out */
-    corio__stream_discard(op->st);
-    op->st = NULL;
-  }
-  if (!op->pending) op_free(op);
-  return 0;
-}
-
 /* the task leaves the wait early: undo what is under way */
 static void op_abandon(connop *op) {
   op->task = NULL;
-  if (op->pending == 1) uv_cancel((uv_req_t *)&op->gai);
-  else if (op->pending == 2) {  /* on_connect runs with ECANCELED */
+  if (PENDING(op) == 1) uv_cancel((uv_req_t *)&op->gai);
+  else if (PENDING(op) == 2) {  /* on_connect runs with ECANCELED */
     corio__stream_discard(op->st);
   }
   else if (op->st != NULL) {  /* connected, never handed out: close it now */
@@ -119,7 +114,7 @@ static void op_abandon(connop *op) {
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   luatask *t = S->current;
-  connop *op = *(connop **)lua_touserdata(L, 4);
+  connop *op = &((connreq *)corio__netreq_at(L, 4))->op;
   lua_Number deadline = lua_tonumber(L, 5);
   (void)status;
   if (t->core.wake != CORIO_WAKE_NORMAL) {
@@ -152,7 +147,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
    timeout, limit, high_water, nodelay. */
 connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
                              int opts) {
-  connop **box;
+  connreq *c;
   connop *op;
   lua_Number timeout = 0;
   if (!lua_isnoneornil(L, opts)) {
@@ -165,12 +160,9 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   }
   corio__checkpoint(L, S, fname);
   lua_settop(L, 3);
-  box = (connop **)lua_newuserdatauv(L, sizeof *box, 0);   /* 4 */
-  *box = NULL;
-  luaL_setmetatable(L, CONNECT_MT);
-  op = (connop *)calloc(1, sizeof *op);
-  if (op == NULL) luaL_error(L, "%s: out of memory", fname);
-  *box = op;
+  c = (connreq *)corio__netreq_push(L, sizeof *c, sizeof *c, op_free);  /* 4 */
+  if (c == NULL) luaL_error(L, "%s: out of memory", fname);
+  op = &c->op;
   op->S = S;
   op->timeout = timeout;
   op->limit = corio__opt_size(L, opts, "limit", NET_LIMIT);
@@ -184,7 +176,8 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   return op;
 }
 
-/* the request is under way (op->pending): the task waits for the end */
+/* the request is under way (corio__connect_req(op)->busy): the task
+   waits for the end */
 int corio__connect_wait(lua_State *L, corio_State *S, connop *op) {
   luatask *t = S->current;
   lua_settop(L, 4);
@@ -222,7 +215,7 @@ static int l_connect(lua_State *L) {
   hints.ai_protocol = IPPROTO_TCP;
   err = uv_getaddrinfo(S->loop.uv, &op->gai, on_resolved, host, port, &hints);
   if (err) return corio__net_error(L, err);
-  op->pending = 1;
+  PENDING(op) = 1;
   return corio__connect_wait(L, S, op);
 }
 
@@ -271,8 +264,4 @@ const luaL_Reg corio__tcp_funcs[] = {
 /* stack: state userdata at -1 */
 void corio__open_tcp(lua_State *L) {
   corio__open_server(L);
-  luaL_newmetatable(L, CONNECT_MT);
-  lua_pushcfunction(L, op_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
 }

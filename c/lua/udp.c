@@ -11,7 +11,7 @@
 ** future, so a cancelled recv leaves every queued datagram in place.
 ** Sending: uv_udp_try_send first; what the kernel does not take at once
 ** is copied into a uv_udp_send request and the task waits for it (on the
-** request's own future).
+** request's own future; the request is a netreq, net.h).
 ** Host names are resolved with a blocking getaddrinfo (numeric addresses
 ** need none); corio.getaddrinfo resolves without blocking.
 */
@@ -21,7 +21,6 @@
 #include "net.h"
 
 #define UDP_MT "corio.UDP"
-#define UDPSEND_MT "corio.UDPSend"
 #define UDP_QUEUE 256          /* default bound of the receive queue */
 #define UDP_MAX 65536          /* the largest datagram */
 
@@ -49,12 +48,11 @@ typedef struct netudp {
 } netudp;
 
 typedef struct sendreq {
+  netreq r;              /* r.busy: the send callback has not run */
   uv_udp_send_t req;
   netudp *u;
   corio_future_t done;
   int status;
-  uint8_t finished;      /* the send callback has run */
-  uint8_t gone;          /* nobody waits (the box was collected, or none) */
   char data[1];
 } sendreq;
 
@@ -300,26 +298,15 @@ static int u_pending(lua_State *L) {
 
 /* ------------------------------------------------------------ sending */
 
-static void sendreq_free(sendreq *r) {
+static void sendreq_free(netreq *r) {
   free(r);
 }
 
 static void on_send(uv_udp_send_t *req, int status) {
   sendreq *r = corio__container_of(req, sendreq, req);
-  r->finished = 1;
   r->status = status;
   corio_future_finish(&r->u->h.S->loop, &r->done, CORIO_DONE);
-  if (r->gone) sendreq_free(r);
-}
-
-static int sendreq_gc(lua_State *L) {
-  sendreq **box = (sendreq **)lua_touserdata(L, 1);
-  sendreq *r = *box;
-  if (r == NULL) return 0;
-  *box = NULL;
-  r->gone = 1;
-  if (r->finished) sendreq_free(r);
-  return 0;
+  corio__netreq_done(&r->r);
 }
 
 static int send_result(lua_State *L, int status) {
@@ -336,11 +323,11 @@ static int send_result(lua_State *L, int status) {
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   luatask *t = S->current;
-  sendreq *r = *(sendreq **)lua_touserdata(L, 2);
+  sendreq *r = (sendreq *)corio__netreq_at(L, 2);
   (void)status;
   wait_end(r->u);
   corio__wake_check(L, S, t);  /* the datagram goes out anyway */
-  if (!r->finished) {
+  if (r->r.busy) {
     wait_begin(r->u, t, &r->done);
     return corio__suspend(L, S, send_k);
   }
@@ -359,7 +346,6 @@ static int u_send(lua_State *L) {
   const struct sockaddr *addr = NULL;
   uv_buf_t buf;
   sendreq *r;
-  sendreq **box;
   luatask *t;
   int err;
   if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
@@ -392,27 +378,21 @@ static int u_send(lua_State *L) {
   if (t != NULL && lua_isyieldable(L)) t = corio__checkpoint(L, S, "udp:send");
   else t = NULL;
   lua_settop(L, 1);
-  box = (sendreq **)lua_newuserdatauv(L, sizeof *box, 0);   /* 2 */
-  *box = NULL;
-  luaL_setmetatable(L, UDPSEND_MT);
-  r = (sendreq *)malloc(offsetof(sendreq, data) + (len ? len : 1));
+  r = (sendreq *)corio__netreq_push(L, offsetof(sendreq, data) + (len ? len : 1),
+                                    offsetof(sendreq, data), sendreq_free);  /* 2 */
   if (r == NULL) return corio__net_error(L, UV_ENOMEM);
-  memset(r, 0, offsetof(sendreq, data));
   memcpy(r->data, data, len);
   r->u = u;
   corio_future_init(&r->done);
   buf = uv_buf_init(r->data, (unsigned int)len);
   err = uv_udp_send(&r->req, &u->udp, &buf, 1, addr, on_send);
-  if (err) {
-    free(r);
-    return corio__net_error(L, err);
-  }
-  if (t == NULL) {  /* nobody can wait: it goes out on its own */
-    r->gone = 1;
+  if (err == 0) r->r.busy = 1;
+  if (err || t == NULL) {  /* failed, or nobody can wait: it goes out on its own */
+    corio__netreq_drop(L, 2);
+    if (err) return corio__net_error(L, err);
     lua_pushboolean(L, 1);
     return 1;
   }
-  *box = r;
   wait_begin(u, t, &r->done);
   return corio__suspend(L, S, send_k);
 }
@@ -607,9 +587,5 @@ void corio__open_udp(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, u_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, UDPSEND_MT);
-  lua_pushcfunction(L, sendreq_gc);
-  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 }
