@@ -82,22 +82,28 @@ int corio__push_sockaddr(lua_State *L, const struct sockaddr *sa) {
   return 2;
 }
 
-/* host, port -> a socket address: a numeric address at once, a name
-   with a blocking getaddrinfo (the first answer of `family`, AF_UNSPEC:
-   any). 0 or the error code. */
-int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
-                       int family, int socktype, struct sockaddr_storage *out) {
+/* a numeric address of `family` (AF_UNSPEC: either) into out: 1, else 0 */
+static int numeric_address(const char *host, int port, int family,
+                           struct sockaddr_storage *out) {
+  if (family != AF_INET6 &&
+      uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
+    return 1;
+  if (family != AF_INET &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
+    return 1;
+  return 0;
+}
+
+/* a blocking getaddrinfo: each IPv4 or IPv6 answer of `family`, in its
+   order, to each(ctx, ...) until that says 1 (stop). 0 or the lookup's
+   error code. */
+static int lookup_each(uv_loop_t *loop, const char *host, int port,
+                       int family, int socktype, corio_addr_fn each,
+                       void *ctx) {
   struct addrinfo hints, *ai;
   uv_getaddrinfo_t req;
   char portstr[16];
   int err;
-  memset(out, 0, sizeof *out);
-  if (family != AF_INET6 &&
-      uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
-    return 0;
-  if (family != AF_INET &&
-      uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
-    return 0;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = family;
   hints.ai_socktype = socktype;
@@ -105,16 +111,44 @@ int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
   snprintf(portstr, sizeof portstr, "%d", port);
   err = uv_getaddrinfo(loop, &req, NULL, host, portstr, &hints);
   if (err) return err;
-  err = UV_EAI_NONAME;
   for (ai = req.addrinfo; ai != NULL; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    if (ai->ai_addrlen > sizeof *out) continue;
-    memcpy(out, ai->ai_addr, ai->ai_addrlen);
-    err = 0;
-    break;
+    if (ai->ai_addrlen > sizeof(struct sockaddr_storage)) continue;
+    if (each(ctx, ai->ai_addr, ai->ai_addrlen)) break;
   }
   uv_freeaddrinfo(req.addrinfo);
+  return 0;
+}
+
+static int take_first(void *ctx, const struct sockaddr *sa, size_t len) {
+  memcpy(ctx, sa, len);
+  return 1;
+}
+
+/* host, port -> a socket address: a numeric address at once, a name
+   with a blocking getaddrinfo (the first answer of `family`, AF_UNSPEC:
+   any). 0 or the error code. */
+int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
+                       int family, int socktype, struct sockaddr_storage *out) {
+  int err;
+  memset(out, 0, sizeof *out);
+  if (numeric_address(host, port, family, out)) return 0;
+  err = lookup_each(loop, host, port, family, socktype, take_first, out);
+  if (err == 0 && out->ss_family == AF_UNSPEC) err = UV_EAI_NONAME;
   return err;
+}
+
+int corio__net_resolve_each(uv_loop_t *loop, const char *host, int port,
+                            int family, int socktype, corio_addr_fn each,
+                            void *ctx) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  if (numeric_address(host, port, family, &ss)) {
+    each(ctx, (const struct sockaddr *)&ss, ss.ss_family == AF_INET6 ?
+         sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    return 0;
+  }
+  return lookup_each(loop, host, port, family, socktype, each, ctx);
 }
 
 size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {

@@ -312,4 +312,18 @@ static inline netreq *corio__connect_req(connop *op) {
   return &corio__container_of(op, connreq, op)->r;
 }
 
+/* net.c: host, port -> each of its socket addresses to each(ctx, sa,
+   len) until that answers 1 (stop): a numeric address at once, a name's
+   with a blocking getaddrinfo, in its order (of `family`; AF_UNSPEC:
+   any). 0 (maybe with no address at all) or the lookup's error code. */
+typedef int (*corio_addr_fn)(void *ctx, const struct sockaddr *sa, size_t len);
+int corio__net_resolve_each(uv_loop_t *loop, const char *host, int port,
+                            int family, int socktype, corio_addr_fn each,
+                            void *ctx);
+
+/* the host of a bind: "" and "*" are any IPv4 address */
+static inline const char *corio__net_bind_host(const char *host) {
+  return host[0] == '\0' || (host[0] == '*' && host[1] == '\0') ? "0.0.0.0" : host;
+}
+
 #endif

@@ -221,38 +221,43 @@ static int l_connect(lua_State *L) {
 
 /* ------------------------------------------------------------ serving */
 
+/* one try of corio.serve: a listener on sa */
+typedef struct listening {
+  corio_State *S;
+  const serveopts *o;
+  netserver *srv;
+  int err;               /* the last try's error */
+} listening;
+
+static int try_listen(void *ctx, const struct sockaddr *sa, size_t len) {
+  listening *l = (listening *)ctx;
+  l->srv = corio__server_listen(l->S, NS_TCP, sa, len, l->o, &l->err);
+  return l->srv != NULL || l->err == UV_ENOMEM;
+}
+
 /* corio.serve(host, port, handler [, opts]) -> Server, or nil, msg, code:
    handler(stream) runs in a task of its own for each connection. opts:
-   backlog (511), limit, high_water (for the streams). */
+   backlog (511), limit, high_water (for the streams). The host is
+   resolved at once (a name costs one blocking lookup, here), and each of
+   its addresses tried in turn. */
 static int l_serve(lua_State *L) {
   corio_State *S = corio__state(L);
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
-  netserver *srv = NULL;
-  struct addrinfo hints, *ai;
-  uv_getaddrinfo_t req;
-  char portstr[16];
   serveopts o;
+  listening l;
   int err;
   luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port out of range");
   corio__serve_prepare(L, "corio.serve", 3, 4, &o);            /* 5 */
-  /* resolved at once: a name costs one blocking lookup, here */
-  if (*host == '\0' || strcmp(host, "*") == 0) host = "0.0.0.0";
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  snprintf(portstr, sizeof portstr, "%d", (int)port);
-  err = uv_getaddrinfo(S->loop.uv, &req, NULL, host, portstr, &hints);
+  l.S = S;
+  l.o = &o;
+  l.srv = NULL;
+  l.err = UV_EADDRNOTAVAIL;  /* no address at all */
+  err = corio__net_resolve_each(S->loop.uv, corio__net_bind_host(host),
+                                (int)port, AF_UNSPEC, SOCK_STREAM, try_listen, &l);
   if (err) return corio__net_error(L, err);
-  err = UV_EADDRNOTAVAIL;
-  for (ai = req.addrinfo; ai != NULL; ai = ai->ai_next) {
-    srv = corio__server_listen(S, NS_TCP, ai->ai_addr, ai->ai_addrlen, &o, &err);
-    if (srv != NULL || err == UV_ENOMEM) break;
-  }
-  uv_freeaddrinfo(req.addrinfo);
-  if (srv == NULL) return corio__net_error(L, err);
-  return corio__server_start(L, srv);
+  if (l.srv == NULL) return corio__net_error(L, l.err);
+  return corio__server_start(L, l.srv);
 }
 
 const luaL_Reg corio__tcp_funcs[] = {

@@ -158,7 +158,7 @@ static int arg_address(lua_State *L, netudp *u, int idx, int bind,
                        struct sockaddr_storage *out) {
   const char *host = luaL_checkstring(L, idx);
   int port = check_port(L, idx + 1, bind ? 0 : 1);
-  if (bind && (*host == '\0' || strcmp(host, "*") == 0)) host = "0.0.0.0";
+  if (bind) host = corio__net_bind_host(host);
   return corio__net_resolve(u->h.S->loop.uv, host, port, family_of(u),
                             SOCK_DGRAM, out);
 }
