@@ -104,14 +104,6 @@ static int opt_choice(lua_State *L, int opts, const char *name,
   return values[i];
 }
 
-static int opt_flag(lua_State *L, int opts, const char *name, int flag) {
-  int on;
-  lua_getfield(L, opts, name);
-  on = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return on ? flag : 0;
-}
-
 static const char *name_of(int v, const char *const names[], const int values[],
                            int n) {
   int i;
@@ -178,22 +170,19 @@ static int l_getaddrinfo(lua_State *L) {
   int err;
   memset(&hints, 0, sizeof hints);
   if (lua_type(L, 2) == LUA_TNUMBER) {
-    lua_Integer p = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, p >= 0 && p <= 65535, 2, "port out of range");
-    snprintf(portstr, sizeof portstr, "%d", (int)p);
+    snprintf(portstr, sizeof portstr, "%d", corio__check_port(L, 2, 0));
     service = portstr;
     hints.ai_flags |= AI_NUMERICSERV;
   }
   else if (!lua_isnoneornil(L, 2)) service = luaL_checkstring(L, 2);
   if (host == NULL && service == NULL)
     return luaL_argerror(L, 1, "a host or a port expected");
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
+  if (corio__opt_table(L, 3)) {
     hints.ai_family = opt_choice(L, 3, "family", family_names, family_values);
     hints.ai_socktype = opt_choice(L, 3, "socktype", socktype_names, socktype_values);
     hints.ai_protocol = opt_choice(L, 3, "protocol", protocol_names, protocol_values);
-    hints.ai_flags |= opt_flag(L, 3, "passive", AI_PASSIVE) |
-                      opt_flag(L, 3, "numeric", AI_NUMERICHOST);
+    hints.ai_flags |= corio__opt_flag(L, 3, "passive", AI_PASSIVE) |
+                      corio__opt_flag(L, 3, "numeric", AI_NUMERICHOST);
   }
   t = corio__checkpoint(L, S, "corio.getaddrinfo");
   op = lookup_new(L, S, "corio.getaddrinfo");
@@ -252,13 +241,11 @@ static int l_getnameinfo(lua_State *L) {
   if (uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(addr, (int)port, (struct sockaddr_in6 *)&ss) != 0)
     return luaL_argerror(L, 1, "a numeric IPv4 or IPv6 address expected");
-  if (!lua_isnoneornil(L, opts)) {
-    luaL_checktype(L, opts, LUA_TTABLE);
-    flags = opt_flag(L, opts, "numerichost", NI_NUMERICHOST) |
-            opt_flag(L, opts, "numericserv", NI_NUMERICSERV) |
-            opt_flag(L, opts, "namereqd", NI_NAMEREQD) |
-            opt_flag(L, opts, "dgram", NI_DGRAM);
-  }
+  if (corio__opt_table(L, opts))
+    flags = corio__opt_flag(L, opts, "numerichost", NI_NUMERICHOST) |
+            corio__opt_flag(L, opts, "numericserv", NI_NUMERICSERV) |
+            corio__opt_flag(L, opts, "namereqd", NI_NAMEREQD) |
+            corio__opt_flag(L, opts, "dgram", NI_DGRAM);
   t = corio__checkpoint(L, S, "corio.getnameinfo");
   op = lookup_new(L, S, "corio.getnameinfo");
   err = uv_getnameinfo(S->loop.uv, &op->req.gni, on_nameinfo,

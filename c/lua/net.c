@@ -166,6 +166,30 @@ size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {
   return (size_t)v;
 }
 
+/* the options table at opts: 1 a table, 0 none or nil (raises for any
+   other value) */
+int corio__opt_table(lua_State *L, int opts) {
+  if (lua_isnoneornil(L, opts)) return 0;
+  luaL_checktype(L, opts, LUA_TTABLE);
+  return 1;
+}
+
+/* the option `name` as a boolean (no table, or the field nil: dflt) */
+int corio__opt_bool(lua_State *L, int opts, const char *name, int dflt) {
+  int on = dflt;
+  if (lua_isnoneornil(L, opts)) return dflt;
+  if (lua_getfield(L, opts, name) != LUA_TNIL) on = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return on;
+}
+
+/* the port at idx: an integer from min (0 or 1) to 65535, or raises */
+int corio__check_port(lua_State *L, int idx, int min) {
+  lua_Integer p = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, p >= min && p <= 65535, idx, "port out of range");
+  return (int)p;
+}
+
 /* ------------------------------------------------------------ requests */
 
 #define NETREQ_MT "corio.Request"

@@ -326,4 +326,15 @@ static inline const char *corio__net_bind_host(const char *host) {
   return host[0] == '\0' || (host[0] == '*' && host[1] == '\0') ? "0.0.0.0" : host;
 }
 
+/* net.c: options (next to corio__opt_size) and ports */
+int corio__opt_table(lua_State *L, int opts);
+int corio__opt_bool(lua_State *L, int opts, const char *name, int dflt);
+int corio__check_port(lua_State *L, int idx, int min);
+
+/* flag when the option `name` is true, else 0 */
+static inline int corio__opt_flag(lua_State *L, int opts, const char *name,
+                                  int flag) {
+  return corio__opt_bool(L, opts, name, 0) ? flag : 0;
+}
+
 #endif

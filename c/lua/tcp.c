@@ -150,8 +150,7 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   connreq *c;
   connop *op;
   lua_Number timeout = 0;
-  if (!lua_isnoneornil(L, opts)) {
-    luaL_checktype(L, opts, LUA_TTABLE);
+  if (corio__opt_table(L, opts)) {
     if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
       timeout = luaL_checknumber(L, -1);
       luaL_argcheck(L, timeout > 0, opts, "timeout must be positive");
@@ -167,12 +166,8 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   op->timeout = timeout;
   op->limit = corio__opt_size(L, opts, "limit", NET_LIMIT);
   op->hwm = corio__opt_size(L, opts, "high_water", NET_HWM);
-  op->nodelay = 1;  /* corio gathers small writes itself: no Nagle delay */
-  if (!lua_isnoneornil(L, opts)) {
-    if (lua_getfield(L, opts, "nodelay") != LUA_TNIL)
-      op->nodelay = (uint8_t)lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  /* corio gathers small writes itself: no Nagle delay */
+  op->nodelay = (uint8_t)corio__opt_bool(L, opts, "nodelay", 1);
   return op;
 }
 
@@ -201,14 +196,13 @@ int corio__connect_wait(lua_State *L, corio_State *S, connop *op) {
 static int l_connect(lua_State *L) {
   corio_State *S = corio__state(L);
   const char *host = luaL_checkstring(L, 1);
+  int p = corio__check_port(L, 2, 1);
   char port[16];
   connop *op;
   struct addrinfo hints;
   int err;
-  lua_Integer p = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, p > 0 && p <= 65535, 2, "port out of range");
   op = corio__connect_begin(L, S, "corio.connect", 3);
-  snprintf(port, sizeof port, "%d", (int)p);
+  snprintf(port, sizeof port, "%d", p);
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -243,18 +237,17 @@ static int try_listen(void *ctx, const struct sockaddr *sa, size_t len) {
 static int l_serve(lua_State *L) {
   corio_State *S = corio__state(L);
   const char *host = luaL_checkstring(L, 1);
-  lua_Integer port = luaL_checkinteger(L, 2);
+  int port = corio__check_port(L, 2, 0);
   serveopts o;
   listening l;
   int err;
-  luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port out of range");
   corio__serve_prepare(L, "corio.serve", 3, 4, &o);            /* 5 */
   l.S = S;
   l.o = &o;
   l.srv = NULL;
   l.err = UV_EADDRNOTAVAIL;  /* no address at all */
   err = corio__net_resolve_each(S->loop.uv, corio__net_bind_host(host),
-                                (int)port, AF_UNSPEC, SOCK_STREAM, try_listen, &l);
+                                port, AF_UNSPEC, SOCK_STREAM, try_listen, &l);
   if (err) return corio__net_error(L, err);
   if (l.srv == NULL) return corio__net_error(L, l.err);
   return corio__server_start(L, l.srv);

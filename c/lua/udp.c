@@ -146,18 +146,12 @@ static int family_of(netudp *u) {
   return ss.ss_family;
 }
 
-static int check_port(lua_State *L, int idx, int min) {
-  lua_Integer p = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, p >= min && p <= 65535, idx, "port out of range");
-  return (int)p;
-}
-
 /* host, port at idx, idx+1 -> the address; an operational failure
    returns its code */
 static int arg_address(lua_State *L, netudp *u, int idx, int bind,
                        struct sockaddr_storage *out) {
   const char *host = luaL_checkstring(L, idx);
-  int port = check_port(L, idx + 1, bind ? 0 : 1);
+  int port = corio__check_port(L, idx + 1, bind ? 0 : 1);
   if (bind) host = corio__net_bind_host(host);
   return corio__net_resolve(u->h.S->loop.uv, host, port, family_of(u),
                             SOCK_DGRAM, out);
@@ -414,13 +408,9 @@ static int u_bind(lua_State *L) {
   struct sockaddr_storage ss;
   unsigned int flags = 0;
   int err;
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_getfield(L, 4, "reuseaddr");
-    if (lua_toboolean(L, -1)) flags |= UV_UDP_REUSEADDR;
-    lua_getfield(L, 4, "ipv6only");
-    if (lua_toboolean(L, -1)) flags |= UV_UDP_IPV6ONLY;
-    lua_pop(L, 2);
+  if (corio__opt_table(L, 4)) {
+    flags = (unsigned int)corio__opt_flag(L, 4, "reuseaddr", UV_UDP_REUSEADDR);
+    flags |= (unsigned int)corio__opt_flag(L, 4, "ipv6only", UV_UDP_IPV6ONLY);
   }
   err = arg_address(L, u, 2, 1, &ss);
   if (err == 0) err = uv_udp_bind(&u->udp, (struct sockaddr *)&ss, flags);
@@ -527,7 +517,7 @@ static int l_udp(lua_State *L) {
   netudp **box;
   netudp *u;
   int err;
-  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  corio__opt_table(L, 1);
   if (!S->running)
     return luaL_error(L, "corio.udp: no running loop (start one with corio.run)");
   qmax = corio__opt_size(L, 1, "queue", UDP_QUEUE);
