@@ -17,6 +17,7 @@
 typedef struct lookup {
   netreq r;              /* r.busy: the callback has not run */
   union {
+    uv_req_t any;        /* any.type: which of the two */
     uv_getaddrinfo_t gai;
     uv_getnameinfo_t gni;
   } req;
@@ -62,22 +63,13 @@ static lookup *lookup_new(lua_State *L, corio_State *S, const char *fname) {
   return op;
 }
 
+static int lookup_k(lua_State *L, int status, lua_KContext ctx);
+
 /* the op's userdata is at the top of the stack: wait for it */
-static int lookup_wait(lua_State *L, corio_State *S, luatask *t, lookup *op,
-                       lua_KFunction k) {
+static int lookup_wait(lua_State *L, corio_State *S, luatask *t, lookup *op) {
   corio_task_await(&S->loop, &t->core, &op->done);
   t->what = W_DNS;
-  return corio__suspend(L, S, k);
-}
-
-/* after a wake: raises if the task was cancelled (cancelling the
-   request); 0 when the answer is there, else waits again */
-static lookup *lookup_resume(lua_State *L, corio_State *S, luatask *t) {
-  lookup *op = (lookup *)corio__netreq_at(L, -1);
-  if (t->core.wake != CORIO_WAKE_NORMAL && op->r.busy)
-    uv_cancel((uv_req_t *)&op->req);  /* fails once it runs: it finishes */
-  corio__wake_check(L, S, t);
-  return op;
+  return corio__suspend(L, S, lookup_k);
 }
 
 /* ------------------------------------------------------------ getaddrinfo */
@@ -143,14 +135,23 @@ static int push_addrinfo(lua_State *L, struct addrinfo *res) {
   return 1;
 }
 
-static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
+/* after a wake: raises if the task was cancelled (cancelling the
+   request), waits again while the request runs, else the answer: of
+   getaddrinfo, the list; of getnameinfo, host and service */
+static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   luatask *t = S->current;
-  lookup *op = lookup_resume(L, S, t);
+  lookup *op = (lookup *)corio__netreq_at(L, -1);
   (void)status;
-  if (op->r.busy) return lookup_wait(L, S, t, op, getaddrinfo_k);
+  if (t->core.wake != CORIO_WAKE_NORMAL && op->r.busy)
+    uv_cancel(&op->req.any);  /* fails once it runs: it finishes */
+  corio__wake_check(L, S, t);
+  if (op->r.busy) return lookup_wait(L, S, t, op);
   if (op->status < 0) return corio__net_error(L, op->status);
-  return push_addrinfo(L, op->res);
+  if (op->req.any.type == UV_GETADDRINFO) return push_addrinfo(L, op->res);
+  lua_pushstring(L, op->req.gni.host);
+  lua_pushstring(L, op->req.gni.service);
+  return 2;
 }
 
 /* corio.getaddrinfo(host [, port [, opts]]) (suspends) -> list of
@@ -190,22 +191,10 @@ static int l_getaddrinfo(lua_State *L) {
                        &hints);
   if (err) return corio__net_error(L, err);  /* the collector frees op */
   op->r.busy = 1;
-  return lookup_wait(L, S, t, op, getaddrinfo_k);
+  return lookup_wait(L, S, t, op);
 }
 
 /* ------------------------------------------------------------ getnameinfo */
-
-static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
-  corio_State *S = (corio_State *)ctx;
-  luatask *t = S->current;
-  lookup *op = lookup_resume(L, S, t);
-  (void)status;
-  if (op->r.busy) return lookup_wait(L, S, t, op, getnameinfo_k);
-  if (op->status < 0) return corio__net_error(L, op->status);
-  lua_pushstring(L, op->req.gni.host);
-  lua_pushstring(L, op->req.gni.service);
-  return 2;
-}
 
 /* corio.getnameinfo(address, port [, opts]) or corio.getnameinfo(entry
    [, opts]) with entry {address =, port =} (one of getaddrinfo's) --
@@ -252,7 +241,7 @@ static int l_getnameinfo(lua_State *L) {
                        (const struct sockaddr *)&ss, flags);
   if (err) return corio__net_error(L, err);
   op->r.busy = 1;
-  return lookup_wait(L, S, t, op, getnameinfo_k);
+  return lookup_wait(L, S, t, op);
 }
 
 const luaL_Reg corio__dns_funcs[] = {

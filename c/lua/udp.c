@@ -457,22 +457,22 @@ static int u_close(lua_State *L) {
 
 /* udp:address() -> host, port (nil, msg, code when not bound yet);
    udp:peer() -> host, port of a connected socket */
-static int u_address(lua_State *L) {
-  netudp *u = check_open(L, "udp:address");
+static int push_name(lua_State *L, const char *fname,
+                     int (*get)(const uv_udp_t *, struct sockaddr *, int *)) {
+  netudp *u = check_open(L, fname);
   struct sockaddr_storage ss;
   int len = (int)sizeof ss;
-  int err = uv_udp_getsockname(&u->udp, (struct sockaddr *)&ss, &len);
+  int err = get(&u->udp, (struct sockaddr *)&ss, &len);
   if (err) return corio__net_error(L, err);
   return corio__push_sockaddr(L, (struct sockaddr *)&ss);
 }
 
+static int u_address(lua_State *L) {
+  return push_name(L, "udp:address", uv_udp_getsockname);
+}
+
 static int u_peer(lua_State *L) {
-  netudp *u = check_open(L, "udp:peer");
-  struct sockaddr_storage ss;
-  int len = (int)sizeof ss;
-  int err = uv_udp_getpeername(&u->udp, (struct sockaddr *)&ss, &len);
-  if (err) return corio__net_error(L, err);
-  return corio__push_sockaddr(L, (struct sockaddr *)&ss);
+  return push_name(L, "udp:peer", uv_udp_getpeername);
 }
 
 static int u_set_broadcast(lua_State *L) {
