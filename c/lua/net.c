@@ -98,7 +98,7 @@ static int numeric_address(const char *host, int port, int family,
    order, to each(ctx, ...) until that says 1 (stop). 0 or the lookup's
    error code. */
 static int lookup_each(uv_loop_t *loop, const char *host, int port,
-                       int family, int socktype, corio_addr_fn each,
+                       int family, int socktype, netaddr_fn each,
                        void *ctx) {
   struct addrinfo hints, *ai;
   uv_getaddrinfo_t req;
@@ -139,7 +139,7 @@ int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
 }
 
 int corio__net_resolve_each(uv_loop_t *loop, const char *host, int port,
-                            int family, int socktype, corio_addr_fn each,
+                            int family, int socktype, netaddr_fn each,
                             void *ctx) {
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);

@@ -292,13 +292,10 @@ static inline void *corio__netreq_at(lua_State *L, int idx) {
   return *(netreq **)lua_touserdata(L, idx);
 }
 
-/* the request's callback has run: 1 when that freed it (no userdata
-   held it), and it is not to be touched again */
-static inline int corio__netreq_done(netreq *r) {
+/* the request's callback has run: freed if no userdata holds it */
+static inline void corio__netreq_done(netreq *r) {
   r->busy = 0;
-  if (!r->gone) return 0;
-  r->release(r);
-  return 1;
+  if (r->gone) r->release(r);
 }
 
 /* tcp.c: a connect's op and its request head (its own pending and gone
@@ -316,14 +313,15 @@ static inline netreq *corio__connect_req(connop *op) {
    len) until that answers 1 (stop): a numeric address at once, a name's
    with a blocking getaddrinfo, in its order (of `family`; AF_UNSPEC:
    any). 0 (maybe with no address at all) or the lookup's error code. */
-typedef int (*corio_addr_fn)(void *ctx, const struct sockaddr *sa, size_t len);
+typedef int (*netaddr_fn)(void *ctx, const struct sockaddr *sa, size_t len);
 int corio__net_resolve_each(uv_loop_t *loop, const char *host, int port,
-                            int family, int socktype, corio_addr_fn each,
+                            int family, int socktype, netaddr_fn each,
                             void *ctx);
 
 /* the host of a bind: "" and "*" are any IPv4 address */
 static inline const char *corio__net_bind_host(const char *host) {
-  return host[0] == '\0' || (host[0] == '*' && host[1] == '\0') ? "0.0.0.0" : host;
+  if (host[0] == '\0' || (host[0] == '*' && host[1] == '\0')) return "0.0.0.0";
+  return host;
 }
 
 /* net.c: options (next to corio__opt_size) and ports */

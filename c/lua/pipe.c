@@ -32,7 +32,8 @@ static int l_connect_unix(lua_State *L) {
   op->st = corio__stream_alloc(S, NS_UNIX, op->limit, op->hwm);
   if (op->st == NULL) return corio__net_error(L, UV_ENOMEM);
   uv_pipe_connect(&op->req, &op->st->pipe, path, corio__connect_cb);
-  corio__connect_req(op)->busy = 2;  /* even a failure comes through the callback */
+  /* even a failure comes through the callback */
+  corio__connect_req(op)->busy = 2;
   return corio__connect_wait(L, S, op);
 }
 

@@ -381,7 +381,8 @@ static int u_send(lua_State *L) {
   buf = uv_buf_init(r->data, (unsigned int)len);
   err = uv_udp_send(&r->req, &u->udp, &buf, 1, addr, on_send);
   if (err == 0) r->r.busy = 1;
-  if (err || t == NULL) {  /* failed, or nobody can wait: it goes out on its own */
+  if (err || t == NULL) {  /* failed (freed now), or nobody can wait: it
+                              goes out on its own, and on_send frees it */
     corio__netreq_drop(L, 2);
     if (err) return corio__net_error(L, err);
     lua_pushboolean(L, 1);
