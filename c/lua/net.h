@@ -139,8 +139,23 @@ void corio__net_anchor(lua_State *L, void *key, int idx);  /* idx: value, or 0 t
 void corio__net_push_anchor(lua_State *L, void *key);
 size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt);
 
-/* tcp.c: a connect under way (corio.connect, corio.connect_unix) */
+/* A libuv request owned by a Lua userdata (a connect, a lookup, a UDP
+   send). libuv may call back after the userdata is garbage (the waiting
+   task left), so the request lives until both its callback has run and
+   the userdata is gone: whichever comes second frees it. Every such
+   request's struct begins with a netreq. */
+typedef struct netreq netreq;
+struct netreq {
+  void (*release)(netreq *r);  /* frees it and what it holds */
+  uint8_t busy;          /* libuv holds it: a callback is to come (its
+                            owner may say in it which request) */
+  uint8_t gone;          /* no userdata holds it any more */
+};
+
+/* tcp.c: a connect under way (corio.connect, corio.connect_unix); r.busy
+   says which request libuv holds: 1 the lookup, 2 the connect, 0 none */
 typedef struct connop {
+  netreq r;
   uv_getaddrinfo_t gai;
   uv_connect_t req;
   corio_State *S;
@@ -150,9 +165,7 @@ typedef struct connop {
   size_t limit, hwm;
   lua_Number timeout;    /* seconds, or 0 */
   int err;
-  uint8_t pending;       /* 1: getaddrinfo, 2: connect, 0: none */
   uint8_t done;
-  uint8_t gone;          /* the userdata was collected */
   uint8_t nodelay;
 } connop;
 connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
@@ -265,19 +278,6 @@ static inline void corio__net_list_remove(corio_list_t *n) {
   n->next = n->prev = n;
 }
 
-/* A libuv request owned by a Lua userdata (a connect, a lookup, a UDP
-   send). libuv may call back after the userdata is garbage (the waiting
-   task left), so the request lives until both its callback has run and
-   the userdata is gone: whichever comes second frees it. Every such
-   request's struct begins with a netreq. */
-typedef struct netreq netreq;
-struct netreq {
-  void (*release)(netreq *r);  /* frees it and what it holds */
-  uint8_t busy;          /* libuv holds it: a callback is to come (its
-                            owner may say in it which request) */
-  uint8_t gone;          /* no userdata holds it any more */
-};
-
 /* net.c: a new request of `size` bytes (the first `clear` zeroed, and
    the head) behind a userdata pushed on the stack; NULL when out of
    memory (the userdata then holds nothing) */
@@ -296,17 +296,6 @@ static inline void *corio__netreq_at(lua_State *L, int idx) {
 static inline void corio__netreq_done(netreq *r) {
   r->busy = 0;
   if (r->gone) r->release(r);
-}
-
-/* tcp.c: a connect's op and its request head (its own pending and gone
-   fields are unused: r.busy says 1 the lookup, 2 the connect, 0 none) */
-typedef struct connreq {
-  netreq r;
-  connop op;
-} connreq;
-
-static inline netreq *corio__connect_req(connop *op) {
-  return &corio__container_of(op, connreq, op)->r;
 }
 
 /* net.c: host, port -> each of its socket addresses to each(ctx, sa,

@@ -33,7 +33,7 @@ static int l_connect_unix(lua_State *L) {
   if (op->st == NULL) return corio__net_error(L, UV_ENOMEM);
   uv_pipe_connect(&op->req, &op->st->pipe, path, corio__connect_cb);
   /* even a failure comes through the callback */
-  corio__connect_req(op)->busy = 2;
+  op->r.busy = 2;
   return corio__connect_wait(L, S, op);
 }
 

@@ -16,11 +16,11 @@
 
 /* ------------------------------------------------------------ connect */
 
-#define PENDING(op) (corio__connect_req(op)->busy)  /* 1 lookup, 2 connect */
+#define PENDING(op) ((op)->r.busy)  /* 1 lookup, 2 connect */
 
 /* no callback is to come and no userdata holds it */
 static void op_free(netreq *r) {
-  connop *op = &((connreq *)r)->op;
+  connop *op = (connop *)r;
   if (op->st != NULL) corio__stream_discard(op->st);  /* connected, never handed out */
   if (op->res) uv_freeaddrinfo(op->res);
   free(r);
@@ -29,7 +29,7 @@ static void op_free(netreq *r) {
 /* the task left (op->task NULL) or will never come back (the userdata
    was collected with the task: op->task is stale) */
 static int orphaned(connop *op) {
-  return op->task == NULL || corio__connect_req(op)->gone;
+  return op->task == NULL || op->r.gone;
 }
 
 static void op_finish(connop *op) {
@@ -67,7 +67,7 @@ void corio__connect_cb(uv_connect_t *req, int status) {
   connop *op = corio__container_of(req, connop, req);
   if (orphaned(op)) {  /* abandoned: the stream was discarded already */
     op->st = NULL;
-    corio__netreq_done(corio__connect_req(op));
+    corio__netreq_done(&op->r);
     return;
   }
   PENDING(op) = 0;
@@ -85,7 +85,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   connop *op = corio__container_of(req, connop, gai);
   op->res = res;
   if (orphaned(op)) {
-    corio__netreq_done(corio__connect_req(op));
+    corio__netreq_done(&op->r);
     return;
   }
   PENDING(op) = 0;
@@ -114,7 +114,7 @@ static void op_abandon(connop *op) {
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   luatask *t = S->current;
-  connop *op = &((connreq *)corio__netreq_at(L, 4))->op;
+  connop *op = (connop *)corio__netreq_at(L, 4);
   lua_Number deadline = lua_tonumber(L, 5);
   (void)status;
   if (t->core.wake != CORIO_WAKE_NORMAL) {
@@ -147,7 +147,6 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
    timeout, limit, high_water, nodelay. */
 connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
                              int opts) {
-  connreq *c;
   connop *op;
   lua_Number timeout = 0;
   if (corio__opt_table(L, opts)) {
@@ -159,9 +158,8 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   }
   corio__checkpoint(L, S, fname);
   lua_settop(L, 3);
-  c = (connreq *)corio__netreq_push(L, sizeof *c, sizeof *c, op_free);  /* 4 */
-  if (c == NULL) luaL_error(L, "%s: out of memory", fname);
-  op = &c->op;
+  op = (connop *)corio__netreq_push(L, sizeof *op, sizeof *op, op_free);  /* 4 */
+  if (op == NULL) luaL_error(L, "%s: out of memory", fname);
   op->S = S;
   op->timeout = timeout;
   op->limit = corio__opt_size(L, opts, "limit", NET_LIMIT);
@@ -171,7 +169,7 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   return op;
 }
 
-/* the request is under way (corio__connect_req(op)->busy): the task
+/* the request is under way (op->r.busy): the task
    waits for the end */
 int corio__connect_wait(lua_State *L, corio_State *S, connop *op) {
   luatask *t = S->current;
