@@ -7,7 +7,10 @@
 ** error in a handler is an unhandled task error, reported as any other,
 ** and the server goes on. The listener is anchored while it listens.
 ** Out of descriptors (EMFILE), the listener is closed for 100 ms and
-** opened again (a Unix server's socket file is gone meanwhile).
+** opened again (a Unix server's socket file is gone meanwhile). The Lua
+** part of an accept runs under lua_pcall (it is reached from a libuv
+** callback): out of memory there, the connection is closed, a line goes
+** to stderr, and the server goes on.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,12 +110,45 @@ static void on_backoff(uv_timer_t *h) {
   }
 }
 
+/* what the Lua part of an accept works on (accept_lua) */
+typedef struct acceptctx {
+  netserver *srv;
+  netstream *st;
+  luatask *t;        /* the handler's task, once spawned */
+  uint32_t nlive;    /* S->nlive before the spawn */
+  uint8_t slot;      /* the live table has a slot at nlive + 1 */
+  uint8_t boxed;     /* st has its Stream userdata */
+} acceptctx;
+
+/* lua_pcall'd on the callback thread: spawn handler(stream). Any error
+   (out of memory) is caught there, not in Lua's panic handler. */
+static int accept_lua(lua_State *L) {
+  acceptctx *a = (acceptctx *)lua_touserdata(L, 1);
+  corio_State *S = a->srv->h.S;
+  int top = lua_gettop(L);
+  /* corio__spawn stores the task in the live table through S->L, where
+     no error can be caught: its slot is made here first, so that store
+     does not allocate */
+  lua_pushvalue(S->L, SLOT_LIVE);
+  lua_xmove(S->L, L, 1);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, (lua_Integer)a->nlive + 1);
+  lua_settop(L, top);
+  a->slot = 1;
+  corio__net_push_anchor(L, a->srv);               /* top+1: the Server */
+  lua_getiuservalue(L, -1, 1);                     /* top+2: the handler */
+  corio__stream_push(L, a->st);
+  a->boxed = 1;
+  a->t = corio__spawn(L, S, top + 2, 1);
+  return 0;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   netserver *srv = (netserver *)server->data;
   corio_State *S = srv->h.S;
   lua_State *L;
   netstream *st;
-  luatask *t;
+  acceptctx a;
   int top;
   if (status == UV_EMFILE || status == UV_ENFILE) {
     /* out of descriptors: libuv would retry the accept at once, so close
@@ -138,19 +174,40 @@ static void on_connection(uv_stream_t *server, int status) {
   if (srv->type == NS_TCP && srv->nodelay) uv_tcp_nodelay(&st->tcp, 1);
   L = corio__callback_thread(S->L, S);
   top = lua_gettop(L);
-  corio__net_push_anchor(L, srv);                  /* top+1: the Server */
-  lua_getiuservalue(L, -1, 1);                     /* top+2: the handler */
-  corio__stream_push(L, st);
-  t = corio__spawn(L, S, top + 2, 1);
+  a.srv = srv;
+  a.st = st;
+  a.t = NULL;
+  a.nlive = S->nlive;
+  a.slot = a.boxed = 0;
+  if (!lua_checkstack(L, 2)) status = LUA_ERRMEM;
+  else {
+    lua_pushcfunction(L, accept_lua);
+    lua_pushlightuserdata(L, &a);
+    status = lua_pcall(L, 1, 0, 0);
+  }
+  if (status != LUA_OK) {  /* no handler: the connection is closed */
+    fprintf(stderr, "corio: serve: cannot start a handler (%s); a "
+            "connection is closed\n", lua_gettop(L) > top &&
+            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                           : "not enough memory");
+    lua_settop(L, top);
+    if (a.slot && S->nlive == a.nlive) {  /* the slot made for the task */
+      lua_pushnil(S->L);
+      lua_rawseti(S->L, SLOT_LIVE, (lua_Integer)a.nlive + 1);
+    }
+    if (a.boxed) corio__stream_close_now(st);  /* its userdata frees it */
+    else corio__stream_discard(st);
+    return;
+  }
   st->srv = srv;
-  st->handler = t;
+  st->handler = a.t;
   st->conn.prev = srv->conns.prev;
   st->conn.next = &srv->conns;
   srv->conns.prev->next = &st->conn;
   srv->conns.prev = &st->conn;
   srv->nconns++;
   corio_waiter_init(&st->handler_done, on_handler_done);
-  corio_future_wait(&t->core.done, &st->handler_done);
+  corio_future_wait(&a.t->core.done, &st->handler_done);
   lua_settop(L, top);
 }
 
