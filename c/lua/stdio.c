@@ -14,7 +14,10 @@
 **   own for the same pipe), else, as a socket is, made non-blocking in
 **   place while the stream is open;
 ** and when the stream closes, the fd's flags are put back as they were.
-** fds 0-2 themselves are never closed.
+** fds 0-2 themselves are never closed. One stream per fd at a time: the
+** same one while it is open; a new one only once the earlier one is done
+** with the fd (flushed, its requests ended, its flags put back), which a
+** task waits for (l_std).
 */
 #include <fcntl.h>
 #include <stdio.h>
@@ -53,6 +56,7 @@ static void on_file_read(uv_fs_t *req) {
   f->rbusy = 0;
   if (st->h.state == NET_CLOSED) {
     file_maybe_closed(st);
+    corio__stream_wake_writers(st, 1);  /* a new stream on the fd waits for this */
     return;
   }
   st->reading = 0;
@@ -237,7 +241,58 @@ static netstream *open_fd(corio_State *S, int fd, int *err) {
   return st;
 }
 
-static int l_std(lua_State *L, int fd, const char *fname) {
+static const char *const stdnames[] = { "corio.stdin", "corio.stdout", "corio.stderr" };
+
+/* The earlier stream on a standard fd, once closed, still uses it while
+   a file request of its own is under way, or until its close callback
+   has put the shared description's flags back. */
+static int done_with_fd(netstream *st) {
+  if (st->h.state != NET_CLOSED) return 0;
+  if (st->h.closed) return 1;
+  if (st->type == NS_FILE) return !st->file->rbusy && !st->file->wbusy;
+  return st->fdflags < 0;  /* a description of its own: closed already */
+}
+
+static int l_std(lua_State *L, int fd);
+
+static int std_k(lua_State *L, int status, lua_KContext ctx) {
+  corio_State *S = (corio_State *)ctx;
+  netstream *old = *(netstream **)lua_touserdata(L, 2);
+  (void)status;
+  if (lua_toboolean(L, 3)) corio__stream_wait_end(old);
+  corio__wake_check(L, S, S->current);
+  return l_std(L, old->stdfd);
+}
+
+/* Until the earlier stream on the fd (at index 3, open no more) is done
+   with it, a task waits: what the new stream writes then follows every
+   byte of the old one, and finds the fd as the old one found it. A
+   closing stream wakes its waiters (empty) once flushed and closed, a
+   closed file once its last request ended; after a close that only waits
+   for its callback, the next batch is late enough (libuv runs close
+   callbacks before it). */
+static int wait_done(lua_State *L, corio_State *S, netstream *old, int fd) {
+  luatask *t = S->current;
+  int on_empty = old->h.state != NET_CLOSED || old->type == NS_FILE;
+  if (t == NULL || !lua_isyieldable(L))  /* cannot wait here */
+    return corio__net_error(L, UV_EBUSY);
+  t = corio__checkpoint(L, S, stdnames[fd]);
+  lua_replace(L, 2);                                   /* 2: the old Stream */
+  lua_pushboolean(L, on_empty);                        /* 3 */
+  if (on_empty) {
+    corio__stream_wait_begin(old, t);
+    corio_task_await(&S->loop, &t->core, &old->empty);
+  }
+  else {
+    t->core.wake = CORIO_WAKE_NORMAL;
+    if (corio_task_schedule(&S->loop, &t->core) != 0)
+      return luaL_error(L, "%s: out of memory", stdnames[fd]);
+  }
+  t->what = W_STREAM;
+  return corio__suspend(L, S, std_k);
+}
+
+static int l_std(lua_State *L, int fd) {
   corio_State *S = corio__state(L);
   netstream *st = NULL;
   size_t limit, hwm;
@@ -247,14 +302,17 @@ static int l_std(lua_State *L, int fd, const char *fname) {
   lua_getfield(L, LUA_REGISTRYINDEX, STDIO_REGKEY);   /* 2: fd -> Stream */
   if (lua_rawgeti(L, 2, fd) == LUA_TUSERDATA) {        /* 3 */
     st = *(netstream **)lua_touserdata(L, 3);
-    if (st != NULL && st->h.state != NET_OPEN) st = NULL;
+    if (st != NULL && st->h.state != NET_OPEN) {
+      if (!done_with_fd(st)) return wait_done(L, S, st, fd);
+      st = NULL;
+    }
   }
   limit = corio__opt_size(L, 1, "limit", st != NULL ? st->limit : NET_LIMIT);
   hwm = corio__opt_size(L, 1, "high_water", st != NULL ? st->hwm : NET_HWM);
   if (st == NULL) {
     lua_pop(L, 1);
     if (!S->running)
-      return luaL_error(L, "%s: no running loop (start one with corio.run)", fname);
+      return luaL_error(L, "%s: no running loop (start one with corio.run)", stdnames[fd]);
     if (fd == 1) fflush(stdout);  /* what print wrote comes first */
     else if (fd == 2) fflush(stderr);
     st = open_fd(S, fd, &err);
@@ -270,17 +328,19 @@ static int l_std(lua_State *L, int fd, const char *fname) {
 
 /* corio.stdin([opts]) -> Stream on fd 0 (the same one while it is open),
    or nil, msg, code; corio.stdout(), corio.stderr() likewise. opts:
-   limit, high_water (also changed on a stream already open). */
+   limit, high_water (also changed on a stream already open). While the
+   earlier stream on the fd is closing, waits until it is done with the
+   fd (nil, "EBUSY..." where it cannot wait). */
 int corio__l_stdin(lua_State *L) {
-  return l_std(L, 0, "corio.stdin");
+  return l_std(L, 0);
 }
 
 int corio__l_stdout(lua_State *L) {
-  return l_std(L, 1, "corio.stdout");
+  return l_std(L, 1);
 }
 
 int corio__l_stderr(lua_State *L) {
-  return l_std(L, 2, "corio.stderr");
+  return l_std(L, 2);
 }
 
 /* the fd -> Stream table, in the registry (at module open) */
