@@ -143,7 +143,6 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   luatask *t;
   if (nargs > 250) luaL_error(L, "corio.spawn: too many arguments (%d)", nargs);
   t = (luatask *)lua_newuserdatauv(L, sizeof *t, nuv);
-  corio_task_init(&S->loop, &t->core);
   t->live = 0;
   t->id = ++S->next_id;
   t->co = NULL;
@@ -160,13 +159,24 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
     lua_pushvalue(L, fidx + i);
     lua_setiuservalue(L, -2, i + 1);
   }
-  /* the loop anchors the task until it finishes */
+  /* the loop anchors the task until it finishes. The store may grow the
+     live table: it goes through L, where an error (out of memory) reaches
+     the caller's protection, not S->L, which has none. */
+  lua_pushvalue(S->L, SLOT_LIVE);
+  lua_xmove(S->L, L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)S->nlive + 1);
+  lua_pop(L, 1);
+  corio_task_init(&S->loop, &t->core);
   t->live = ++S->nlive;
-  lua_pushvalue(L, -1);
-  lua_xmove(L, S->L, 1);
-  lua_rawseti(S->L, SLOT_LIVE, t->live);
-  if (corio_task_schedule(&S->loop, &t->core) != 0)
+  if (corio_task_schedule(&S->loop, &t->core) != 0) {  /* undo: never ran */
+    lua_pushnil(S->L);  /* an existing key: no allocation */
+    lua_rawseti(S->L, SLOT_LIVE, t->live);
+    S->nlive--;
+    t->live = 0;
+    S->loop.ntasks--;
     luaL_error(L, "corio.spawn: out of memory");
+  }
   return t;
 }
 

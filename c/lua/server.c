@@ -115,8 +115,6 @@ typedef struct acceptctx {
   netserver *srv;
   netstream *st;
   luatask *t;        /* the handler's task, once spawned */
-  uint32_t nlive;    /* S->nlive before the spawn */
-  uint8_t slot;      /* the live table has a slot at nlive + 1 */
   uint8_t boxed;     /* st has its Stream userdata */
 } acceptctx;
 
@@ -126,15 +124,6 @@ static int accept_lua(lua_State *L) {
   acceptctx *a = (acceptctx *)lua_touserdata(L, 1);
   corio_State *S = a->srv->h.S;
   int top = lua_gettop(L);
-  /* corio__spawn stores the task in the live table through S->L, where
-     no error can be caught: its slot is made here first, so that store
-     does not allocate */
-  lua_pushvalue(S->L, SLOT_LIVE);
-  lua_xmove(S->L, L, 1);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, (lua_Integer)a->nlive + 1);
-  lua_settop(L, top);
-  a->slot = 1;
   corio__net_push_anchor(L, a->srv);               /* top+1: the Server */
   lua_getiuservalue(L, -1, 1);                     /* top+2: the handler */
   corio__stream_push(L, a->st);
@@ -177,8 +166,7 @@ static void on_connection(uv_stream_t *server, int status) {
   a.srv = srv;
   a.st = st;
   a.t = NULL;
-  a.nlive = S->nlive;
-  a.slot = a.boxed = 0;
+  a.boxed = 0;
   if (!lua_checkstack(L, 2)) status = LUA_ERRMEM;
   else {
     lua_pushcfunction(L, accept_lua);
@@ -191,10 +179,6 @@ static void on_connection(uv_stream_t *server, int status) {
             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                            : "not enough memory");
     lua_settop(L, top);
-    if (a.slot && S->nlive == a.nlive) {  /* the slot made for the task */
-      lua_pushnil(S->L);
-      lua_rawseti(S->L, SLOT_LIVE, (lua_Integer)a.nlive + 1);
-    }
     if (a.boxed) corio__stream_close_now(st);  /* its userdata frees it */
     else corio__stream_discard(st);
     return;
