@@ -175,4 +175,27 @@ function helper.tmpfiles()
   return list, name, file, cleanup
 end
 
+-- slurp(path) -> the whole content of a file
+function helper.slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- shell(file) -> sh: sh(cmd, source) runs `sh -c cmd` under timeout and
+-- returns its stdout (binary-safe) and exit status. In cmd, CORIO is the
+-- command under test and SCRIPT the path of a file(source) (file: from
+-- tmpfiles) holding the script.
+function helper.shell(file)
+  return function(cmd, source)
+    local script = file(source)
+    cmd = cmd:gsub("CORIO", (helper.quote(helper.CORIO):gsub("%%", "%%%%"))):gsub("SCRIPT", script)
+    local p = assert(io.popen("timeout 60 sh -c " .. helper.quote(cmd), "r"))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    return out, code
+  end
+end
+
 return helper

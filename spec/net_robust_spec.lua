@@ -9,23 +9,8 @@ local CORIO, exists, quote = helper.CORIO, helper.exists, helper.quote
 
 local _, tmpname, file, cleanup = helper.tmpfiles()
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- sh(cmd, source) -> stdout of `sh -c cmd` (binary-safe), exit status. In
--- cmd, CORIO is the command and SCRIPT the script's path.
-local function sh(cmd, source)
-  local script = file(source)
-  cmd = cmd:gsub("CORIO", (quote(CORIO):gsub("%%", "%%%%"))):gsub("SCRIPT", script)
-  local p = assert(io.popen("timeout 60 sh -c " .. quote(cmd), "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
+-- sh(cmd, source): the script `source` run by `sh -c cmd` (helper.shell)
+local slurp, sh = helper.slurp, helper.shell(file)
 
 if not exists(CORIO) then
   describe("standard streams made again", function()
