@@ -26,11 +26,11 @@ static netstate *get_net(lua_State *L) {
 }
 
 void corio__net_track(corio_State *S, nethandle *h) {
-  corio__net_list_push(&get_net(S->L)->handles, &h->node);
+  corio__list_push(&get_net(S->L)->handles, &h->node);
 }
 
 void corio__net_untrack(nethandle *h) {
-  corio__net_list_remove(&h->node);
+  corio__list_remove(&h->node);
 }
 
 /* key -> value in the anchors table (values that must outlive every
@@ -337,7 +337,7 @@ void corio__net_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   ns = (netstate *)lua_newuserdatauv(L, sizeof *ns, 1);
-  corio__net_list_init(&ns->handles);
+  corio__list_init(&ns->handles);
   ns->grace = NULL;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);

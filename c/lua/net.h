@@ -18,9 +18,8 @@
 #define CORIO_NET_H
 
 #include "binding.h"
+#include "corio-internal.h"  /* container_of, the list helpers */
 
-#define corio__container_of(ptr, type, field) \
-  ((type *)((char *)(ptr) - offsetof(type, field)))
 
 #define STREAM_MT "corio.Stream"
 #define SERVER_MT "corio.Server"
@@ -258,25 +257,6 @@ void corio__stream_uncork(netstream *st);  /* drop what was gathered */
 int corio__stream_flush(netstream *st);    /* write it: 0 or the error */
 extern const luaL_Reg corio__stream_write_methods[];
 
-/* a ring of corio_list_t nodes behind a head of its own (the state's
-   open handles, net.c) */
-static inline void corio__net_list_init(corio_list_t *l) {
-  l->next = l->prev = l;
-}
-
-static inline void corio__net_list_push(corio_list_t *head, corio_list_t *n) {
-  n->prev = head->prev;
-  n->next = head;
-  head->prev->next = n;
-  head->prev = n;
-}
-
-/* unlink n; it is left pointing at itself (a second remove does nothing) */
-static inline void corio__net_list_remove(corio_list_t *n) {
-  n->prev->next = n->next;
-  n->next->prev = n->prev;
-  n->next = n->prev = n;
-}
 
 /* net.c: a new request of `size` bytes (the first `clear` zeroed, and
    the head) behind a userdata pushed on the stack; NULL when out of

@@ -61,9 +61,7 @@ static void on_handler_done(corio_loop_t *loop, corio_waiter_t *w,
   netserver *srv = st->srv;
   (void)loop;
   (void)f;
-  st->conn.prev->next = st->conn.next;
-  st->conn.next->prev = st->conn.prev;
-  st->conn.next = st->conn.prev = &st->conn;
+  corio__list_remove(&st->conn);
   st->srv = NULL;
   st->handler = NULL;
   srv->nconns--;
@@ -185,10 +183,7 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   st->srv = srv;
   st->handler = a.t;
-  st->conn.prev = srv->conns.prev;
-  st->conn.next = &srv->conns;
-  srv->conns.prev->next = &st->conn;
-  srv->conns.prev = &st->conn;
+  corio__list_push(&srv->conns, &st->conn);
   srv->nconns++;
   corio_waiter_init(&st->handler_done, on_handler_done);
   corio_future_wait(&a.t->core.done, &st->handler_done);
@@ -206,9 +201,7 @@ void corio__server_close(netserver *srv, int cancel) {
   }
   if (srv->h.state != NET_OPEN) return;
   srv->h.state = NET_CLOSED;
-  srv->h.node.prev->next = srv->h.node.next;
-  srv->h.node.next->prev = srv->h.node.prev;
-  srv->h.node.next = srv->h.node.prev = &srv->h.node;
+  corio__net_untrack(&srv->h);
   if (!srv->h.closed && !uv_is_closing(&srv->handle))
     uv_close(&srv->handle, on_listener_closed);  /* a Unix one unlinks its path */
   uv_close((uv_handle_t *)&srv->backoff, on_timer_closed);
@@ -256,9 +249,9 @@ netserver *corio__server_listen(corio_State *S, int type,
   }
   srv->h.S = S;
   srv->h.kind = NET_SERVER;
-  srv->h.node.next = srv->h.node.prev = &srv->h.node;
+  corio__list_init(&srv->h.node);
   srv->type = (uint8_t)type;
-  srv->conns.next = srv->conns.prev = &srv->conns;
+  corio__list_init(&srv->conns);
   corio_future_init(&srv->done);
   memcpy(&srv->addr, sa, salen);
   srv->limit = o->limit;

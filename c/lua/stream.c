@@ -127,13 +127,13 @@ netstream *corio__stream_alloc(corio_State *S, int type, size_t limit,
   st->h.S = S;
   st->h.kind = NET_STREAM;
   st->h.state = NET_OPEN;
-  st->h.node.next = st->h.node.prev = &st->h.node;
+  corio__list_init(&st->h.node);
   st->limit = limit;
   st->hwm = hwm;
   corio_future_init(&st->low);
   corio_future_init(&st->empty);
-  st->conn.next = st->conn.prev = &st->conn;
-  st->corked.next = st->corked.prev = &st->corked;
+  corio__list_init(&st->conn);
+  corio__list_init(&st->corked);
   if (type == NS_TCP) uv_tcp_init(S->loop.uv, &st->tcp);
   else if (type == NS_UNIX || type == NS_PIPE) uv_pipe_init(S->loop.uv, &st->pipe, 0);
   else if (type == NS_FILE) uv_timer_init(S->loop.uv, &st->timer);
@@ -373,7 +373,7 @@ static const luaL_Reg stream_methods[] = {
 /* stack: state userdata at -1. The Stream metatable and the net state. */
 void corio__open_stream(lua_State *L) {
   corio_State *S = (corio_State *)lua_touserdata(L, -1);
-  S->corked.next = S->corked.prev = &S->corked;
+  corio__list_init(&S->corked);
   luaL_newmetatable(L, STREAM_MT);
   S->stream_mt = lua_topointer(L, -1);
   lua_newtable(L);

@@ -79,11 +79,7 @@ static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
 
 void corio__stream_uncork(netstream *st) {
   st->olen = 0;
-  if (st->corked.next != &st->corked) {
-    st->corked.prev->next = st->corked.next;
-    st->corked.next->prev = st->corked.prev;
-    st->corked.next = st->corked.prev = &st->corked;
-  }
+  corio__list_remove(&st->corked);  /* harmless when not on the list */
 }
 
 /* gather bufs[0..n) (total bytes) in the stream's buffer; -1 if it
@@ -104,12 +100,8 @@ static int cork(corio_State *S, netstream *st, const uv_buf_t *bufs, int n,
     memcpy(st->obuf + st->olen, bufs[i].base, bufs[i].len);
     st->olen += bufs[i].len;
   }
-  if (st->corked.next == &st->corked) {  /* onto the state's list */
-    st->corked.next = &S->corked;
-    st->corked.prev = S->corked.prev;
-    S->corked.prev->next = &st->corked;
-    S->corked.prev = &st->corked;
-  }
+  if (corio__list_empty(&st->corked))  /* onto the state's list */
+    corio__list_push(&S->corked, &st->corked);
   return 0;
 }
 
@@ -136,7 +128,7 @@ failed:
    writes them now, before libuv polls */
 void corio__streams_flush(corio_loop_t *loop) {
   corio_State *S = (corio_State *)loop->data;
-  while (S->corked.next != &S->corked) {
+  while (!corio__list_empty(&S->corked)) {
     netstream *st = corio__container_of(S->corked.next, netstream, corked);
     corio__stream_flush(st);  /* unlinks it */
   }

@@ -535,7 +535,7 @@ static int l_udp(lua_State *L) {
   u->h.S = S;
   u->h.kind = NET_UDP;
   u->h.state = NET_OPEN;
-  corio__net_list_init(&u->h.node);
+  corio__list_init(&u->h.node);
   u->qmax = qmax;
   corio_future_init(&u->arrived);
   u->udp.data = u;
