@@ -328,6 +328,29 @@ void corio__net_abandon(corio_State *S, luatask *t) {
   }
 }
 
+/* stack: state userdata at -1. The metatable `name` of a handle type,
+   left on the stack: every function of the lists in `methods` (ended by
+   NULL) as __index, and __close, __gc and __tostring; the methods and
+   __close have the state as their upvalue. */
+void corio__net_class(lua_State *L, const char *name,
+                      const luaL_Reg *const *methods, lua_CFunction close,
+                      lua_CFunction gc, lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  for (; *methods != NULL; methods++) {
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, *methods, 1);
+  }
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, close, 1);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, -2, "__tostring");
+}
+
 /* the net state, in the registry, and the requests' metatable (at
    module open) */
 void corio__net_open(lua_State *L) {

@@ -192,6 +192,9 @@ void corio__udp_close(nethandle *h);  /* the run's shutdown */
 
 /* net.c */
 void corio__net_open(lua_State *L);
+void corio__net_class(lua_State *L, const char *name,
+                      const luaL_Reg *const *methods, lua_CFunction close,
+                      lua_CFunction gc, lua_CFunction tostring);
 void corio__net_untrack(nethandle *h);
 
 /* a queued write: one copy of the bytes the kernel did not take at once

@@ -382,17 +382,7 @@ static const luaL_Reg server_methods[] = {
 
 /* stack: state userdata at -1. The Server metatable. */
 void corio__open_server(lua_State *L) {
-  luaL_newmetatable(L, SERVER_MT);
-  lua_newtable(L);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, server_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, -2);
-  lua_pushcclosure(L, srv_close, 1);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, srv_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, srv_tostring);
-  lua_setfield(L, -2, "__tostring");
+  static const luaL_Reg *const methods[] = {server_methods, NULL};
+  corio__net_class(L, SERVER_MT, methods, srv_close, srv_gc, srv_tostring);
   lua_pop(L, 1);
 }

@@ -372,25 +372,13 @@ static const luaL_Reg stream_methods[] = {
 
 /* stack: state userdata at -1. The Stream metatable and the net state. */
 void corio__open_stream(lua_State *L) {
+  static const luaL_Reg *const methods[] = {
+    stream_methods, corio__stream_read_methods, corio__stream_write_methods, NULL
+  };
   corio_State *S = (corio_State *)lua_touserdata(L, -1);
   corio__list_init(&S->corked);
-  luaL_newmetatable(L, STREAM_MT);
+  corio__net_class(L, STREAM_MT, methods, s_close, s_gc, s_tostring);
   S->stream_mt = lua_topointer(L, -1);
-  lua_newtable(L);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, stream_methods, 1);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, corio__stream_read_methods, 1);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, corio__stream_write_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, -2);
-  lua_pushcclosure(L, s_close, 1);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, s_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, s_tostring);
-  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   corio__net_open(L);
 }

@@ -567,16 +567,7 @@ const luaL_Reg corio__udp_funcs[] = {
 
 /* stack: state userdata at -1. The UDP metatable. */
 void corio__open_udp(lua_State *L) {
-  luaL_newmetatable(L, UDP_MT);
-  lua_newtable(L);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, udp_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, u_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, u_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, u_tostring);
-  lua_setfield(L, -2, "__tostring");
+  static const luaL_Reg *const methods[] = {udp_methods, NULL};
+  corio__net_class(L, UDP_MT, methods, u_close, u_gc, u_tostring);
   lua_pop(L, 1);
 }
