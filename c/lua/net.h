@@ -250,6 +250,8 @@ static inline netstream *corio__stream_check_open(lua_State *L, corio_State *S,
 }
 void corio__stream_wait_begin(netstream *st, luatask *t);
 void corio__stream_wait_end(netstream *st);
+int corio__stream_await(lua_State *L, corio_State *S, netstream *st,
+                        luatask *t, corio_future_t *f, lua_KFunction k);
 void corio__stream_wake_reader(netstream *st);
 extern const luaL_Reg corio__stream_read_methods[];
 

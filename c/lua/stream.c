@@ -209,6 +209,14 @@ void corio__stream_wait_begin(netstream *st, luatask *t) {
   t->what = W_STREAM;
 }
 
+/* t waits on f, one of st's futures (low, empty); k runs when it wakes */
+int corio__stream_await(lua_State *L, corio_State *S, netstream *st,
+                        luatask *t, corio_future_t *f, lua_KFunction k) {
+  corio__stream_wait_begin(st, t);
+  corio_task_await(&S->loop, &t->core, f);
+  return corio__suspend(L, S, k);
+}
+
 void corio__stream_wait_end(netstream *st) {
   if (--st->nwait == 0) uv_unref(&st->handle);
 }
@@ -220,11 +228,8 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   corio__stream_wait_end(st);
   corio__wake_check(L, S, t);  /* the flush and close go on without us */
-  if (st->h.state != NET_CLOSED) {
-    corio__stream_wait_begin(st, t);
-    corio_task_await(&S->loop, &t->core, &st->empty);
-    return corio__suspend(L, S, close_k);
-  }
+  if (st->h.state != NET_CLOSED)
+    return corio__stream_await(L, S, st, t, &st->empty, close_k);
   if (st->werr) return corio__net_error(L, st->werr);
   if (st->dropped) {  /* aborted meanwhile: what was queued is gone */
     lua_pushnil(L);
@@ -255,10 +260,7 @@ static int s_close(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  corio__stream_wait_begin(st, t);
-  corio_task_await(&S->loop, &t->core, &st->empty);
-  t->what = W_STREAM;
-  return corio__suspend(L, S, close_k);
+  return corio__stream_await(L, S, st, t, &st->empty, close_k);
 }
 
 /* stream:abort() -> true: queued bytes are dropped, the connection reset

@@ -138,10 +138,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx);
 
 /* the writer waits until the queue drains below half the high-water mark */
 static int wait_low(lua_State *L, corio_State *S, netstream *st, luatask *t) {
-  corio__stream_wait_begin(st, t);
-  corio_task_await(&S->loop, &t->core, &st->low);
-  t->what = W_STREAM;
-  return corio__suspend(L, S, write_k);
+  return corio__stream_await(L, S, st, t, &st->low, write_k);
 }
 
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
@@ -239,11 +236,8 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   corio__stream_wait_end(st);
   corio__wake_check(L, S, t);
   if (st->werr) return corio__net_error(L, st->werr);
-  if (st->queued > 0 && st->h.state != NET_CLOSED) {
-    corio__stream_wait_begin(st, t);
-    corio_task_await(&S->loop, &t->core, &st->empty);
-    return corio__suspend(L, S, drain_k);
-  }
+  if (st->queued > 0 && st->h.state != NET_CLOSED)
+    return corio__stream_await(L, S, st, t, &st->empty, drain_k);
   if (st->dropped) {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
@@ -265,10 +259,7 @@ static int s_drain(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  corio__stream_wait_begin(st, t);
-  corio_task_await(&S->loop, &t->core, &st->empty);
-  t->what = W_STREAM;
-  return corio__suspend(L, S, drain_k);
+  return corio__stream_await(L, S, st, t, &st->empty, drain_k);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
