@@ -198,4 +198,36 @@ function helper.shell(file)
   end
 end
 
+-- socketpair_runner(file, input) -> the command prefix of a python3 script
+-- (made with file, from tmpfiles) that runs the rest of its command line
+-- with stdout, and with input also stdin, on one end of a socketpair; it
+-- sends input (then the end) from the other, and prints "status S
+-- nonblock N" (the exit status; whether the shared description was left
+-- non-blocking), then what came back. nil when there is no python3.
+function helper.socketpair_runner(file, input)
+  if os.execute("python3 -c pass >/dev/null 2>&1") ~= true then return nil end
+  local py = file([[
+import fcntl, os, socket, subprocess, sys
+a, b = socket.socketpair()
+data_in = sys.argv[1].encode()
+if data_in:
+    p = subprocess.Popen(sys.argv[2:], stdin=b, stdout=b)
+    a.sendall(data_in)
+    a.shutdown(socket.SHUT_WR)
+else:
+    p = subprocess.Popen(sys.argv[2:], stdout=b)
+p.wait()
+nonblock = fcntl.fcntl(b.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
+b.close()
+data = b""
+while True:
+    chunk = a.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write("status %d nonblock %d\n%s" % (p.returncode, nonblock, data.decode()))
+]])
+  return "python3 " .. py .. " " .. helper.quote(input or "")
+end
+
 return helper

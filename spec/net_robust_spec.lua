@@ -100,27 +100,13 @@ describe("standard streams made again", function()
   end)
 
   it("closed while its close completes: the next one waits, the socket stays blocking", function()
-    if os.execute("python3 -c pass >/dev/null 2>&1") ~= true then
+    local runner = helper.socketpair_runner(file)
+    if runner == nil then
       pending("no python3 to make a socketpair")
       return
     end
     -- stdout on a socket: the stream makes the shared description
     -- non-blocking and puts its flags back when its handle has closed
-    local py = file([[
-import fcntl, os, socket, subprocess, sys
-a, b = socket.socketpair()
-p = subprocess.Popen(sys.argv[1:], stdout=b)
-p.wait()
-nonblock = fcntl.fcntl(b.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
-b.close()
-data = b""
-while True:
-    chunk = a.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write("status %d nonblock %d\n%s" % (p.returncode, nonblock, data.decode()))
-]])
     local src = [[
 local corio = require "corio"
 local first = corio.stdout()
@@ -134,7 +120,7 @@ local third = corio.stdout()  -- and again, now that the loop went round
 assert(third:write("third\n"))
 ]]
     local errf = tmpname()
-    local out = sh("python3 " .. py .. " CORIO SCRIPT 2>" .. errf, src)
+    local out = sh(runner .. " CORIO SCRIPT 2>" .. errf, src)
     assert.equals("status 0 nonblock 0\nfirst\nsecond\nthird\n", out, slurp(errf))
   end)
 
