@@ -123,6 +123,15 @@ static int push_bytes(lua_State *L, netstream *st, size_t n, size_t skip) {
   return 1;
 }
 
+/* the n bytes before a separator of len bytes found at `at`, which is
+   consumed too: kept with keep; a line drops a "\r" before its "\n" */
+static int push_before(lua_State *L, netstream *st, const char *at, size_t n,
+                       size_t len, int line, int keep) {
+  if (keep) return push_bytes(L, st, n + len, 0);
+  if (line && n > 0 && at[-1] == '\r') return push_bytes(L, st, n - 1, 2);
+  return push_bytes(L, st, n, len);
+}
+
 static int eof_or_error(lua_State *L, netstream *st) {
   if (st->rerr == UV_EOF) {
     lua_pushnil(L);
@@ -181,10 +190,7 @@ static int try_read(lua_State *L, netstream *st) {
       if (at != NULL) {
         n = (size_t)(at - (st->buf + st->rpos));
         if (n > st->limit) break;
-        if (st->keep) return push_bytes(L, st, n + len, 0);
-        if (st->rkind == R_LINE && n > 0 && at[-1] == '\r')
-          return push_bytes(L, st, n - 1, 2);
-        return push_bytes(L, st, n, len);
+        return push_before(L, st, at, n, len, st->rkind == R_LINE, st->keep);
       }
       if (st->rlen > st->limit) break;
       if (st->rerr == UV_EOF) {
@@ -303,9 +309,7 @@ static int line_now(lua_State *L, corio_State *S, netstream *st, int keep) {
   p = st->buf + st->rpos;
   nl = (const char *)memchr(p + st->scanned, '\n', st->rlen - st->scanned);
   if (nl == NULL || (n = (size_t)(nl - p)) > st->limit) return -1;
-  if (keep) push_bytes(L, st, n + 1, 0);
-  else if (n > 0 && nl[-1] == '\r') push_bytes(L, st, n - 1, 2);
-  else push_bytes(L, st, n, 1);
+  push_before(L, st, nl, n, 1, 1, keep);
   if (!st->reading) read_more(st);
   return 1;
 }
