@@ -132,8 +132,7 @@ int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
                        int family, int socktype, struct sockaddr_storage *out) {
   int err;
   memset(out, 0, sizeof *out);
-  if (numeric_address(host, port, family, out)) return 0;
-  err = lookup_each(loop, host, port, family, socktype, take_first, out);
+  err = corio__net_resolve_each(loop, host, port, family, socktype, take_first, out);
   if (err == 0 && out->ss_family == AF_UNSPEC) err = UV_EAI_NONAME;
   return err;
 }

@@ -218,18 +218,14 @@ void corio__serve_prepare(lua_State *L, const char *fname, int handler,
   netserver **box;
   size_t backlog;
   luaL_checktype(L, handler, LUA_TFUNCTION);
-  if (!lua_isnoneornil(L, opts)) luaL_checktype(L, opts, LUA_TTABLE);
+  corio__opt_table(L, opts);
   if (!S->running)
     luaL_error(L, "%s: no running loop (start one with corio.run)", fname);
   o->limit = corio__opt_size(L, opts, "limit", NET_LIMIT);
   o->hwm = corio__opt_size(L, opts, "high_water", NET_HWM);
   backlog = corio__opt_size(L, opts, "backlog", 511);
   o->backlog = backlog > 65535 ? 65535 : (int)backlog;
-  o->nodelay = 1;
-  if (!lua_isnoneornil(L, opts)) {
-    if (lua_getfield(L, opts, "nodelay") != LUA_TNIL) o->nodelay = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  o->nodelay = corio__opt_bool(L, opts, "nodelay", 1);
   lua_settop(L, opts);
   box = (netserver **)lua_newuserdatauv(L, sizeof *box, 1);
   *box = NULL;
