@@ -69,6 +69,24 @@ typedef struct luatask {
 
 #define CORIO_BOXES 128  /* a power of two */
 
+/* An I/O module's part in the runtime's ends (iomod.c). The runtime names
+   no I/O module: each one (network, files, processes, threads...) adds one
+   of these when the module is opened, and the runtime calls every one.
+   - abandon: task t is dropped while it waits (end of a run, a task that
+     can never finish); forget t wherever the module remembers it as a
+     waiter. Called for every abandoned task, whatever it waits on.
+   - shutdown: the run is ending. Phase 0 comes before the live tasks are
+     cancelled (stop taking new work: servers stop accepting); phase 1
+     after they have all ended (close what nobody closed).
+   Either may be NULL. */
+struct corio_State;
+typedef struct corio_iomod {
+  const char *name;
+  void (*abandon)(struct corio_State *S, luatask *t);
+  void (*shutdown)(lua_State *L, struct corio_State *S, int phase);
+} corio_iomod;
+#define CORIO_MAX_IOMODS 8
+
 typedef struct corio_State {
   lua_State *L;          /* scheduler thread */
   corio_loop_t loop;
@@ -100,6 +118,8 @@ typedef struct corio_State {
   const void *stream_mt; /* the Stream metatable, likewise */
   void *stream_box[CORIO_BOXES];  /* Stream userdata type-tested lately (net.h) */
   corio_list_t corked;   /* streams holding small writes until the batch ends */
+  const corio_iomod *iomods[CORIO_MAX_IOMODS];  /* iomod.c */
+  int niomods;
 } corio_State;
 
 #define TASK_MT   "corio.Task"
@@ -115,6 +135,11 @@ typedef struct corio_State {
 static inline corio_State *corio__state(lua_State *L) {
   return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
 }
+
+/* iomod.c: the I/O modules' hooks, called by the runtime */
+void corio__iomod_add(corio_State *S, const corio_iomod *m);
+void corio__iomod_abandon(corio_State *S, luatask *t);
+void corio__iomod_shutdown(lua_State *L, corio_State *S, int phase);
 
 /* scheduler.c */
 void corio__step(corio_loop_t *loop, corio_task_t *ct);
@@ -187,7 +212,9 @@ extern const luaL_Reg corio__queue_funcs[];
 /* coroutine.c */
 extern const luaL_Reg corio__coroutine_funcs[];
 
-/* stream.c, tcp.c (their shared structs: net.h) */
+/* net/: streams, TCP, Unix sockets, pipes, standard streams, UDP, DNS
+   (their shared structs: net/net.h) */
+extern const corio_iomod corio__net_iomod;
 void corio__open_stream(lua_State *L);
 void corio__open_tcp(lua_State *L);
 extern const luaL_Reg corio__tcp_funcs[];
@@ -197,8 +224,6 @@ extern const luaL_Reg corio__pipe_funcs[];
 void corio__open_udp(lua_State *L);
 extern const luaL_Reg corio__udp_funcs[];
 extern const luaL_Reg corio__dns_funcs[];
-void corio__net_shutdown(lua_State *L, corio_State *S, int streams);
-void corio__net_abandon(corio_State *S, luatask *t);  /* t reads no stream now */
 void corio__streams_flush(corio_loop_t *loop);  /* the loop's after_batch */
 
 #endif

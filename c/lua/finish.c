@@ -225,7 +225,7 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
 void corio__abandon(corio_State *S, luatask *t) {
   lua_State *L = S->L;
   int base = lua_gettop(L);
-  if (t->what == W_STREAM) corio__net_abandon(S, t);  /* streams keep their reader */
+  corio__iomod_abandon(S, t);  /* I/O that remembers t as its waiter forgets it */
   corio_task_detach(&S->loop, &t->core);
   lua_rawgeti(L, SLOT_LIVE, t->live);
   corio__push_cancel(L, S, t);

@@ -73,6 +73,7 @@ int luaopen_corio_core(lua_State *L) {
   corio__open_tcp(L);
   corio__open_pipe(L);
   corio__open_udp(L);
+  corio__iomod_add(S, &corio__net_iomod);
   luaL_newmetatable(L, CANCEL_MT);
   lua_pushcfunction(L, cancelled_tostring);
   lua_setfield(L, -2, "__tostring");

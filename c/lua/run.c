@@ -148,7 +148,7 @@ static void report_failed(lua_State *L, corio_State *S) {
    abandoned, so the loop can close. */
 void corio__finish_all(lua_State *L, corio_State *S) {
   int round;
-  corio__net_shutdown(L, S, 0);  /* servers stop accepting first */
+  corio__iomod_shutdown(L, S, 0);  /* servers stop accepting first */
   for (round = 0; round < 4 && S->nlive > 0; round++) {
     uint32_t i;
     for (i = S->nlive; i >= 1; i--) {
@@ -174,7 +174,7 @@ void corio__finish_all(lua_State *L, corio_State *S) {
     lua_pop(S->L, 1);
     corio__abandon(S, t);
   }
-  corio__net_shutdown(L, S, 1);  /* the streams nobody closed */
+  corio__iomod_shutdown(L, S, 1);  /* the streams nobody closed */
 }
 
 int corio__close_loop(lua_State *L, corio_State *S) {

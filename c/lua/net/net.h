@@ -12,7 +12,7 @@
 ** only while a task waits on it (so deadlock detection still works when
 ** nobody reads), a listening server always (it can spawn tasks). Every
 ** open handle is in the state's list, and the run's shutdown closes what
-** is left (corio__net_shutdown).
+** is left (its shutdown hook, corio__net_iomod).
 */
 #ifndef CORIO_NET_H
 #define CORIO_NET_H

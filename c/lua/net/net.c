@@ -281,12 +281,12 @@ static void grace_start(netstate *ns, corio_State *S) {
   ns->grace = g;
 }
 
-/* The run's shutdown (corio__finish_all) calls this twice: before it
-   cancels the tasks, to stop every server accepting (no new handler is
+/* The run's shutdown (corio__finish_all, through corio__net_iomod) calls
+   this twice: before it cancels the tasks, to stop every server accepting (no new handler is
    spawned meanwhile) and start the grace clock, and once every task has
    finished, to close the streams nobody closed: their queued writes are
    flushed first, here, within the grace period. */
-void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
+static void net_shutdown(lua_State *L, corio_State *S, int streams) {
   netstate *ns = get_net(L);
   if (ns == NULL) return;
   close_all(ns, NET_SERVER);
@@ -313,9 +313,11 @@ void corio__net_shutdown(lua_State *L, corio_State *S, int streams) {
 /* A task that the run's end abandons while it reads: the stream forgets
    it (it would otherwise wake a finished task when it closes). Writers
    and UDP receivers wait on futures, which the core detaches. */
-void corio__net_abandon(corio_State *S, luatask *t) {
-  netstate *ns = get_net(S->L);
+static void net_abandon(corio_State *S, luatask *t) {
+  netstate *ns;
   corio_list_t *n;
+  if (t->what != W_STREAM) return;  /* streams keep their reader */
+  ns = get_net(S->L);
   if (ns == NULL) return;
   for (n = ns->handles.next; n != &ns->handles; n = n->next) {
     nethandle *h = corio__container_of(n, nethandle, node);
@@ -365,3 +367,6 @@ void corio__net_open(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, NET_REGKEY);
 }
+
+/* the network's part in a task's and a run's end (binding.h) */
+const corio_iomod corio__net_iomod = { "net", net_abandon, net_shutdown };
