@@ -136,6 +136,13 @@ static inline corio_State *corio__state(lua_State *L) {
   return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
+/* selfcheck.c: a method's self, or the error naming the public method
+   ("queue:put") and the type ("Queue") */
+void *corio__check_self(lua_State *L, int idx, const char *mt,
+                        const char *method, const char *tname);
+int corio__bad_self(lua_State *L, int idx, const char *method,
+                    const char *tname);
+
 /* iomod.c: the I/O modules' hooks, called by the runtime */
 void corio__iomod_add(corio_State *S, const corio_iomod *m);
 void corio__iomod_abandon(corio_State *S, luatask *t);

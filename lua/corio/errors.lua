@@ -28,6 +28,18 @@ function errors.timeout_error(message)
   return setmetatable({ message = message or "deadline exceeded" }, errors.TimeoutError)
 end
 
+-- errors.check_self(self, mt, "queue:put", "Queue"): every method of the
+-- Lua layer's types checks its self with this; a wrong one (a dot written
+-- for a colon) raises the message the C types raise (c/lua/selfcheck.c).
+function errors.check_self(self, mt, method, tname)
+  if getmetatable(self) ~= mt then
+    local got = type(self)
+    local m = getmetatable(self)
+    if type(m) == "table" and type(rawget(m, "__name")) == "string" then got = m.__name end
+    error(("bad self to '%s' (%s expected, got %s): use %s(...)"):format(method, tname, got, method), 3)
+  end
+end
+
 local function indent(s)
   return (tostring(s):gsub("\n", "\n    "))
 end
