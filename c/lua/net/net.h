@@ -227,8 +227,11 @@ void corio__file_close(netstream *st);  /* once no request is under way */
 void corio__stream_got(netstream *st, const char *p, ssize_t nread);
 
 /* stream.c, for stream_read.c and stream_write.c */
-netstream **corio__stream_box(lua_State *L, corio_State *S);  /* raises */
-netstream *corio__stream_closed(lua_State *L, const char *fname);  /* raises */
+netstream **corio__stream_box(lua_State *L, corio_State *S,
+                             const char *fname);  /* raises: a bad self */
+/* what an operation on a closed stream returns: nil, "closed", or the
+   error that ended the stream (a reset); st may be NULL */
+int corio__stream_closed(lua_State *L, netstream *st);
 
 /* where a Stream userdata is remembered once type-tested: a slot of
    S->stream_box picked by its address (cleared by its __gc) */
@@ -236,17 +239,25 @@ static inline void **corio__box_slot(corio_State *S, const void *box) {
   return &S->stream_box[((uintptr_t)box >> 4) & (CORIO_BOXES - 1)];
 }
 
-/* the open stream at index 1 of a method call (raises if it is not a
-   stream, or is closed). The type test is one compare for a stream
-   tested before, unless another took its slot since. */
+/* the stream at index 1 of a method call, raising (bad self to
+   'stream:read' ...) if it is not a stream; NULL if it is closed or
+   closing (the caller returns corio__stream_closed). The type test is
+   one compare for a stream tested before, unless another took its slot
+   since; the message is built only when it fails. */
 static inline netstream *corio__stream_check_open(lua_State *L, corio_State *S,
                                                   const char *fname) {
   netstream **box = (netstream **)lua_touserdata(L, 1);
   netstream *st;
-  if (box == NULL || *corio__box_slot(S, box) != box) box = corio__stream_box(L, S);
+  if (box == NULL || *corio__box_slot(S, box) != box)
+    box = corio__stream_box(L, S, fname);
   st = *box;
-  if (st == NULL || st->h.state != NET_OPEN) return corio__stream_closed(L, fname);
+  if (st == NULL || st->h.state != NET_OPEN) return NULL;
   return st;
+}
+
+/* the stream behind the Stream at index 1 (checked), NULL once collected */
+static inline netstream *corio__stream_at(lua_State *L) {
+  return *(netstream **)lua_touserdata(L, 1);
 }
 void corio__stream_wait_begin(netstream *st, luatask *t);
 void corio__stream_wait_end(netstream *st);

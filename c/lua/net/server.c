@@ -19,7 +19,7 @@
 #include "net.h"
 
 static netserver *check_server(lua_State *L, const char *fname, int open) {
-  netserver *srv = *(netserver **)luaL_checkudata(L, 1, SERVER_MT);
+  netserver *srv = *(netserver **)corio__check_self(L, 1, SERVER_MT, fname, "Server");
   if (open && (srv == NULL || srv->h.state != NET_OPEN))
     luaL_error(L, "%s: the server is closed", fname);
   return srv;

@@ -18,8 +18,8 @@
 
 /* ------------------------------------------------------------ lifetime */
 
-static netstream **box_of(lua_State *L, int idx) {
-  return (netstream **)luaL_checkudata(L, idx, STREAM_MT);
+static netstream **box_of(lua_State *L, const char *fname) {
+  return (netstream **)corio__check_self(L, 1, STREAM_MT, fname, "Stream");
 }
 
 static void stream_free(netstream *st) {
@@ -185,21 +185,31 @@ static int s_gc(lua_State *L) {
    methods over and over. That userdata's __gc forgets it, so its address
    cannot come back as another type's. The look at the slot is inline
    (net.h); this is the rest. */
-netstream **corio__stream_box(lua_State *L, corio_State *S) {
+netstream **corio__stream_box(lua_State *L, corio_State *S,
+                             const char *fname) {
   netstream **box = (netstream **)lua_touserdata(L, 1);
   int ok = box != NULL && lua_getmetatable(L, 1);
   if (ok) {
     ok = lua_topointer(L, -1) == S->stream_mt;
     lua_pop(L, 1);
   }
-  if (!ok) box = box_of(L, 1);  /* raises */
+  if (!ok) corio__bad_self(L, 1, fname, "Stream");  /* raises */
   *corio__box_slot(S, box) = box;
   return box;
 }
 
-netstream *corio__stream_closed(lua_State *L, const char *fname) {
-  luaL_error(L, "%s: the stream is closed", fname);
-  return NULL;
+/* An operation on a stream that is closed (by this task, another, or the
+   run's end) is an operational failure, not misuse: nil, "closed", or
+   the error that ended the stream (a reset seen by a read or a write). */
+int corio__stream_closed(lua_State *L, netstream *st) {
+  if (st != NULL) {
+    if (st->werr != 0 && st->werr != UV_ECANCELED) return corio__net_error(L, st->werr);
+    if (st->rerr != 0 && st->rerr != UV_EOF && st->rerr != UV_ECANCELED)
+      return corio__net_error(L, st->rerr);
+  }
+  lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  return 2;
 }
 
 /* ------------------------------------------------------------ waiting */
@@ -246,7 +256,7 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
    completes. */
 static int s_close(lua_State *L) {
   corio_State *S = corio__state(L);
-  netstream *st = *box_of(L, 1);
+  netstream *st = *box_of(L, "stream:close");
   luatask *t;
   lua_settop(L, 1);
   if (st == NULL || st->h.state != NET_OPEN) {
@@ -266,7 +276,7 @@ static int s_close(lua_State *L) {
 /* stream:abort() -> true: queued bytes are dropped, the connection reset
    (TCP; other streams are just closed) */
 static int s_abort(lua_State *L) {
-  netstream *st = *box_of(L, 1);
+  netstream *st = *box_of(L, "stream:abort");
   if (st != NULL)  /* a TCP connection is reset (libuv refuses after a shutdown) */
     close_now(st, st->type == NS_TCP && st->h.state == NET_OPEN && !st->shut);
   lua_pushboolean(L, 1);
@@ -300,17 +310,31 @@ static int push_name(lua_State *L, netstream *st, int peer) {
 
 /* stream:address() -> host, port (this end); stream:peer() (the other) */
 static int s_address(lua_State *L) {
-  return push_name(L, corio__stream_check_open(L, corio__state(L), "stream:address"), 0);
+  netstream *st = corio__stream_check_open(L, corio__state(L), "stream:address");
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
+  return push_name(L, st, 0);
 }
 
 static int s_peer(lua_State *L) {
-  return push_name(L, corio__stream_check_open(L, corio__state(L), "stream:peer"), 1);
+  netstream *st = corio__stream_check_open(L, corio__state(L), "stream:peer");
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
+  return push_name(L, st, 1);
+}
+
+/* stream:is_closed() -> true once the stream is closed or closing (by a
+   close or abort of any task, or the run's end) */
+static int s_is_closed(lua_State *L) {
+  netstream *st = *box_of(L, "stream:is_closed");
+  lua_pushboolean(L, st == NULL || st->h.state != NET_OPEN);
+  return 1;
 }
 
 /* set_nodelay, set_keepalive: TCP only; nil, "ENOTSUP..." on the others */
 static int s_set_nodelay(lua_State *L) {
   netstream *st = corio__stream_check_open(L, corio__state(L), "stream:set_nodelay");
-  int err = st->type != NS_TCP ? UV_ENOTSUP
+  int err;
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
+  err = st->type != NS_TCP ? UV_ENOTSUP
             : uv_tcp_nodelay(&st->tcp, lua_isnone(L, 2) || lua_toboolean(L, 2));
   if (err) return corio__net_error(L, err);
   lua_pushboolean(L, 1);
@@ -323,6 +347,7 @@ static int s_set_keepalive(lua_State *L) {
   lua_Integer secs = luaL_optinteger(L, 3, 60);
   int err;
   luaL_argcheck(L, secs > 0, 3, "a positive number of seconds expected");
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   err = st->type != NS_TCP ? UV_ENOTSUP
         : uv_tcp_keepalive(&st->tcp, on, (unsigned int)secs);
   if (err) return corio__net_error(L, err);
@@ -333,7 +358,7 @@ static int s_set_keepalive(lua_State *L) {
 /* "tcp stream 127.0.0.1:5000 -> 127.0.0.1:40000 (open)", "unix stream
    /tmp/s (open)", "pipe stream fd 0 (open)", "tty stream fd 1 (closing)" */
 static int s_tostring(lua_State *L) {
-  netstream *st = *box_of(L, 1);
+  netstream *st = *box_of(L, "tostring");
   const char *state;
   if (st == NULL) {
     lua_pushliteral(L, "stream (closed)");
@@ -367,6 +392,7 @@ static const luaL_Reg stream_methods[] = {
   {"abort", s_abort},
   {"address", s_address},
   {"peer", s_peer},
+  {"is_closed", s_is_closed},
   {"set_nodelay", s_set_nodelay},
   {"set_keepalive", s_set_keepalive},
   {NULL, NULL}

@@ -132,6 +132,12 @@ static int push_before(lua_State *L, netstream *st, const char *at, size_t n,
   return push_bytes(L, st, n, len);
 }
 
+/* A reset that a write saw first: the kernel reports it once, and the
+   reads after it see a plain end. They report the reset instead. */
+static void reset_seen(netstream *st) {
+  if (st->rerr == UV_EOF && st->werr == UV_ECONNRESET) st->rerr = UV_ECONNRESET;
+}
+
 static int eof_or_error(lua_State *L, netstream *st) {
   if (st->rerr == UV_EOF) {
     lua_pushnil(L);
@@ -159,11 +165,8 @@ static const char *find_sep(netstream *st, const char *sep, size_t len) {
    its results and returns how many; -1 to wait for more bytes. */
 static int try_read(lua_State *L, netstream *st) {
   size_t n;
-  if (st->h.state != NET_OPEN) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "closed");
-    return 2;
-  }
+  if (st->h.state != NET_OPEN) return corio__stream_closed(L, st);
+  reset_seen(st);
   switch (st->rkind) {
     case R_READ:
       if (st->rlen > 0)
@@ -280,6 +283,7 @@ static int s_read(lua_State *L) {
   corio_State *S = corio__state(L);
   netstream *st = corio__stream_check_open(L, S, "stream:read");
   size_t n = check_count(L, 2, NET_CHUNK);
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   lua_settop(L, 1);
   return do_read(L, S, st, R_READ, n);
 }
@@ -290,6 +294,7 @@ static int s_read_exactly(lua_State *L) {
   netstream *st = corio__stream_check_open(L, S, "stream:read_exactly");
   size_t n = check_count(L, 2, 0);
   if (lua_isnoneornil(L, 2)) luaL_checkinteger(L, 2);
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   lua_settop(L, 1);
   return do_read(L, S, st, R_EXACTLY, n);
 }
@@ -319,6 +324,7 @@ static int s_read_line(lua_State *L) {
   corio_State *S = corio__state(L);
   netstream *st = corio__stream_check_open(L, S, "stream:read_line");
   int keep = lua_toboolean(L, 2);
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   if (line_now(L, S, st, keep) > 0) return 1;
   lua_settop(L, 1);
   if (st->reader == NULL) st->keep = (uint8_t)keep;
@@ -333,6 +339,7 @@ static int s_read_until(lua_State *L) {
   int keep = lua_toboolean(L, 3);
   luaL_checklstring(L, 2, &len);
   luaL_argcheck(L, len > 0, 2, "empty separator");
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   lua_settop(L, 2);
   if (st->reader == NULL) st->keep = (uint8_t)keep;
   return do_read(L, S, st, R_UNTIL, 0);
@@ -342,6 +349,7 @@ static int s_read_until(lua_State *L) {
 static int s_read_all(lua_State *L) {
   corio_State *S = corio__state(L);
   netstream *st = corio__stream_check_open(L, S, "stream:read_all");
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   lua_settop(L, 1);
   return do_read(L, S, st, R_ALL, (size_t)-1);
 }
@@ -366,6 +374,7 @@ static int lines_iter(lua_State *L) {
 
 /* for line in stream:lines() do ... end (each step suspends) */
 static int s_lines(lua_State *L) {
+  /* on a closed stream, the first step raises "stream:lines: closed" */
   corio__stream_check_open(L, corio__state(L), "stream:lines");
   lua_settop(L, 1);
   lua_getfield(L, 1, "read_line");

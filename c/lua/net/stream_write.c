@@ -168,8 +168,6 @@ static int s_write(lua_State *L) {
   uv_buf_t all[MAXBUFS + 1], *bufs = all + 1;  /* all[0]: what was gathered */
   int n = lua_gettop(L) - 1, i, err;
   size_t total = 0;
-  if (st->shut) return luaL_error(L, "stream:write: the stream is shut down");
-  if (st->werr) return corio__net_error(L, st->werr);
   if (n > MAXBUFS) {  /* many pieces: one string */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -190,6 +188,9 @@ static int s_write(lua_State *L) {
     bufs[i].len = len;
     total += len;
   }
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
+  if (st->shut) return luaL_error(L, "stream:write: the stream is shut down");
+  if (st->werr) return corio__net_error(L, st->werr);
   if (total == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -247,11 +248,19 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
-/* stream:drain() (suspends) -> true once nothing is queued */
+/* stream:drain() (suspends) -> true once nothing is queued. While
+   another task's close flushes the stream, drain waits for that flush:
+   true if it completed, nil, "closed" if the bytes were dropped. */
 static int s_drain(lua_State *L) {
   corio_State *S = corio__state(L);
   netstream *st = corio__stream_check_open(L, S, "stream:drain");
-  luatask *t = corio__checkpoint(L, S, "stream:drain");
+  luatask *t;
+  if (st == NULL) {
+    st = corio__stream_at(L);
+    if (st == NULL || st->h.state != NET_CLOSING)
+      return corio__stream_closed(L, st);
+  }
+  t = corio__checkpoint(L, S, "stream:drain");
   lua_settop(L, 1);
   if (st->olen > 0) corio__stream_flush(st);
   if (st->werr) return corio__net_error(L, st->werr);
@@ -272,6 +281,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static int s_shutdown(lua_State *L) {
   netstream *st = corio__stream_check_open(L, corio__state(L), "stream:shutdown");
   int err = 0;
+  if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   if (st->shut) {
     lua_pushboolean(L, 1);
     return 1;

@@ -58,12 +58,12 @@ typedef struct sendreq {
 
 /* ------------------------------------------------------------ lifetime */
 
-static netudp **box_of(lua_State *L) {
-  return (netudp **)luaL_checkudata(L, 1, UDP_MT);
+static netudp **box_of(lua_State *L, const char *fname) {
+  return (netudp **)corio__check_self(L, 1, UDP_MT, fname, "UDP socket");
 }
 
 static netudp *check_open(lua_State *L, const char *fname) {
-  netudp *u = *box_of(L);
+  netudp *u = *box_of(L, fname);
   if (u == NULL || u->h.state != NET_OPEN)
     luaL_error(L, "%s: the socket is closed", fname);
   return u;
@@ -278,14 +278,14 @@ static int u_recv(lua_State *L) {
 
 /* udp:dropped() -> how many datagrams found the queue full */
 static int u_dropped(lua_State *L) {
-  netudp *u = *box_of(L);
+  netudp *u = *box_of(L, "udp:dropped");
   lua_pushinteger(L, u != NULL ? (lua_Integer)u->dropped : 0);
   return 1;
 }
 
 /* udp:pending() -> how many datagrams are queued */
 static int u_pending(lua_State *L) {
-  netudp *u = *box_of(L);
+  netudp *u = *box_of(L, "udp:pending");
   lua_pushinteger(L, u != NULL ? (lua_Integer)u->qlen : 0);
   return 1;
 }
@@ -450,7 +450,7 @@ static int u_connect(lua_State *L) {
 /* udp:close() -> true; also __close. Waiters wake with nil, "closed";
    the queued datagrams are dropped. A second close does nothing. */
 static int u_close(lua_State *L) {
-  netudp *u = *box_of(L);
+  netudp *u = *box_of(L, "udp:close");
   if (u != NULL) udp_close(u);
   lua_pushboolean(L, 1);
   return 1;
@@ -485,7 +485,7 @@ static int u_set_broadcast(lua_State *L) {
 }
 
 static int u_tostring(lua_State *L) {
-  netudp *u = *box_of(L);
+  netudp *u = *box_of(L, "tostring");
   struct sockaddr_storage a, b;
   int la = (int)sizeof a, lb = (int)sizeof b;
   if (u == NULL || u->h.state != NET_OPEN) {
