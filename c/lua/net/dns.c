@@ -162,7 +162,7 @@ static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
    bind), numeric (host must be a numeric address: no lookup). */
 static int l_getaddrinfo(lua_State *L) {
   corio_State *S = corio__state(L);
-  const char *host = luaL_optstring(L, 1, NULL);
+  const char *host = lua_isnoneornil(L, 1) ? NULL : corio__check_host(L, 1);
   const char *service = NULL;
   char portstr[16];
   struct addrinfo hints;
@@ -175,7 +175,11 @@ static int l_getaddrinfo(lua_State *L) {
     service = portstr;
     hints.ai_flags |= AI_NUMERICSERV;
   }
-  else if (!lua_isnoneornil(L, 2)) service = luaL_checkstring(L, 2);
+  else if (!lua_isnoneornil(L, 2)) {
+    size_t len;
+    service = luaL_checklstring(L, 2, &len);
+    luaL_argcheck(L, strlen(service) == len, 2, "service contains a zero byte");
+  }
   if (host == NULL && service == NULL)
     return luaL_argerror(L, 1, "a host or a port expected");
   if (corio__opt_table(L, 3)) {
@@ -206,11 +210,12 @@ static int l_getnameinfo(lua_State *L) {
   struct sockaddr_storage ss;
   const char *addr;
   lua_Integer port;
-  int flags = 0, opts = 3, err;
+  int flags = 0, opts = 3, err, portarg = 2;
   luatask *t;
   lookup *op;
   if (lua_istable(L, 1)) {  /* {address =, port =} */
     opts = 2;
+    portarg = 1;
     lua_settop(L, 2);
     if (lua_getfield(L, 1, "address") != LUA_TSTRING)   /* 3 */
       return luaL_argerror(L, 1, "field 'address': a string expected");
@@ -221,11 +226,11 @@ static int l_getnameinfo(lua_State *L) {
       return luaL_argerror(L, 1, "field 'port': an integer expected");
   }
   else {
-    addr = luaL_checkstring(L, 1);
+    addr = corio__check_host(L, 1);
     port = luaL_optinteger(L, 2, 0);
     lua_settop(L, 3);
   }
-  luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port out of range");
+  luaL_argcheck(L, port >= 0 && port <= 65535, portarg, "port out of range");
   memset(&ss, 0, sizeof ss);
   if (uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(addr, (int)port, (struct sockaddr_in6 *)&ss) != 0)

@@ -150,19 +150,55 @@ int corio__net_resolve_each(uv_loop_t *loop, const char *host, int port,
   return lookup_each(loop, host, port, family, socktype, each, ctx);
 }
 
+/* the option `name` as a positive integer (a float with an integral
+   value too: 1024.0, not 1.5), or dflt */
 size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt) {
   lua_Integer v;
+  int isint;
   if (lua_isnoneornil(L, opts)) return dflt;
   if (lua_getfield(L, opts, name) == LUA_TNIL) {
     lua_pop(L, 1);
     return dflt;
   }
-  v = lua_tointeger(L, -1);
-  if (!lua_isinteger(L, -1) && !(lua_isnumber(L, -1) && (v = (lua_Integer)lua_tonumber(L, -1)) > 0))
-    luaL_error(L, "option '%s': a positive integer expected", name);
-  if (v <= 0) luaL_error(L, "option '%s': a positive integer expected", name);
+  v = lua_tointegerx(L, -1, &isint);
+  if (lua_type(L, -1) != LUA_TNUMBER || !isint || v <= 0) {
+    lua_pushfstring(L, "option '%s': a positive integer expected", name);
+    luaL_argerror(L, opts, lua_tostring(L, -1));
+  }
   lua_pop(L, 1);
   return (size_t)v;
+}
+
+lua_Number corio__opt_seconds(lua_State *L, int opts, const char *name,
+                              lua_Number dflt, int zero_ok) {
+  lua_Number v = dflt;
+  const char *bad = NULL;
+  if (lua_isnoneornil(L, opts)) return dflt;
+  if (lua_getfield(L, opts, name) != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TNUMBER) bad = "a number of seconds expected";
+    else {
+      v = lua_tonumber(L, -1);
+      if (v != v) bad = "a number of seconds expected, got NaN";
+      else if (v < 0 || (v == 0 && !zero_ok))
+        bad = zero_ok ? "seconds must not be negative" : "seconds must be positive";
+      else if (v > NET_FOREVER) v = -1;  /* infinity: never */
+    }
+    if (bad != NULL) {
+      lua_pushfstring(L, "option '%s': %s", name, bad);
+      luaL_argerror(L, opts, lua_tostring(L, -1));
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* the host at idx: a string without a zero byte (a C string would end
+   there and name another host) */
+const char *corio__check_host(lua_State *L, int idx) {
+  size_t len;
+  const char *host = luaL_checklstring(L, idx, &len);
+  luaL_argcheck(L, strlen(host) == len, idx, "host contains a zero byte");
+  return host;
 }
 
 /* the options table at opts: 1 a table, 0 none or nil (raises for any

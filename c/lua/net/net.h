@@ -137,6 +137,14 @@ int corio__net_resolve(uv_loop_t *loop, const char *host, int port,
 void corio__net_anchor(lua_State *L, void *key, int idx);  /* idx: value, or 0 to drop */
 void corio__net_push_anchor(lua_State *L, void *key);
 size_t corio__opt_size(lua_State *L, int opts, const char *name, size_t dflt);
+/* the option `name` as a duration in seconds, dflt when absent: raises
+   for a non-number, NaN, a negative one (zero too unless zero_ok); past
+   NET_FOREVER (infinity) -1, never. A value it returns times 1e9 fits
+   the loop's clock, so no float-to-integer cast overflows. */
+#define NET_FOREVER 1e9
+lua_Number corio__opt_seconds(lua_State *L, int opts, const char *name,
+                              lua_Number dflt, int zero_ok);
+const char *corio__check_host(lua_State *L, int idx);  /* no zero byte */
 
 /* A libuv request owned by a Lua userdata (a connect, a lookup, a UDP
    send). libuv may call back after the userdata is garbage (the waiting

@@ -150,12 +150,11 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
   connop *op;
   lua_Number timeout = 0;
   if (corio__opt_table(L, opts)) {
-    if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
-      timeout = luaL_checknumber(L, -1);
-      luaL_argcheck(L, timeout > 0, opts, "timeout must be positive");
-    }
-    lua_pop(L, 1);
+    timeout = corio__opt_seconds(L, opts, "timeout", 0, 0);
+    if (timeout < 0) timeout = 0;  /* infinity: no timeout */
   }
+  corio__opt_size(L, opts, "limit", NET_LIMIT);  /* misuse raises before the checkpoint */
+  corio__opt_size(L, opts, "high_water", NET_HWM);
   corio__checkpoint(L, S, fname);
   lua_settop(L, 3);
   op = (connop *)corio__netreq_push(L, sizeof *op, sizeof *op, op_free);  /* 4 */
@@ -193,7 +192,7 @@ int corio__connect_wait(lua_State *L, corio_State *S, connop *op) {
    limit, high_water, nodelay (default true). */
 static int l_connect(lua_State *L) {
   corio_State *S = corio__state(L);
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = corio__check_host(L, 1);
   int p = corio__check_port(L, 2, 1);
   char port[16];
   connop *op;
@@ -234,7 +233,7 @@ static int try_listen(void *ctx, const struct sockaddr *sa, size_t len) {
    its addresses tried in turn. */
 static int l_serve(lua_State *L) {
   corio_State *S = corio__state(L);
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = corio__check_host(L, 1);
   int port = corio__check_port(L, 2, 0);
   serveopts o;
   listening l;

@@ -150,7 +150,7 @@ static int family_of(netudp *u) {
    returns its code */
 static int arg_address(lua_State *L, netudp *u, int idx, int bind,
                        struct sockaddr_storage *out) {
-  const char *host = luaL_checkstring(L, idx);
+  const char *host = corio__check_host(L, idx);
   int port = corio__check_port(L, idx + 1, bind ? 0 : 1);
   if (bind) host = corio__net_bind_host(host);
   return corio__net_resolve(u->h.S->loop.uv, host, port, family_of(u),
