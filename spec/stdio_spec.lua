@@ -209,6 +209,62 @@ out:write(#rest, "|", tostring(inp:read_line()), "|", tostring(inp:read()), "\n"
     assert.equals(want, (sh("cat " .. inp .. " | CORIO SCRIPT", src)))
   end)
 
+  it("os.exit in a task loses nothing queued on stdout: 100,000 lines through a pipe, to a file", function()
+    local src = [[
+local corio = require "corio"
+local out, err = corio.stdout(), corio.stderr()
+for i = 1, 100000 do out:write("line ", i, "\n") end
+err:write("done\n")
+os.exit(3)
+]]
+    local out, code = sh("CORIO SCRIPT 2>&1 | (sleep 0.5; cat)", src)
+    local n, last = 0, nil
+    for line in out:gmatch("[^\n]+") do
+      if line ~= "done" then
+        n = n + 1
+        last = line
+      end
+    end
+    assert.equals(100000, n)
+    assert.equals("line 100000", last)
+    assert.truthy(out:find("done\n", 1, true))
+    assert.equals(0, code)  -- the pipeline's status is cat's
+    local outf = tmpname()
+    local _, code2 = sh("CORIO SCRIPT >" .. outf .. " 2>/dev/null", src)
+    assert.equals(3, code2)
+    local got = slurp(outf)
+    assert.equals(100000, select(2, got:gsub("\n", "")))
+    assert.equals("line 100000\n", got:sub(-12))
+  end)
+
+  it("stdin closed after a read_line and opened again loses no read-ahead: a pipe, a file", function()
+    local src = [[
+local corio = require "corio"
+local inp = corio.stdin()
+local first = inp:read_line()
+inp:close()
+local again = corio.stdin()
+local rest = again:read_all()
+again:close()
+io.write(first, "|", #rest, "|", rest:sub(1, 6), "\n")
+]]
+    local lines = {}
+    for i = 1, 20000 do lines[i] = ("%06d"):format(i) end
+    local input = file(table.concat(lines, "\n") .. "\n")
+    local want = "000001|" .. (20000 - 1) * 7 .. "|000002\n"
+    assert.equals(want, (sh("cat " .. input .. " | CORIO SCRIPT", src)))
+    assert.equals(want, (sh("CORIO SCRIPT <" .. input, src)))
+    -- a file's offset is put back: what reads the fd after corio finds the rest
+    local src2 = [[
+local corio = require "corio"
+local inp = corio.stdin()
+io.write(inp:read_line(), "\n")
+inp:close()
+]]
+    local out = sh("(CORIO SCRIPT; head -n 1) <" .. input, src2)
+    assert.equals("000001\n000002\n", out)
+  end)
+
   it("leaves the shell's descriptors blocking, while it runs and after", function()
     -- O_NONBLOCK is 04000 in the octal flags of /proc/<pid>/fdinfo
     local src = [[

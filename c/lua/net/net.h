@@ -90,6 +90,8 @@ typedef struct netstream {
   char *obuf;            /* small writes gathered in this batch (stream.c) */
   size_t olen, ocap;
   corio_list_t corked;   /* in S->corked while olen > 0 */
+  corio_list_t wpending; /* a standard stream's uv_write requests, in
+                            order (the exit flush, stdio.c) */
   corio_future_t low;    /* wakes writers when queued <= hwm / 2 */
   corio_future_t empty;  /* wakes drain and close when queued == 0 */
   uv_shutdown_t shutreq;
@@ -209,6 +211,7 @@ void corio__net_untrack(nethandle *h);
    (stream.c; stdio.c chains a file's in req.data) */
 typedef struct writereq {
   uv_write_t req;
+  corio_list_t node;     /* in st->wpending (a standard stream's) */
   netstream *st;
   size_t len;
   char data[1];
@@ -223,6 +226,9 @@ int corio__l_stdin(lua_State *L);
 int corio__l_stdout(lua_State *L);
 int corio__l_stderr(lua_State *L);
 void corio__open_stdio(lua_State *L);
+/* a standard stream is closed or freed: the exit flush and the
+   read-ahead hand-over let go of it (stream.c calls this) */
+void corio__stdio_closed(netstream *st);
 
 /* stdio.c: a file's reads and writes (NS_FILE) */
 int corio__file_read_start(netstream *st);  /* one uv_fs_read into the buffer */

@@ -18,8 +18,16 @@
 ** same one while it is open; a new one only once the earlier one is done
 ** with the fd (flushed, its requests ended, its flags put back), which a
 ** task waits for (l_std).
+**
+** What a stream read ahead and nobody read is not lost when it closes:
+** a file's offset is moved back over it, other bytes are kept for the
+** next stream on the fd. And what is queued on a standard stream when
+** the process exits (os.exit in a task) is written at exit, blocking, as
+** C's stdio flushes its buffers.
 */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +41,125 @@ typedef struct netfile {
   uv_fs_t rreq, wreq;
   int fd;
   uint8_t rbusy, wbusy;  /* a read, a write under way */
+  unsigned int wn;       /* the queued writes the one under way takes */
   writereq *whead, *wtail;  /* queued writes (chained by req.data), from
                                the one under way */
   size_t woff;           /* bytes of the head written so far */
   char rbuf[NET_CHUNK];  /* a read lands here, then in the stream's buffer */
 } netfile;
+
+/* ------------------------------------------------------------ the fds */
+
+/* fds 0-2 are the process's, so this state is too: the standard stream
+   open on each (for the exit flush), and the bytes read ahead from each
+   by a stream that closed, for the next one */
+static netstream *std_open[3];
+static struct { char *p; size_t n; } std_left[3];
+static int exit_hooked;
+
+/* bytes st read from its fd and nobody took: a file's offset goes back
+   over them (so whatever reads the fd next finds them), others wait for
+   the next stream on the fd */
+static void give_back(netstream *st, const char *p, size_t n) {
+  int fd = st->stdfd;
+  char *nb;
+  if (st->type == NS_FILE && lseek(fd, -(off_t)n, SEEK_CUR) != (off_t)-1) return;
+  nb = (char *)realloc(std_left[fd].p, std_left[fd].n + n);
+  if (nb == NULL) return;
+  memcpy(nb + std_left[fd].n, p, n);
+  std_left[fd].p = nb;
+  std_left[fd].n += n;
+}
+
+void corio__stdio_closed(netstream *st) {
+  if (std_open[st->stdfd] == st) std_open[st->stdfd] = NULL;
+  if (st->rlen > 0 && st->buf != NULL) {
+    give_back(st, st->buf + st->rpos, st->rlen);
+    st->rpos = st->rlen = 0;
+  }
+}
+
+/* a new stream on fd starts with what the last one read ahead */
+static void take_left(netstream *st, int fd) {
+  if (std_left[fd].n == 0) return;
+  st->buf = std_left[fd].p;
+  st->cap = st->rlen = std_left[fd].n;
+  st->rpos = 0;
+  std_left[fd].p = NULL;
+  std_left[fd].n = 0;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      struct pollfd pfd;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      pfd.fd = fd;  /* a shared description left non-blocking: wait */
+      pfd.events = POLLOUT;
+      pfd.revents = 0;
+      if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return -1;
+      continue;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* A libuv stream: libuv has not written the last write_queue_size bytes
+   of the requests (it writes them in order, and one leaves the list in
+   its callback, after all its bytes went), then what was gathered. */
+static void flush_stream(netstream *st) {
+  uv_os_fd_t fd;
+  corio_list_t *n;
+  size_t total = 0, skip, q;
+  int fl;
+  if (st->fdflags >= 0) fcntl(st->stdfd, F_SETFL, st->fdflags);  /* as it was */
+  if (uv_fileno(&st->handle, &fd) != 0) return;
+  fl = fcntl(fd, F_GETFL);
+  if (fd != st->stdfd && fl != -1) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  for (n = st->wpending.next; n != &st->wpending; n = n->next)
+    total += corio__container_of(n, writereq, node)->len;
+  q = uv_stream_get_write_queue_size(&st->stream);
+  skip = total > q ? total - q : 0;
+  for (n = st->wpending.next; n != &st->wpending; n = n->next) {
+    writereq *w = corio__container_of(n, writereq, node);
+    if (skip >= w->len) {
+      skip -= w->len;
+      continue;
+    }
+    if (write_all(fd, w->data + skip, w->len - skip) != 0) return;
+    skip = 0;
+  }
+  if (st->olen > 0) write_all(fd, st->obuf, st->olen);
+}
+
+/* A file: the queued writes but those of the write under way, which
+   the thread pool finishes. */
+static void flush_file(netstream *st) {
+  netfile *f = st->file;
+  writereq *w;
+  size_t off = f->woff;
+  unsigned int skip = f->wbusy ? f->wn : 0;
+  for (w = f->whead; w != NULL; w = (writereq *)w->req.data) {
+    if (skip > 0) skip--;
+    else if (write_all(f->fd, w->data + off, w->len - off) != 0) return;
+    off = 0;
+  }
+}
+
+/* at exit (os.exit in a task): what is queued on the standard streams */
+static void flush_at_exit(void) {
+  int fd;
+  for (fd = 0; fd <= 2; fd++) {
+    netstream *st = std_open[fd];
+    if (st == NULL || st->h.state == NET_CLOSED) continue;
+    if (st->type == NS_FILE) flush_file(st);
+    else flush_stream(st);
+  }
+}
 
 /* ------------------------------------------------------------ files */
 
@@ -55,6 +177,7 @@ static void on_file_read(uv_fs_t *req) {
   uv_fs_req_cleanup(req);
   f->rbusy = 0;
   if (st->h.state == NET_CLOSED) {
+    if (n > 0) give_back(st, f->rbuf, (size_t)n);  /* read after the close */
     file_maybe_closed(st);
     corio__stream_wake_writers(st, 1);  /* a new stream on the fd waits for this */
     return;
@@ -93,6 +216,7 @@ static int write_queue(netstream *st) {
   if (err) return err;
   f->wreq.data = st;
   f->wbusy = 1;
+  f->wn = n;
   return 0;
 }
 
@@ -317,6 +441,12 @@ static int l_std(lua_State *L, int fd) {
     else if (fd == 2) fflush(stderr);
     st = open_fd(S, fd, &err);
     if (st == NULL) return corio__net_error(L, err);
+    take_left(st, fd);
+    if (std_open[fd] == NULL) std_open[fd] = st;
+    if (!exit_hooked) {
+      exit_hooked = 1;
+      atexit(flush_at_exit);
+    }
     corio__stream_push(L, st);                         /* 3 */
     lua_pushvalue(L, 3);
     lua_rawseti(L, 2, fd);

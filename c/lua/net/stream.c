@@ -23,6 +23,7 @@ static netstream **box_of(lua_State *L, const char *fname) {
 }
 
 static void stream_free(netstream *st) {
+  if (st->stdfd >= 0) corio__stdio_closed(st);
   free(st->obuf);
   free(st->buf);
   free(st->file);
@@ -63,6 +64,7 @@ static void close_now(netstream *st, int reset) {
   if (st->h.state == NET_CLOSED) return;
   st->h.state = NET_CLOSED;
   st->dropped = st->queued > 0 || st->olen > 0;
+  if (st->stdfd >= 0) corio__stdio_closed(st);
   corio__stream_uncork(st);
   corio__net_untrack(&st->h);
   st->reading = 0;
@@ -134,6 +136,7 @@ netstream *corio__stream_alloc(corio_State *S, int type, size_t limit,
   corio_future_init(&st->empty);
   corio__list_init(&st->conn);
   corio__list_init(&st->corked);
+  corio__list_init(&st->wpending);
   if (type == NS_TCP) uv_tcp_init(S->loop.uv, &st->tcp);
   else if (type == NS_UNIX || type == NS_PIPE) uv_pipe_init(S->loop.uv, &st->pipe, 0);
   else if (type == NS_FILE) uv_timer_init(S->loop.uv, &st->timer);

@@ -35,6 +35,7 @@ static void on_write(uv_write_t *req, int status) {
   writereq *w = (writereq *)req;
   netstream *st = w->st;
   size_t len = w->len;
+  corio__list_remove(&w->node);
   free(w);
   corio__stream_written(st, len, status);
 }
@@ -62,6 +63,7 @@ static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
   }
   w->st = st;
   w->len = len;
+  corio__list_init(&w->node);
   b = uv_buf_init(w->data, (unsigned int)len);
   if (st->type == NS_FILE) err = corio__file_write(st, w);
   else err = uv_write(&w->req, &st->stream, &b, 1, on_write);
@@ -69,6 +71,8 @@ static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
     free(w);
     return err;
   }
+  if (st->stdfd >= 0 && st->type != NS_FILE)  /* what the exit flush writes */
+    corio__list_push(&st->wpending, &w->node);
   st->queued += len;
   return 0;
 }
