@@ -161,21 +161,36 @@ struct netreq {
   uint8_t gone;          /* no userdata holds it any more */
 };
 
-/* tcp.c: a connect under way (corio.connect, corio.connect_unix); r.busy
-   says which request libuv holds: 1 the lookup, 2 the connect, 0 none */
+/* tcp.c: a connect under way (corio.connect, corio.connect_unix). For
+   connect_unix r.busy says which request libuv holds: 2 the connect, 0
+   none. corio.connect races its addresses (Happy Eyeballs, tcp.c): r.busy
+   is set while any callback is to come (`pending` counts them). */
+struct attempt;
 typedef struct connop {
   netreq r;
   uv_getaddrinfo_t gai;
-  uv_connect_t req;
+  uv_connect_t req;      /* connect_unix's */
   corio_State *S;
-  struct addrinfo *res, *cur;
-  netstream *st;         /* the stream being connected, or connected */
+  netstream *st;         /* the stream being connected (connect_unix), or
+                            the one connected */
   luatask *task;         /* the waiting task; NULL once it left */
   size_t limit, hwm;
   lua_Number timeout;    /* seconds, or 0 */
   int err;
   uint8_t done;
   uint8_t nodelay;
+  /* corio.connect */
+  uint8_t tcp;           /* this is one */
+  uint8_t looking;       /* the lookup is under way */
+  uint8_t timer_on;      /* the timer is initialised and not closing */
+  struct attempt *att;   /* one per address, in the order they are tried */
+  int natt, next;        /* how many; the next to start */
+  int active;            /* attempts under way */
+  int pending;           /* callbacks to come: lookup, connects, timer close */
+  lua_Number delay;      /* seconds before the next address starts while
+                            the last has not connected; < 0: only when it
+                            fails */
+  uv_timer_t timer;
 } connop;
 connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
                              int opts);

@@ -1,7 +1,10 @@
 /*
 ** tcp.c: corio.connect and corio.serve (the Server type is in server.c).
 **
-** connect resolves with uv_getaddrinfo and tries each address in turn.
+** connect resolves with uv_getaddrinfo and races the addresses (Happy
+** Eyeballs, RFC 8305): the families interleaved, the next address starts
+** when the one before fails or has not connected after a delay (250 ms),
+** the first to connect wins and the others are dropped.
 ** Its state is a malloc'd op behind a small userdata on the waiting
 ** task's stack (a netreq, net.h); when the task leaves early (cancelled,
 ** timed out) the request under way is cancelled, and the op is freed by
@@ -16,13 +19,23 @@
 
 /* ------------------------------------------------------------ connect */
 
-#define PENDING(op) ((op)->r.busy)  /* 1 lookup, 2 connect */
+/* one address of corio.connect */
+typedef struct attempt {
+  uv_connect_t req;
+  connop *op;
+  netstream *st;         /* while it connects; NULL once dropped or won */
+  struct sockaddr_storage addr;
+  uint8_t stall;         /* the test hook's: never connects */
+} attempt;
 
 /* no callback is to come and no userdata holds it */
 static void op_free(netreq *r) {
   connop *op = (connop *)r;
+  int i;
   if (op->st != NULL) corio__stream_discard(op->st);  /* connected, never handed out */
-  if (op->res) uv_freeaddrinfo(op->res);
+  for (i = 0; i < op->natt; i++)  /* stalled attempts (no callback) */
+    if (op->att[i].st != NULL) corio__stream_discard(op->att[i].st);
+  free(op->att);
   free(r);
 }
 
@@ -38,31 +51,174 @@ static void op_finish(connop *op) {
     corio_task_wake(&op->S->loop, &op->task->core, CORIO_WAKE_NORMAL);
 }
 
-#define on_connect corio__connect_cb
+/* a callback is to come / has run (then op may be freed: touch it no more) */
+static void pend(connop *op) {
+  op->pending++;
+  op->r.busy = 1;
+}
 
-/* connect to the next address; finish when none is left */
-static void try_next(connop *op) {
-  while (op->cur != NULL) {
-    struct addrinfo *ai = op->cur;
-    int err;
-    op->cur = ai->ai_next;
-    op->st = corio__stream_alloc(op->S, NS_TCP, op->limit, op->hwm);
-    if (op->st == NULL) {
-      op->err = UV_ENOMEM;
-      break;
+static void unpend(connop *op) {
+  if (--op->pending == 0) corio__netreq_done(&op->r);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  unpend((connop *)h->data);
+}
+
+static void timer_close(connop *op) {
+  if (!op->timer_on) return;
+  op->timer_on = 0;
+  uv_close((uv_handle_t *)&op->timer, on_timer_closed);
+}
+
+/* Happy Eyeballs is over (won, failed or abandoned): every attempt under
+   way is dropped (a connect's callback comes with ECANCELED), no other
+   starts */
+static void race_stop(connop *op) {
+  int i;
+  for (i = 0; i < op->next; i++) {
+    attempt *a = &op->att[i];
+    if (a->st != NULL) {
+      corio__stream_discard(a->st);
+      a->st = NULL;
     }
-    err = uv_tcp_connect(&op->req, &op->st->tcp, ai->ai_addr, on_connect);
+  }
+  op->next = op->natt;
+  op->active = 0;
+  timer_close(op);
+}
+
+static void start_next(connop *op);
+
+static void on_delay(uv_timer_t *t) {
+  connop *op = (connop *)t->data;
+  if (orphaned(op)) race_stop(op);
+  else start_next(op);
+}
+
+/* the next address starts after the delay unless this one fails first */
+static void arm_timer(connop *op) {
+  if (op->next >= op->natt) {  /* none left to start */
+    timer_close(op);
+    return;
+  }
+  if (op->delay < 0) return;
+  if (!op->timer_on) {
+    uv_timer_init(op->S->loop.uv, &op->timer);
+    op->timer.data = op;
+    op->timer_on = 1;
+    pend(op);  /* its close callback */
+  }
+  uv_timer_start(&op->timer, on_delay, (uint64_t)(op->delay * 1000 + 0.5), 0);
+}
+
+static void on_attempt(uv_connect_t *req, int status);
+
+/* start the next address (skipping those that fail at once); when none
+   is under way and none is left, the connect has failed */
+static void start_next(connop *op) {
+  while (op->next < op->natt) {
+    attempt *a = &op->att[op->next++];
+    int err = 0;
+    a->op = op;
+    a->st = corio__stream_alloc(op->S, NS_TCP, op->limit, op->hwm);
+    if (a->st == NULL) {
+      op->err = UV_ENOMEM;
+      continue;
+    }
+    if (!a->stall)
+      err = uv_tcp_connect(&a->req, &a->st->tcp,
+                           (const struct sockaddr *)&a->addr, on_attempt);
     if (err == 0) {
-      PENDING(op) = 2;
+      if (!a->stall) pend(op);
+      op->active++;
+      arm_timer(op);
       return;
     }
     op->err = err;
-    corio__stream_discard(op->st);
-    op->st = NULL;
+    corio__stream_discard(a->st);
+    a->st = NULL;
   }
-  op_finish(op);
+  timer_close(op);
+  if (op->active == 0) {
+    race_stop(op);
+    op_finish(op);
+  }
 }
 
+static void on_attempt(uv_connect_t *req, int status) {
+  attempt *a = corio__container_of(req, attempt, req);
+  connop *op = a->op;
+  if (a->st != NULL) {  /* not dropped meanwhile */
+    op->active--;
+    if (status == 0 && !op->done && !orphaned(op)) {  /* the first: it wins */
+      op->st = a->st;
+      a->st = NULL;
+      race_stop(op);
+      op_finish(op);
+    }
+    else {
+      if (status != 0) op->err = status;
+      corio__stream_discard(a->st);
+      a->st = NULL;
+      if (orphaned(op)) race_stop(op);
+      else if (!op->done) start_next(op);  /* a failure starts the next now */
+    }
+  }
+  unpend(op);
+}
+
+static int usable(const struct addrinfo *ai) {
+  return (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+         ai->ai_addrlen <= sizeof(struct sockaddr_storage);
+}
+
+/* the next usable answer of family fam from *p on (NULL: none) */
+static const struct addrinfo *next_of(const struct addrinfo **p, int fam) {
+  const struct addrinfo *ai = *p;
+  while (ai != NULL && !(usable(ai) && ai->ai_family == fam)) ai = ai->ai_next;
+  *p = ai != NULL ? ai->ai_next : NULL;
+  return ai;
+}
+
+/* the attempts, one per answer: the families interleaved, starting with
+   the first answer's (RFC 8305, section 4), each in getaddrinfo's order */
+static int take_addresses(connop *op, const struct addrinfo *res) {
+  const struct addrinfo *ai, *cur[2];
+  int n = 0, fam[2] = {AF_INET6, AF_INET}, turn = 0, k = 0;
+  for (ai = res; ai != NULL; ai = ai->ai_next)
+    if (usable(ai) && n++ == 0 && ai->ai_family == AF_INET) {
+      fam[0] = AF_INET;
+      fam[1] = AF_INET6;
+    }
+  op->att = (attempt *)calloc(n > 0 ? (size_t)n : 1, sizeof *op->att);
+  if (op->att == NULL) return UV_ENOMEM;
+  cur[0] = cur[1] = res;
+  while (k < n) {
+    ai = next_of(&cur[turn], fam[turn]);
+    if (ai != NULL) memcpy(&op->att[k++].addr, ai->ai_addr, ai->ai_addrlen);
+    turn ^= 1;
+  }
+  op->natt = n;
+  return 0;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  connop *op = corio__container_of(req, connop, gai);
+  op->looking = 0;
+  if (!orphaned(op)) {
+    if (status == 0) status = take_addresses(op, res);
+    if (status < 0) {
+      op->err = status;
+      op_finish(op);
+    }
+    else start_next(op);  /* no address at all: fails (EAI_NONAME) */
+  }
+  uv_freeaddrinfo(res);
+  unpend(op);
+}
+
+/* connect_unix: its one connect ended */
 void corio__connect_cb(uv_connect_t *req, int status) {
   connop *op = corio__container_of(req, connop, req);
   if (orphaned(op)) {  /* abandoned: the stream was discarded already */
@@ -70,42 +226,27 @@ void corio__connect_cb(uv_connect_t *req, int status) {
     corio__netreq_done(&op->r);
     return;
   }
-  PENDING(op) = 0;
-  if (status == 0) {
-    op_finish(op);
-    return;
-  }
-  op->err = status;
-  corio__stream_discard(op->st);
-  op->st = NULL;
-  try_next(op);
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  connop *op = corio__container_of(req, connop, gai);
-  op->res = res;
-  if (orphaned(op)) {
-    corio__netreq_done(&op->r);
-    return;
-  }
-  PENDING(op) = 0;
-  if (status < 0) {
+  op->r.busy = 0;
+  if (status != 0) {
     op->err = status;
-    op_finish(op);
-    return;
+    corio__stream_discard(op->st);
+    op->st = NULL;
   }
-  op->cur = res;
-  try_next(op);
+  op_finish(op);
 }
 
 /* the task leaves the wait early: undo what is under way */
 static void op_abandon(connop *op) {
   op->task = NULL;
-  if (PENDING(op) == 1) uv_cancel((uv_req_t *)&op->gai);
-  else if (PENDING(op) == 2) {  /* on_connect runs with ECANCELED */
-    corio__stream_discard(op->st);
+  if (op->tcp) {
+    if (op->looking) uv_cancel((uv_req_t *)&op->gai);  /* on_resolved frees */
+    race_stop(op);
   }
-  else if (op->st != NULL) {  /* connected, never handed out: close it now */
+  else if (op->r.busy == 2) {  /* connect_unix: corio__connect_cb runs with ECANCELED */
+    corio__stream_discard(op->st);
+    return;
+  }
+  if (op->st != NULL) {  /* connected, never handed out: close it now */
     corio__stream_discard(op->st);
     op->st = NULL;
   }
@@ -187,18 +328,84 @@ int corio__connect_wait(lua_State *L, corio_State *S, connop *op) {
   return corio__suspend(L, S, connect_k);
 }
 
+/* happy_eyeballs_delay: seconds (default 0.25), or false: the next
+   address starts only when the one before has failed */
+static lua_Number opt_delay(lua_State *L, int opts) {
+  int off;
+  lua_getfield(L, opts, "happy_eyeballs_delay");
+  off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (off) return -1;
+  return corio__opt_seconds(L, opts, "happy_eyeballs_delay", 0.25, 1);
+}
+
+#define HOOK_KEY "corio.connect_hook"
+
+/* core._connect_hook(host, list): for tests, corio.connect(host, port)
+   takes list's addresses instead of a lookup: numeric addresses, and
+   "stall" for one whose connect never ends (a blackhole). list nil:
+   forget host. */
+static int l_connect_hook(lua_State *L) {
+  luaL_checkstring(L, 1);
+  if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, HOOK_KEY) != LUA_TTABLE) {  /* 3 */
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOOK_KEY);
+  }
+  lua_insert(L, 1);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+/* the hook's addresses for host into op (1), or 0 when it has none */
+static int hooked(lua_State *L, connop *op, const char *host, int port) {
+  int i, n;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, HOOK_KEY) != LUA_TTABLE ||
+      lua_getfield(L, -1, host) != LUA_TTABLE) {
+    lua_settop(L, 4);
+    return 0;
+  }
+  n = (int)lua_rawlen(L, -1);
+  op->att = (attempt *)calloc(n > 0 ? (size_t)n : 1, sizeof *op->att);
+  if (op->att == NULL) luaL_error(L, "corio.connect: out of memory");
+  for (i = 0; i < n; i++) {
+    attempt *a = &op->att[i];
+    const char *s = (lua_rawgeti(L, -1, i + 1), lua_tostring(L, -1));
+    if (s != NULL && strcmp(s, "stall") == 0) a->stall = 1;
+    else if (s == NULL ||
+             (uv_ip4_addr(s, port, (struct sockaddr_in *)&a->addr) != 0 &&
+              uv_ip6_addr(s, port, (struct sockaddr_in6 *)&a->addr) != 0))
+      luaL_error(L, "corio.connect: hook: bad address");
+    lua_pop(L, 1);
+  }
+  op->natt = n;
+  lua_settop(L, 4);
+  return 1;
+}
+
 /* corio.connect(host, port [, opts]) (suspends) -> Stream, or nil, msg,
    code. opts: timeout (seconds: nil, "ETIMEDOUT..." when it passes),
-   limit, high_water, nodelay (default true). */
+   limit, high_water, nodelay (default true), happy_eyeballs_delay. */
 static int l_connect(lua_State *L) {
   corio_State *S = corio__state(L);
   const char *host = corio__check_host(L, 1);
   int p = corio__check_port(L, 2, 1);
+  lua_Number delay = corio__opt_table(L, 3) ? opt_delay(L, 3) : 0.25;
   char port[16];
   connop *op;
   struct addrinfo hints;
   int err;
   op = corio__connect_begin(L, S, "corio.connect", 3);
+  op->tcp = 1;
+  op->delay = delay;
+  if (hooked(L, op, host, p)) {
+    start_next(op);
+    if (op->done) return corio__net_error(L, op->err ? op->err : UV_EAI_NONAME);
+    return corio__connect_wait(L, S, op);
+  }
   snprintf(port, sizeof port, "%d", p);
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
@@ -206,7 +413,8 @@ static int l_connect(lua_State *L) {
   hints.ai_protocol = IPPROTO_TCP;
   err = uv_getaddrinfo(S->loop.uv, &op->gai, on_resolved, host, port, &hints);
   if (err) return corio__net_error(L, err);
-  PENDING(op) = 1;
+  op->looking = 1;
+  pend(op);
   return corio__connect_wait(L, S, op);
 }
 
@@ -253,6 +461,7 @@ static int l_serve(lua_State *L) {
 const luaL_Reg corio__tcp_funcs[] = {
   {"connect", l_connect},
   {"serve", l_serve},
+  {"_connect_hook", l_connect_hook},
   {NULL, NULL}
 };
 
