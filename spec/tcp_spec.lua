@@ -635,3 +635,30 @@ describe("a server", function()
     assert.matches("deadlock", tostring(err):lower())
   end)
 end)
+
+describe("server:close", function()
+  it("close{cancel = true} after a plain close() still cancels the running handlers", function()
+    helper.run(function()
+      local started, cancelled = 0, 0
+      local srv, host, port = serve(function(s)
+        started = started + 1
+        local ok, err = pcall(corio.sleep, 30)
+        if not ok and corio.is_cancelled(err) then cancelled = cancelled + 1 end
+        s:close()
+        if not ok then error(err, 0) end
+      end)
+      local a = assert(corio.connect(host, port))
+      local b = assert(corio.connect(host, port))
+      while started < 2 do corio.sleep(0.01) end
+      assert.is_true(srv:close())  -- stops accepting; the handlers go on
+      assert.is_nil(corio.connect(host, port))
+      corio.sleep(0.05)
+      assert.equals(0, cancelled)
+      assert.is_true(srv:close({ cancel = true }))  -- now they are cancelled
+      srv:wait_closed()
+      assert.equals(2, cancelled)
+      a:close()
+      b:close()
+    end)
+  end)
+end)
