@@ -40,11 +40,13 @@ static void child_exec(char **argv, char **env, const char *cwd,
       _exit(127);
     }
   }
-  for (i = 0; i < 3; i++)
+  for (i = 0; i < 3; i++) {
     if (dup2(tmp[i], i) < 0) {
       report(errfd, 0, -errno);
       _exit(127);
     }
+    fcntl(i, F_SETFL, fcntl(i, F_GETFL) & ~O_NONBLOCK);  /* as programs expect */
+  }
   for (i = 1; i < 32; i++)
     if (i != SIGKILL && i != SIGSTOP) signal(i, SIG_DFL);
   sigemptyset(&none);
