@@ -13,7 +13,8 @@
 # -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS.
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
-# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6"  N_W5=500000  WRK_SECS=10
+# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w8spawn w8pipe"  N_W5=500000  WRK_SECS=10
+#        N_W8SPAWN=2000  N_W8PIPE=200000000  (W8: processes; the raw C peer is uv_tasks.c)
 #        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
@@ -22,9 +23,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w8spawn w8pipe}
 PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
 N_W5=${N_W5:-500000}
+N_W8SPAWN=${N_W8SPAWN:-2000}
+N_W8PIPE=${N_W8PIPE:-200000000}
 WRK_SECS=${WRK_SECS:-10}
 BUILD=$(cd "${BUILD:-$ROOT/build}" 2>/dev/null && pwd) || { echo "no build directory ${BUILD:-build}" >&2; exit 1; }
 OUT=${OUT:-/tmp/corio-bench}
@@ -50,6 +53,7 @@ export LUA_CPATH_5_4="$BUILD/?.so;;"
 CORIO="$LUA $ROOT/bench/bench_corio.lua"  FLOOR="$LUA $ROOT/bench/coroutines_floor.lua"
 ASYNCIO="$PY $PEERDIR/bench_asyncio.py"  NODE="node $PEERDIR/bench_node.js"
 LUV="$LUA $PEERDIR/bench_luv.lua"        CQ="$LUA $PEERDIR/bench_cqueues.lua"
+PROC="$LUA $ROOT/bench/bench_process.lua"  UVTASKS=$OUT/uv_tasks
 ROWS=(
   "empty|corio|$CORIO empty"  "w1|corio|$CORIO w1 {N}"  "w2|corio|$CORIO w2 {N}"  "w3|corio|$CORIO w3 {N}"
   "w4|corio|$CORIO w4 {N}"
@@ -67,6 +71,12 @@ ROWS=(
   "w3|luv-co|$LUV w3 {N}"                "w4|luv-co|$LUV w4 {N}"
   "empty|cqueues|$CQ empty" "w1|cqueues|$CQ w1 {N}"  "w2|cqueues|$CQ w2 {N}"  "w3|cqueues|$CQ w3 {N}"
   "w4|cqueues|$CQ w4 {N}"
+  "w8spawn|corio|$PROC w8spawn $N_W8SPAWN"  "w8spawn|asyncio|$ASYNCIO w8spawn $N_W8SPAWN"
+  "w8spawn|uvloop|$ASYNCIO w8spawn $N_W8SPAWN --uvloop"  "w8spawn|node|$NODE w8spawn $N_W8SPAWN"
+  "w8spawn|luv-co|$LUV w8spawn $N_W8SPAWN"  "w8spawn|c-uv|$UVTASKS w8spawn $N_W8SPAWN"
+  "w8pipe|corio|$PROC w8pipe $N_W8PIPE"     "w8pipe|asyncio|$ASYNCIO w8pipe $N_W8PIPE"
+  "w8pipe|uvloop|$ASYNCIO w8pipe $N_W8PIPE --uvloop"     "w8pipe|node|$NODE w8pipe $N_W8PIPE"
+  "w8pipe|luv-co|$LUV w8pipe $N_W8PIPE"     "w8pipe|c-uv|$UVTASKS w8pipe $N_W8PIPE"
 )
 # servers (they get --port P); corio's are plain corio code (bench/bench_corio.lua)
 UVSERVER=$OUT/uv_server
@@ -225,6 +235,11 @@ run_net() {  # WORKLOAD: start every server, then REPS rounds over them
   stop_servers
 }
 
+# the raw C peer of W7-W9 (uv_tasks.c), built when a row needs it
+if want c-uv && [[ " $WORKLOADS " == *" w8"* ]] &&
+   { [ ! -x "$UVTASKS" ] || [ "$PEERDIR/uv_tasks.c" -nt "$UVTASKS" ]; }; then
+  gcc -O2 -o "$UVTASKS" "$PEERDIR/uv_tasks.c" -luv -lm -lpthread 2>>"$LOG" || echo "build of $UVTASKS failed" >&2
+fi
 # W1/W2 need each runtime's empty run for bytes/task.
 case " $WORKLOADS " in *" w1 "*|*" w2 "*) WL="empty $WORKLOADS" ;; *) WL=$WORKLOADS ;; esac
 echo "# raw -> $RAW ; log -> $LOG ; REPS=$REPS N=$N WORKLOADS=$WL PEERS=$PEERS BUILD=$BUILD" >&2

@@ -52,7 +52,9 @@ mb = lambda kb: f"{kb / 1024:.0f}" if kb >= 100 * 1024 else f"{kb / 1024:.1f}"  
 empty_kb = {runtime(label): med("empty", label, "rss_kb") for label in order.get("empty", [])}
 TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
           "w2": "W2 sleepers (1.0 s each)", "w3": "W3 switch (sleep(0)); rate = switches/s",
-          "w4": "W4 queue(100), producer -> consumer; rate = items/s"}
+          "w4": "W4 queue(100), producer -> consumer; rate = items/s",
+          "w8spawn": "W8 spawn: /bin/true, 32 at a time; rate = processes/s",
+          "w8pipe": "W8 pipe: bytes read from a child's stdout; rate = MB/s"}
 
 NET = {"w5-P16": "W5 Redis inline PING, redis-benchmark -c 50 -P 16",
        "w5-P1": "W5 Redis inline PING, redis-benchmark -c 50 -P 1",

@@ -45,7 +45,8 @@
 /* what a task waits on (for tostring and dump) */
 enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER,
        W_LOCK, W_EVENT, W_CONDITION, W_SEMAPHORE, W_BARRIER, W_QUEUE,
-       W_CHANNEL, W_STREAM, W_CONNECT, W_SERVER, W_UDP, W_DNS, W_OTHER };
+       W_CHANNEL, W_STREAM, W_CONNECT, W_SERVER, W_UDP, W_DNS, W_OTHER,
+       W_PROCESS, W_SIGNAL };
 
 #define TASK_RETRIEVED 0x01  /* someone took its result or error */
 #define TASK_REPORTED  0x02  /* its unhandled error was reported */
@@ -232,5 +233,21 @@ void corio__open_udp(lua_State *L);
 extern const luaL_Reg corio__udp_funcs[];
 extern const luaL_Reg corio__dns_funcs[];
 void corio__streams_flush(corio_loop_t *loop);  /* the loop's after_batch */
+/* net/procpipe.c, for processes: a pipe Stream that uv_spawn opens
+   (alloc; then push, or discard if the spawn failed), the fd of a Stream
+   (-1: not a Stream; -2: closed), closing one without waiting */
+uv_pipe_t *corio__pipe_alloc(corio_State *S);
+void corio__pipe_push(lua_State *L, uv_pipe_t *p);
+void corio__pipe_discard(uv_pipe_t *p);
+int corio__stream_fileno(lua_State *L, int idx);
+void corio__stream_close_at(lua_State *L, int idx);
+
+/* os/: processes (corio.exec) and signals (corio.signal) */
+extern const corio_iomod corio__proc_iomod;
+extern const corio_iomod corio__signal_iomod;
+void corio__open_process(lua_State *L);
+void corio__open_signal(lua_State *L);
+extern const luaL_Reg corio__process_funcs[];
+extern const luaL_Reg corio__signal_funcs[];
 
 #endif

@@ -74,6 +74,10 @@ int luaopen_corio_core(lua_State *L) {
   corio__open_pipe(L);
   corio__open_udp(L);
   corio__iomod_add(S, &corio__net_iomod);
+  corio__open_process(L);
+  corio__iomod_add(S, &corio__proc_iomod);
+  corio__open_signal(L);
+  corio__iomod_add(S, &corio__signal_iomod);
   luaL_newmetatable(L, CANCEL_MT);
   lua_pushcfunction(L, cancelled_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -90,6 +94,8 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__pipe_funcs);
   add(L, st, corio__udp_funcs);
   add(L, st, corio__dns_funcs);
+  add(L, st, corio__process_funcs);
+  add(L, st, corio__signal_funcs);
   lua_pushcfunction(L, l_is_cancelled);
   lua_setfield(L, -2, "is_cancelled");
   luaL_getmetatable(L, CANCEL_MT);

@@ -1,5 +1,5 @@
 -- Error values of corio: Cancelled (made by the C core), TimeoutError,
--- ErrorGroup and Deadlock. Each class is a table that is also the
+-- ErrorGroup, Deadlock and ProcessError. Each class is a table that is also the
 -- metatable of its instances; Class.is(e) tells an instance.
 local core = require "corio.core"
 
@@ -70,6 +70,18 @@ function errors.deadlock(dump)
     message = "deadlock: the main task waits, and nothing can ever wake it\n" .. dump,
     dump = dump,
   }, errors.Deadlock)
+end
+
+-- ProcessError: raised by corio.run_process(argv, {check = true}) for a
+-- child that failed; carries argv, code, signal, stdout and stderr.
+errors.ProcessError = class("corio.ProcessError", function(e) return e.message end)
+
+function errors.process_error(argv, code, signal, stdout, stderr)
+  local how = signal and ("was killed by " .. signal) or ("exited with code " .. tostring(code))
+  return setmetatable({
+    message = ("process '%s' %s"):format(tostring(argv[1]), how),
+    argv = argv, code = code, signal = signal, stdout = stdout, stderr = stderr,
+  }, errors.ProcessError)
 end
 
 return errors

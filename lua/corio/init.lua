@@ -50,6 +50,7 @@ local corio = {
   TimeoutError = errors.TimeoutError,
   ErrorGroup = errors.ErrorGroup,
   Deadlock = errors.Deadlock,
+  ProcessError = errors.ProcessError,
   -- introspection
   dump = dump,
   set_error_handler = core.set_error_handler,
@@ -247,5 +248,6 @@ coroutine.resume = co.resume
 coroutine.wrap = co.wrap
 
 for k, v in pairs(require "corio.net") do corio[k] = v end
+for k, v in pairs(require "corio.process") do corio[k] = v end
 
 return corio
