@@ -172,7 +172,9 @@ describe("corio.to_thread", function()
       assert.is_false(ok)
       assert.same({ code = 42, why = { "nested" } }, e)
       -- an error value that cannot be copied comes back as its tostring
-      ok, e = pcall(corio.to_thread, function() error(setmetatable({}, { __tostring = function() return "custom" end })) end)
+      ok, e = pcall(corio.to_thread, function()
+        error(setmetatable({ f = print }, { __tostring = function() return "custom" end }))
+      end)
       assert.is_false(ok)
       assert.matches("^custom\nstack traceback", e)
       -- a job that fails does not harm the worker
