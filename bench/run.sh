@@ -14,6 +14,7 @@
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
 # env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6"  N_W5=500000  WRK_SECS=10
+#        N_W7CPU=4000000  N_W7RTT=100000  (WORKLOADS="w7cpu w7rtt" runs W7)
 #        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
@@ -26,6 +27,8 @@ WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6}
 PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
 N_W5=${N_W5:-500000}
 WRK_SECS=${WRK_SECS:-10}
+N_W7CPU=${N_W7CPU:-4000000}
+N_W7RTT=${N_W7RTT:-100000}
 BUILD=$(cd "${BUILD:-$ROOT/build}" 2>/dev/null && pwd) || { echo "no build directory ${BUILD:-build}" >&2; exit 1; }
 OUT=${OUT:-/tmp/corio-bench}
 mkdir -p "$OUT"
@@ -48,6 +51,7 @@ export LUA_CPATH_5_4="$BUILD/?.so;;"
 # ---- rows: "workload|label|command"; the label's first word (before "-") is the runtime,
 # whose "empty" row is the RSS baseline for bytes/task.
 CORIO="$LUA $ROOT/bench/bench_corio.lua"  FLOOR="$LUA $ROOT/bench/coroutines_floor.lua"
+THREADS="$LUA $ROOT/bench/bench_threads.lua"  UVTASKS=$OUT/uv_tasks  # W7
 ASYNCIO="$PY $PEERDIR/bench_asyncio.py"  NODE="node $PEERDIR/bench_node.js"
 LUV="$LUA $PEERDIR/bench_luv.lua"        CQ="$LUA $PEERDIR/bench_cqueues.lua"
 ROWS=(
@@ -67,6 +71,11 @@ ROWS=(
   "w3|luv-co|$LUV w3 {N}"                "w4|luv-co|$LUV w4 {N}"
   "empty|cqueues|$CQ empty" "w1|cqueues|$CQ w1 {N}"  "w2|cqueues|$CQ w2 {N}"  "w3|cqueues|$CQ w3 {N}"
   "w4|cqueues|$CQ w4 {N}"
+  "w7cpu|corio|$THREADS w7cpu {N}"  "w7rtt|corio|$THREADS w7rtt {N}"
+  "w7cpu|asyncio-thread|$ASYNCIO w7cpu {N}"  "w7cpu|asyncio-process|$ASYNCIO w7cpuproc {N}"
+  "w7cpu|node|$NODE w7cpu {N}"  "w7cpu|luv-co|$LUV w7cpu {N}"  "w7cpu|c-uv|$UVTASKS w7cpu {N}"
+  "w7rtt|asyncio|$ASYNCIO w7rtt {N}"  "w7rtt|uvloop|$ASYNCIO w7rtt {N} --uvloop"
+  "w7rtt|node|$NODE w7rtt {N}"  "w7rtt|luv-co|$LUV w7rtt {N}"  "w7rtt|c-uv|$UVTASKS w7rtt {N}"
 )
 # servers (they get --port P); corio's are plain corio code (bench/bench_corio.lua)
 UVSERVER=$OUT/uv_server
@@ -107,6 +116,10 @@ run_one() { # run_one WORKLOAD LABEL REP COMMAND
   emit "$w" "$p" "$r" rss_kb "$rss"
   rate=$(field rate "$line")
   if [ -n "$rate" ]; then emit "$w" "$p" "$r" rate "$rate"; fi
+  for f in seq_secs speedup; do  # W7cpu
+    rate=$(field $f "$line")
+    if [ -n "$rate" ]; then emit "$w" "$p" "$r" $f "$rate"; fi
+  done
 }
 
 # ---- network rows ------------------------------------------------------------------
@@ -228,12 +241,19 @@ run_net() {  # WORKLOAD: start every server, then REPS rounds over them
 # W1/W2 need each runtime's empty run for bytes/task.
 case " $WORKLOADS " in *" w1 "*|*" w2 "*) WL="empty $WORKLOADS" ;; *) WL=$WORKLOADS ;; esac
 echo "# raw -> $RAW ; log -> $LOG ; REPS=$REPS N=$N WORKLOADS=$WL PEERS=$PEERS BUILD=$BUILD" >&2
+case " $WL " in *" w7"*)  # the raw C peer of W7
+  if [ -n "$PEERS" ] && { [ ! -x "$UVTASKS" ] || [ "$PEERDIR/uv_tasks.c" -nt "$UVTASKS" ]; }; then
+    gcc -O2 -Wall -o "$UVTASKS" "$PEERDIR/uv_tasks.c" -luv -lpthread -lm 2>>"$LOG" ||
+      echo "build of $UVTASKS failed" >&2
+  fi ;;
+esac
 for r in $(seq 1 "$REPS"); do
   for w in $WL; do
     for row in "${ROWS[@]}"; do
       IFS='|' read -r rw label cmd <<< "$row"
       if [ "$rw" != "$w" ] || ! want "$label"; then continue; fi
-      run_one "$w" "$label" "$r" "${cmd//\{N\}/$N}"
+      case $w in w7cpu) n=$N_W7CPU ;; w7rtt) n=$N_W7RTT ;; *) n=$N ;; esac
+      run_one "$w" "$label" "$r" "${cmd//\{N\}/$n}"
     done
   done
 done
