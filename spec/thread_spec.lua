@@ -153,7 +153,7 @@ describe("corio.to_thread", function()
       assert.matches("a Lua function expected", e)
       ok, e = pcall(corio.to_thread, 42)
       assert.is_false(ok)
-      assert.matches("bad argument #1 to 'corio.to_thread' (function expected, got number)", e, 1, true)
+      assert.matches("to_thread' (function expected, got number)", e, 1, true)
     end)
   end)
 
@@ -273,6 +273,31 @@ describe("corio.to_thread", function()
       end)
       assert.is_false(ok)
       assert.is_true(corio.now() - t0 < 1.0)
+      -- and so is a loop inside coroutines the job made before it was stopped
+      for _, how in ipairs({ "wrap", "resume", "nested" }) do
+        t0 = corio.now()
+        ok = pcall(corio.timeout, 0.1, corio.to_thread, function(kind)
+          local spin = function() while true do end end
+          if kind == "wrap" then coroutine.wrap(spin)()
+          elseif kind == "resume" then coroutine.resume(coroutine.create(spin))
+          else coroutine.wrap(function() coroutine.wrap(spin)() end)() end
+          while true do end
+        end, how)
+        assert.is_false(ok)
+        assert.is_true(corio.now() - t0 < 1.0, how)
+      end
+      -- coroutines still work as usual in a job
+      assert.same({ 1, 2, 3, "done" }, corio.to_thread(function()
+        local got = {}
+        local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end return "done" end)
+        for _ = 1, 4 do got[#got + 1] = gen() end
+        local co = coroutine.create(function(a) error("inner " .. a) end)
+        local okc, e = coroutine.resume(co, "x")
+        assert(not okc and e:match("inner x$"))
+        local okw, ew = pcall(coroutine.wrap(function() error("wrapped") end))
+        assert(not okw and ew:match("wrapped$"))
+        return got
+      end))
       -- the interrupted workers are free again: every one of them takes a job
       local jobs = {}
       for i = 1, corio.workers() * 2 do jobs[i] = corio.spawn(corio.to_thread, function(x) return x end, i) end

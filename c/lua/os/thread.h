@@ -70,6 +70,7 @@ struct worker {
   uv_thread_t tid;
   struct pool *P;
   lua_State *L;        /* its own state, made by the thread itself */
+  lua_State *active;   /* the coroutine of L running now, or NULL (under the lock) */
   job *cur;            /* the job it runs (under the lock) */
   int interrupt;       /* cur is to stop at its next instruction (under the lock) */
   int reset;           /* close L after this job */
@@ -114,6 +115,10 @@ void corio__copy_in(lua_State *L, const tbuf *b, size_t *pos, int n);
 /* room for more bytes; 0, or -1 out of memory */
 int corio__tbuf_reserve(tbuf *b, size_t more);
 void corio__tbuf_free(tbuf *b);
+
+/* thread_worker.c */
+void corio__worker_main(void *arg);        /* a worker thread */
+void corio__worker_interrupt(worker *w);   /* under the lock */
 
 /* thread_pool.c */
 void corio__pool_init(pool *P, corio_State *S);
