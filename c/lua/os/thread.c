@@ -243,9 +243,9 @@ static int l_to_thread(lua_State *L) {
   if (j == NULL) return luaL_error(L, NAME ": out of memory");
   corio__copy_out(L, &j->in, 2, nargs, NAME, "argument", 2);
   j->nargs = nargs;
-  if (P->async == NULL) {
+  if (P->run == NULL) {
     corio__pool_open_run(P, S->loop.uv);
-    if (P->async == NULL) return luaL_error(L, NAME ": cannot wake the loop");
+    if (P->run == NULL) return luaL_error(L, NAME ": out of memory");
   }
   j->fn = fr;
   fr->refs++;
@@ -318,7 +318,7 @@ static void thread_shutdown(lua_State *L, corio_State *S, int phase) {
   (void)S;
   if (phase != 1) return;
   P = registered_pool(L);
-  if (P != NULL && P->async != NULL) corio__pool_end_run(P);
+  if (P != NULL && P->run != NULL) corio__pool_end_run(P);
 }
 
 /* the worker threads' part in a task's and a run's end (binding.h) */

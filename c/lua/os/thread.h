@@ -44,13 +44,14 @@ typedef struct pathrec {
   char *path, *cpath;  /* NULL: not a string */
 } pathrec;
 
-enum { JOB_FREE, JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_DELIVERED };
+enum { JOB_FREE, JOB_STAGED, JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_DELIVERED };
 enum { JOB_OK, JOB_ERROR, JOB_FAIL };  /* JOB_FAIL: the worker could not run it */
 
 typedef struct worker worker;
 
 typedef struct job {
-  corio_list_t node;   /* in the queue or the done list (under the lock) */
+  corio_list_t node;   /* staged (loop thread), or in the queue or the
+                          done list (under the lock) */
   corio_list_t live;   /* in the pool's jobs, until freed (loop thread) */
   struct job *next;    /* in the free list (loop thread) */
   luatask *task;       /* the waiting task, NULL once it left (loop thread) */
@@ -78,12 +79,20 @@ struct worker {
   int ncached;         /* functions in its cache */
 };
 
+/* the handles of a run: freed when both have closed */
+typedef struct runhandles {
+  uv_async_t async;      /* a worker wakes the loop */
+  uv_prepare_t prepare;  /* the end of a batch of tasks: flush */
+  int open;
+} runhandles;
+
 typedef struct pool {
   uv_mutex_t lock;
   uv_cond_t more;          /* a job was queued, or stop */
   corio_list_t queue;      /* jobs waiting for a worker */
   corio_list_t done;       /* finished jobs for the loop */
   uv_async_t *async;       /* the run's wake-up, NULL between runs */
+  int senders;             /* workers sending on it right now */
   int size;                /* threads wanted */
   int nthreads;            /* threads started */
   int nidle;               /* threads waiting on `more` */
@@ -93,6 +102,10 @@ typedef struct pool {
   worker *workers;         /* size of them */
   /* loop thread only */
   corio_State *S;
+  runhandles *run;         /* the run's handles (async is its own) */
+  corio_list_t staged;     /* submitted in this batch of tasks: queued
+                              together when it ends (run->prepare) */
+  int nstaged;
   job *free;               /* free list */
   job *spare;              /* taken from the free list, not yet queued */
   corio_list_t jobs;       /* every job not free */

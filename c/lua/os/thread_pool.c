@@ -2,9 +2,11 @@
 ** thread_pool.c: corio's own pool of worker threads (not libuv's, which
 ** files and DNS use), each with a Lua state of its own.
 **
-** The loop thread queues jobs under the pool's lock and wakes an idle
-** worker only when one is needed; a worker runs jobs one after the
-** other, and a finished job goes on the done list. The first job on an
+** The tasks of a batch (the loop runs every ready task once, then
+** polls) stage their jobs; when the batch ends (a uv_prepare) the loop
+** thread queues them all under the pool's lock and wakes as many idle
+** workers as needed. A worker runs jobs one after the other, and a
+** finished job goes on the done list. The first job on an
 ** empty done list wakes the loop (a uv_async_t, made for each run), whose
 ** callback takes the whole list at once: wake-ups are batched both ways.
 **
@@ -16,9 +18,9 @@
 ** or, when that task has left (cancelled, abandoned, the run ended), the
 ** loop thread as soon as the job is neither queued nor running.
 */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <lualib.h>
 #include "thread.h"
 
 #define BIG_BUFFER (256 * 1024)  /* a free job keeps no larger buffer */
@@ -98,11 +100,43 @@ static void on_done(uv_async_t *h) {
   }
 }
 
+/* under the lock */
 static void start_thread(pool *P) {
   worker *w = &P->workers[P->nthreads];
   memset(w, 0, sizeof *w);
   w->P = P;
   if (uv_thread_create(&w->tid, corio__worker_main, w) == 0) P->nthreads++;
+}
+
+/* The batch of tasks has ended: its jobs join the queue together, and
+   as many idle workers as needed wake (threads start when none is idle). */
+static void flush(pool *P) {
+  corio_list_t *n;
+  int k = P->nstaged, wake;
+  if (k == 0) return;
+  uv_mutex_lock(&P->lock);
+  for (n = P->staged.next; n != &P->staged; n = n->next)
+    corio__container_of(n, job, node)->state = JOB_QUEUED;
+  P->staged.next->prev = P->queue.prev;          /* splice at the tail */
+  P->queue.prev->next = P->staged.next;
+  P->staged.prev->next = &P->queue;
+  P->queue.prev = P->staged.prev;
+  corio__list_init(&P->staged);
+  P->nstaged = 0;
+  P->nqueued += k;
+  for (wake = k < P->nidle ? k : P->nidle; wake > 0; wake--)
+    uv_cond_signal(&P->more);
+  while (P->nqueued > P->nidle && P->nthreads < P->size) {
+    int before = P->nthreads;
+    start_thread(P);
+    if (P->nthreads == before) break;  /* no more threads: those there do */
+  }
+  uv_mutex_unlock(&P->lock);
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  flush((pool *)h->data);
+  uv_prepare_stop(h);
 }
 
 int corio__pool_submit(pool *P, job *j) {
@@ -111,41 +145,32 @@ int corio__pool_submit(pool *P, job *j) {
     if (P->workers == NULL) return UV_ENOMEM;
   }
   P->started = 1;
-  uv_mutex_lock(&P->lock);
-  j->state = JOB_QUEUED;
-  corio__list_push(&P->queue, &j->node);
-  P->nqueued++;
-  if (P->nqueued <= P->nidle) uv_cond_signal(&P->more);
-  else if (P->nthreads < P->size) {
+  if (P->nthreads == 0) {  /* the first thread: a failure is the caller's */
+    int n;
+    uv_mutex_lock(&P->lock);
     start_thread(P);
-    if (P->nthreads == 0) {  /* no thread at all */
-      corio__list_remove(&j->node);
-      P->nqueued--;
-      j->state = JOB_FREE;
-      uv_mutex_unlock(&P->lock);
-      return UV_EAGAIN;
-    }
+    n = P->nthreads;
+    uv_mutex_unlock(&P->lock);
+    if (n == 0) return UV_EAGAIN;
   }
-  uv_mutex_unlock(&P->lock);
+  j->state = JOB_STAGED;
+  corio__list_push(&P->staged, &j->node);
+  if (P->nstaged++ == 0) uv_prepare_start(&P->run->prepare, on_prepare);
   corio__list_push(&P->jobs, &j->live);
   if (P->spare == j) P->spare = NULL;
   return 0;
 }
 
 void corio__pool_hold(pool *P) {
-  if (P->inflight++ == 0 && P->async != NULL)
-    uv_ref((uv_handle_t *)P->async);
+  if (P->inflight++ == 0 && P->run != NULL)
+    uv_ref((uv_handle_t *)&P->run->async);
 }
 
 void corio__pool_unhold(pool *P) {
-  if (P->inflight > 0 && --P->inflight == 0 && P->async != NULL)
-    uv_unref((uv_handle_t *)P->async);
+  if (P->inflight > 0 && --P->inflight == 0 && P->run != NULL)
+    uv_unref((uv_handle_t *)&P->run->async);
 }
 
-/* under the lock: stop the running job at its next instruction */
-static void interrupt(job *j) {
-  corio__worker_interrupt(j->w);
-}
 
 /* The task waiting on j leaves (cancelled, abandoned): a queued job is
    dropped, a running one interrupted, a finished one released. */
@@ -154,6 +179,12 @@ void corio__pool_cancel(pool *P, job *j) {
   if (j->task == NULL) return;
   j->task = NULL;
   corio__pool_unhold(P);
+  if (j->state == JOB_STAGED) {  /* the loop's own still */
+    corio__list_remove(&j->node);
+    P->nstaged--;
+    corio__pool_release(P, j);
+    return;
+  }
   uv_mutex_lock(&P->lock);
   switch (j->state) {
     case JOB_QUEUED:
@@ -161,7 +192,7 @@ void corio__pool_cancel(pool *P, job *j) {
       P->nqueued--;
       now = 1;
       break;
-    case JOB_RUNNING: interrupt(j); break;  /* released when it is done */
+    case JOB_RUNNING: corio__worker_interrupt(j->w); break;  /* released when it is done */
     case JOB_DONE: break;                   /* released by on_done */
     default: now = 1;
   }
@@ -180,30 +211,45 @@ void corio__pool_abandon(pool *P, luatask *t) {
   }
 }
 
-static void free_handle(uv_handle_t *h) { free(h); }
+static void closed(runhandles *r) {
+  if (--r->open == 0) free(r);
+}
+
+static void on_async_closed(uv_handle_t *h) {
+  closed(corio__container_of(h, runhandles, async));
+}
+
+static void on_prepare_closed(uv_handle_t *h) {
+  closed(corio__container_of(h, runhandles, prepare));
+}
 
 void corio__pool_open_run(pool *P, uv_loop_t *loop) {
-  uv_async_t *a = (uv_async_t *)malloc(sizeof *a);
-  if (a == NULL) return;
-  if (uv_async_init(loop, a, on_done) != 0) {
-    free(a);
+  runhandles *r = (runhandles *)malloc(sizeof *r);
+  if (r == NULL) return;
+  if (uv_async_init(loop, &r->async, on_done) != 0) {
+    free(r);
     return;
   }
-  a->data = P;
-  uv_unref((uv_handle_t *)a);
+  uv_prepare_init(loop, &r->prepare);
+  r->async.data = P;
+  r->prepare.data = P;
+  r->open = 2;
+  uv_unref((uv_handle_t *)&r->async);
+  uv_unref((uv_handle_t *)&r->prepare);
+  P->run = r;
   P->inflight = 0;
   uv_mutex_lock(&P->lock);
-  P->async = a;
-  if (!corio__list_empty(&P->done)) uv_async_send(a);  /* a past run's */
+  P->async = &r->async;
+  if (!corio__list_empty(&P->done)) uv_async_send(P->async);  /* a past run's */
   uv_mutex_unlock(&P->lock);
 }
 
 /* The run ends (every task has finished): jobs still queued are dropped,
-   running ones interrupted, finished ones released; the run's async
-   handle closes. */
+   running ones interrupted, finished ones released; the run's handles
+   close. */
 void corio__pool_end_run(pool *P) {
   corio_list_t *n, drop;
-  uv_async_t *a;
+  runhandles *r = P->run;
   corio__list_init(&drop);
   uv_mutex_lock(&P->lock);
   n = P->jobs.next;
@@ -211,15 +257,20 @@ void corio__pool_end_run(pool *P) {
     job *j = corio__container_of(n, job, live);
     n = n->next;
     j->task = NULL;
-    if (j->state == JOB_RUNNING) interrupt(j);
+    if (j->state == JOB_RUNNING) corio__worker_interrupt(j->w);
     else {
       if (j->state == JOB_QUEUED) P->nqueued--;
-      corio__list_remove(&j->node);  /* the queue or the done list */
+      corio__list_remove(&j->node);  /* staged, queued or done */
       corio__list_push(&drop, &j->node);
     }
   }
-  a = P->async;
+  P->nstaged = 0;
   P->async = NULL;
+  while (P->senders > 0) {  /* a worker is in uv_async_send: a moment */
+    uv_mutex_unlock(&P->lock);
+    sched_yield();
+    uv_mutex_lock(&P->lock);
+  }
   uv_mutex_unlock(&P->lock);
   while (!corio__list_empty(&drop)) {
     job *j = corio__container_of(drop.next, job, node);
@@ -227,7 +278,11 @@ void corio__pool_end_run(pool *P) {
     corio__pool_release(P, j);
   }
   P->inflight = 0;
-  if (a != NULL) uv_close((uv_handle_t *)a, free_handle);
+  P->run = NULL;
+  if (r != NULL) {
+    uv_close((uv_handle_t *)&r->async, on_async_closed);
+    uv_close((uv_handle_t *)&r->prepare, on_prepare_closed);
+  }
 }
 
 static void free_job(job *j) {
@@ -240,11 +295,11 @@ static void free_job(job *j) {
 void corio__pool_destroy(pool *P) {
   int i;
   job *j;
-  if (P->async != NULL) corio__pool_end_run(P);  /* closed inside a run */
+  if (P->run != NULL) corio__pool_end_run(P);  /* closed inside a run */
   uv_mutex_lock(&P->lock);
   P->stop = 1;
   for (i = 0; i < P->nthreads; i++)
-    if (P->workers[i].cur != NULL) interrupt(P->workers[i].cur);
+    if (P->workers[i].cur != NULL) corio__worker_interrupt(&P->workers[i]);
   uv_cond_broadcast(&P->more);
   uv_mutex_unlock(&P->lock);
   for (i = 0; i < P->nthreads; i++) uv_thread_join(&P->workers[i].tid);
@@ -279,6 +334,7 @@ void corio__pool_init(pool *P, corio_State *S) {
   corio__list_init(&P->queue);
   corio__list_init(&P->done);
   corio__list_init(&P->jobs);
+  corio__list_init(&P->staged);
   uv_mutex_init(&P->lock);
   uv_cond_init(&P->more);
 }

@@ -326,9 +326,18 @@ void corio__worker_main(void *arg) {
     j->w = NULL;
     j->state = JOB_DONE;
     reset = w->interrupt;
-    if (corio__list_empty(&P->done) && P->async != NULL)
-      uv_async_send(P->async);
-    corio__list_push(&P->done, &j->node);
+    if (corio__list_empty(&P->done) && P->async != NULL) {
+      /* the first on the list wakes the loop: outside the lock (a
+         syscall), the handle kept open meanwhile by `senders` */
+      uv_async_t *a = P->async;
+      corio__list_push(&P->done, &j->node);
+      P->senders++;
+      uv_mutex_unlock(&P->lock);
+      uv_async_send(a);
+      uv_mutex_lock(&P->lock);
+      P->senders--;
+    }
+    else corio__list_push(&P->done, &j->node);
     if (reset && w->L != NULL) {
       /* stopped anywhere: start afresh. The hook stays on, so Lua code
          run by the collector while closing stops at once too. */
