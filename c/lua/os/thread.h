@@ -65,6 +65,7 @@ typedef struct job {
   uint8_t state;       /* JOB_* (under the lock) */
   uint8_t status;      /* JOB_OK... set by the worker */
   uint8_t delivered;   /* on_done woke its task (loop thread) */
+  uint8_t staged;      /* not queued yet: state is JOB_STAGED (loop thread) */
 } job;
 
 struct worker {

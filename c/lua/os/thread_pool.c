@@ -46,6 +46,7 @@ void corio__pool_release(pool *P, job *j) {
   j->paths = NULL;
   j->task = NULL;
   j->state = JOB_FREE;
+  j->staged = 0;
   corio__list_remove(&j->live);
   j->next = P->free;
   P->free = j;
@@ -115,8 +116,11 @@ static void flush(pool *P) {
   int k = P->nstaged, wake;
   if (k == 0) return;
   uv_mutex_lock(&P->lock);
-  for (n = P->staged.next; n != &P->staged; n = n->next)
-    corio__container_of(n, job, node)->state = JOB_QUEUED;
+  for (n = P->staged.next; n != &P->staged; n = n->next) {
+    job *j = corio__container_of(n, job, node);
+    j->state = JOB_QUEUED;
+    j->staged = 0;
+  }
   P->staged.next->prev = P->queue.prev;          /* splice at the tail */
   P->queue.prev->next = P->staged.next;
   P->staged.prev->next = &P->queue;
@@ -154,6 +158,7 @@ int corio__pool_submit(pool *P, job *j) {
     if (n == 0) return UV_EAGAIN;
   }
   j->state = JOB_STAGED;
+  j->staged = 1;
   corio__list_push(&P->staged, &j->node);
   if (P->nstaged++ == 0) uv_prepare_start(&P->run->prepare, on_prepare);
   corio__list_push(&P->jobs, &j->live);
@@ -179,7 +184,7 @@ void corio__pool_cancel(pool *P, job *j) {
   if (j->task == NULL) return;
   j->task = NULL;
   corio__pool_unhold(P);
-  if (j->state == JOB_STAGED) {  /* the loop's own still */
+  if (j->staged) {  /* the loop's own still */
     corio__list_remove(&j->node);
     P->nstaged--;
     corio__pool_release(P, j);

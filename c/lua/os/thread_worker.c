@@ -259,9 +259,13 @@ static int job_body(lua_State *L) {
 }
 
 static void run_job(worker *w, job *j) {
-  lua_State *L;
-  if (w->L == NULL) w->L = new_state(w);
-  L = w->L;
+  lua_State *L = w->L;  /* only this thread sets it */
+  if (L == NULL && (L = new_state(w)) != NULL) {
+    uv_mutex_lock(&w->P->lock);  /* published for corio__worker_interrupt */
+    w->L = L;
+    if (w->interrupt) lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1);
+    uv_mutex_unlock(&w->P->lock);
+  }
   j->out.n = 0;
   if (L == NULL) {
     j->status = JOB_FAIL;
