@@ -292,8 +292,8 @@ describe("corio.to_thread", function()
         local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end return "done" end)
         for _ = 1, 4 do got[#got + 1] = gen() end
         local co = coroutine.create(function(a) error("inner " .. a) end)
-        local okc, e = coroutine.resume(co, "x")
-        assert(not okc and e:match("inner x$"))
+        local okc, emsg = coroutine.resume(co, "x")
+        assert(not okc and emsg:match("inner x$"))
         local okw, ew = pcall(coroutine.wrap(function() error("wrapped") end))
         assert(not okw and ew:match("wrapped$"))
         return got
