@@ -204,6 +204,13 @@ describe("corio.to_thread", function()
       end)
       assert.equals(42, answer)
       assert.equals(package.path, path)
+      -- package.cpath too, as it is at the time of each call
+      local saved_c = package.cpath
+      package.cpath = dir .. "/?.so;" .. saved_c
+      local cpath = corio.to_thread(function() return package.cpath end)
+      package.cpath = saved_c
+      assert.equals(dir .. "/?.so;" .. saved_c, cpath)
+      assert.equals(saved_c, corio.to_thread(function() return package.cpath end))
       -- the standard libraries are there
       assert.equals("HI", corio.to_thread(function(s) return string.upper(s) end, "hi"))
       assert.equals(3, corio.to_thread(function() return #table.pack(1, 2, 3) end))
