@@ -13,8 +13,8 @@
 # -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS.
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
-# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6"  N_W5=500000  WRK_SECS=10
-#        N_W7CPU=4000000  N_W7RTT=100000  (WORKLOADS="w7cpu w7rtt" runs W7)
+# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w7cpu w7rtt"  N_W5=500000  WRK_SECS=10
+#        N_W7CPU=4000000  N_W7RTT=100000
 #        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
@@ -23,7 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7cpu w7rtt}
 PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
 N_W5=${N_W5:-500000}
 WRK_SECS=${WRK_SECS:-10}

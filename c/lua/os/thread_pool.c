@@ -176,7 +176,6 @@ void corio__pool_unhold(pool *P) {
     uv_unref((uv_handle_t *)&P->run->async);
 }
 
-
 /* The task waiting on j leaves (cancelled, abandoned): a queued job is
    dropped, a running one interrupted, a finished one released. */
 void corio__pool_cancel(pool *P, job *j) {
@@ -197,8 +196,10 @@ void corio__pool_cancel(pool *P, job *j) {
       P->nqueued--;
       now = 1;
       break;
-    case JOB_RUNNING: corio__worker_interrupt(j->w); break;  /* released when it is done */
-    case JOB_DONE: break;                   /* released by on_done */
+    case JOB_RUNNING:  /* released by on_done, once it has stopped */
+      corio__worker_interrupt(j->w);
+      break;
+    case JOB_DONE: break;  /* released by on_done */
     default: now = 1;
   }
   uv_mutex_unlock(&P->lock);
