@@ -130,7 +130,7 @@ static void flush(pool *P) {
   P->nqueued += k;
   for (wake = k < P->nidle ? k : P->nidle; wake > 0; wake--)
     uv_cond_signal(&P->more);
-  while (P->nqueued > P->nidle && P->nthreads < P->size) {
+  for (wake = P->nqueued - P->nidle; wake > 0 && P->nthreads < P->size; wake--) {
     int before = P->nthreads;
     start_thread(P);
     if (P->nthreads == before) break;  /* no more threads: those there do */
