@@ -405,19 +405,30 @@ describe("corio.workers", function()
     assert.matches("corio.workers: the pool is in use with " .. n .. " threads", e, 1, true)
   end)
 
-  it("sets the size before the first job", function()
+  it("sets the size before the first job; threads start as jobs need them", function()
     local script = helper.write_tmp([[
       local corio = require "corio"
+      local function threads()
+        local f = assert(io.open("/proc/self/status"))
+        local n = tonumber(f:read("a"):match("Threads:%s*(%d+)"))
+        f:close()
+        return n
+      end
       print(corio.workers(3))
+      local before = threads()
+      corio.to_thread(function() end)
+      local one = threads()
       local jobs = {}
       for i = 1, 6 do jobs[i] = corio.spawn(corio.to_thread, function(x) return x end, i) end
       for i = 1, 6 do jobs[i]:await() end
       print(corio.workers(), pcall(corio.workers, 5))
+      print("threads", one - before, threads() - before)
     ]])
     local p = assert(io.popen("timeout 20 " .. helper.quote(helper.CORIO) .. " " .. helper.quote(script) .. " 2>&1"))
     local out = p:read("a")
     p:close()
     os.remove(script)
     assert.matches("^3\n3\tfalse\tcorio.workers: the pool is in use with 3 threads", out)
+    assert.matches("\nthreads\t1\t3\n$", out)
   end)
 end)

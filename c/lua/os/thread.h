@@ -97,6 +97,7 @@ typedef struct pool {
   int size;                /* threads wanted */
   int nthreads;            /* threads started */
   int nidle;               /* threads waiting on `more` */
+  int nstarting;           /* threads started, not yet taking jobs */
   int nqueued;
   int stop;
   int started;             /* a job was submitted once: size is fixed */

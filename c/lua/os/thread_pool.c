@@ -106,7 +106,10 @@ static void start_thread(pool *P) {
   worker *w = &P->workers[P->nthreads];
   memset(w, 0, sizeof *w);
   w->P = P;
-  if (uv_thread_create(&w->tid, corio__worker_main, w) == 0) P->nthreads++;
+  if (uv_thread_create(&w->tid, corio__worker_main, w) == 0) {
+    P->nthreads++;
+    P->nstarting++;
+  }
 }
 
 /* The batch of tasks has ended: its jobs join the queue together, and
@@ -130,7 +133,8 @@ static void flush(pool *P) {
   P->nqueued += k;
   for (wake = k < P->nidle ? k : P->nidle; wake > 0; wake--)
     uv_cond_signal(&P->more);
-  for (wake = P->nqueued - P->nidle; wake > 0 && P->nthreads < P->size; wake--) {
+  wake = P->nqueued - P->nidle - P->nstarting;  /* threads to start */
+  for (; wake > 0 && P->nthreads < P->size; wake--) {
     int before = P->nthreads;
     start_thread(P);
     if (P->nthreads == before) break;  /* no more threads: those there do */

@@ -305,6 +305,7 @@ void corio__worker_main(void *arg) {
   worker *w = (worker *)arg;
   pool *P = w->P;
   uv_mutex_lock(&P->lock);
+  P->nstarting--;  /* it takes jobs from now on */
   for (;;) {
     job *j;
     int reset;
