@@ -13,8 +13,9 @@
 # -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS.
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
-# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w8spawn w8pipe"  N_W5=500000  WRK_SECS=10
-#        N_W8SPAWN=2000  N_W8PIPE=200000000  (W8: processes; the raw C peer is uv_tasks.c)
+# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe"
+#        N_W5=500000  WRK_SECS=10  N_W7CPU=4000000  N_W7RTT=100000
+#        N_W8SPAWN=2000  N_W8PIPE=200000000  (W7, W8: the raw C peer is uv_tasks.c)
 #        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
@@ -23,12 +24,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w8spawn w8pipe}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe}
 PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
 N_W5=${N_W5:-500000}
 N_W8SPAWN=${N_W8SPAWN:-2000}
 N_W8PIPE=${N_W8PIPE:-200000000}
 WRK_SECS=${WRK_SECS:-10}
+N_W7CPU=${N_W7CPU:-4000000}
+N_W7RTT=${N_W7RTT:-100000}
 BUILD=$(cd "${BUILD:-$ROOT/build}" 2>/dev/null && pwd) || { echo "no build directory ${BUILD:-build}" >&2; exit 1; }
 OUT=${OUT:-/tmp/corio-bench}
 mkdir -p "$OUT"
@@ -51,9 +54,10 @@ export LUA_CPATH_5_4="$BUILD/?.so;;"
 # ---- rows: "workload|label|command"; the label's first word (before "-") is the runtime,
 # whose "empty" row is the RSS baseline for bytes/task.
 CORIO="$LUA $ROOT/bench/bench_corio.lua"  FLOOR="$LUA $ROOT/bench/coroutines_floor.lua"
+THREADS="$LUA $ROOT/bench/bench_threads.lua"  UVTASKS=$OUT/uv_tasks  # W7, and W7-W9's raw C
 ASYNCIO="$PY $PEERDIR/bench_asyncio.py"  NODE="node $PEERDIR/bench_node.js"
 LUV="$LUA $PEERDIR/bench_luv.lua"        CQ="$LUA $PEERDIR/bench_cqueues.lua"
-PROC="$LUA $ROOT/bench/bench_process.lua"  UVTASKS=$OUT/uv_tasks
+PROC="$LUA $ROOT/bench/bench_process.lua"  # W8
 ROWS=(
   "empty|corio|$CORIO empty"  "w1|corio|$CORIO w1 {N}"  "w2|corio|$CORIO w2 {N}"  "w3|corio|$CORIO w3 {N}"
   "w4|corio|$CORIO w4 {N}"
@@ -77,6 +81,11 @@ ROWS=(
   "w8pipe|corio|$PROC w8pipe $N_W8PIPE"     "w8pipe|asyncio|$ASYNCIO w8pipe $N_W8PIPE"
   "w8pipe|uvloop|$ASYNCIO w8pipe $N_W8PIPE --uvloop"     "w8pipe|node|$NODE w8pipe $N_W8PIPE"
   "w8pipe|luv-co|$LUV w8pipe $N_W8PIPE"     "w8pipe|c-uv|$UVTASKS w8pipe $N_W8PIPE"
+  "w7cpu|corio|$THREADS w7cpu {N}"  "w7rtt|corio|$THREADS w7rtt {N}"
+  "w7cpu|asyncio-thread|$ASYNCIO w7cpu {N}"  "w7cpu|asyncio-process|$ASYNCIO w7cpuproc {N}"
+  "w7cpu|node|$NODE w7cpu {N}"  "w7cpu|luv-co|$LUV w7cpu {N}"  "w7cpu|c-uv|$UVTASKS w7cpu {N}"
+  "w7rtt|asyncio|$ASYNCIO w7rtt {N}"  "w7rtt|uvloop|$ASYNCIO w7rtt {N} --uvloop"
+  "w7rtt|node|$NODE w7rtt {N}"  "w7rtt|luv-co|$LUV w7rtt {N}"  "w7rtt|c-uv|$UVTASKS w7rtt {N}"
 )
 # servers (they get --port P); corio's are plain corio code (bench/bench_corio.lua)
 UVSERVER=$OUT/uv_server
@@ -117,6 +126,10 @@ run_one() { # run_one WORKLOAD LABEL REP COMMAND
   emit "$w" "$p" "$r" rss_kb "$rss"
   rate=$(field rate "$line")
   if [ -n "$rate" ]; then emit "$w" "$p" "$r" rate "$rate"; fi
+  for f in seq_secs speedup; do  # W7cpu
+    rate=$(field $f "$line")
+    if [ -n "$rate" ]; then emit "$w" "$p" "$r" $f "$rate"; fi
+  done
 }
 
 # ---- network rows ------------------------------------------------------------------
@@ -236,9 +249,10 @@ run_net() {  # WORKLOAD: start every server, then REPS rounds over them
 }
 
 # the raw C peer of W7-W9 (uv_tasks.c), built when a row needs it
-if want c-uv && [[ " $WORKLOADS " == *" w8"* ]] &&
+if want c-uv && [[ " $WORKLOADS " == *" w"[789]* ]] &&
    { [ ! -x "$UVTASKS" ] || [ "$PEERDIR/uv_tasks.c" -nt "$UVTASKS" ]; }; then
-  gcc -O2 -o "$UVTASKS" "$PEERDIR/uv_tasks.c" -luv -lm -lpthread 2>>"$LOG" || echo "build of $UVTASKS failed" >&2
+  gcc -O2 -Wall -o "$UVTASKS" "$PEERDIR/uv_tasks.c" -luv -lm -lpthread 2>>"$LOG" ||
+    echo "build of $UVTASKS failed" >&2
 fi
 # W1/W2 need each runtime's empty run for bytes/task.
 case " $WORKLOADS " in *" w1 "*|*" w2 "*) WL="empty $WORKLOADS" ;; *) WL=$WORKLOADS ;; esac
@@ -248,7 +262,8 @@ for r in $(seq 1 "$REPS"); do
     for row in "${ROWS[@]}"; do
       IFS='|' read -r rw label cmd <<< "$row"
       if [ "$rw" != "$w" ] || ! want "$label"; then continue; fi
-      run_one "$w" "$label" "$r" "${cmd//\{N\}/$N}"
+      case $w in w7cpu) n=$N_W7CPU ;; w7rtt) n=$N_W7RTT ;; *) n=$N ;; esac
+      run_one "$w" "$label" "$r" "${cmd//\{N\}/$n}"
     done
   done
 done

@@ -54,7 +54,9 @@ TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
           "w2": "W2 sleepers (1.0 s each)", "w3": "W3 switch (sleep(0)); rate = switches/s",
           "w4": "W4 queue(100), producer -> consumer; rate = items/s",
           "w8spawn": "W8 spawn: /bin/true, 32 at a time; rate = processes/s",
-          "w8pipe": "W8 pipe: bytes read from a child's stdout; rate = MB/s"}
+          "w8pipe": "W8 pipe: bytes read from a child's stdout; rate = MB/s",
+          "w7cpu": "W7cpu 8 prime-counting jobs on a pool of 2; secs = the pool's",
+          "w7rtt": "W7rtt tiny jobs, 64 in flight, pool of 2; rate = jobs/s"}
 
 NET = {"w5-P16": "W5 Redis inline PING, redis-benchmark -c 50 -P 16",
        "w5-P1": "W5 Redis inline PING, redis-benchmark -c 50 -P 1",
@@ -109,6 +111,11 @@ for wl, labels in order.items():
               f"| {spread(m.get('rss_kb'), mb)} | {bpt} | {spread(m.get('rate'), count)} "
               f"| {t} "
               f"| {ratio(med(wl, 'corio', 'rss_kb'), med(wl, label, 'rss_kb'))} |")
+    if wl == "w7cpu":  # the pool against the same jobs one after the other
+        print("\n| runtime | sequential s | speedup |\n|---|---|---|")
+        for label in labels:
+            m = data[wl, label]
+            print(f"| {label} | {spread(m.get('seq_secs'), secs)} | {spread(m.get('speedup'), secs)} |")
     if wl == "w2" and "lua-coroutines" in labels:
         r = ratio(med(wl, "corio", "rss_kb"), med(wl, "lua-coroutines", "rss_kb"))
         print(f"\nW2 memory: corio peak RSS / bare coroutines = {r} (target <= 1.15)")

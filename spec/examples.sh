@@ -245,6 +245,15 @@ check_tour() {
   holds "$(stamp "] tour done") < 3" "the tour should take under 3 s"
 }
 
+check_parallel_primes() {  # run with N = 200,000: primes counted twice, the same count
+  has "counting the primes below 200000 in 8 ranges"
+  has "sequential:  17984 primes in"
+  has "on the pool: 17984 primes in"
+  has "same count: yes"
+  has_line "^speedup: [0-9.]+x$"
+  has "the loop stayed free"
+}
+
 # ---- servers: started in the background, talked to by real clients -----------
 
 wait_listening() {  # FILE: wait (5 s at most) for "listening on HOST PORT" in FILE
@@ -430,6 +439,7 @@ example wc <README.md
 server_example ping_server 0
 server_example http_hello 0
 example fetch_many 0.2
+example parallel_primes 200000
 
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

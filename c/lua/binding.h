@@ -46,7 +46,7 @@
 enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER,
        W_LOCK, W_EVENT, W_CONDITION, W_SEMAPHORE, W_BARRIER, W_QUEUE,
        W_CHANNEL, W_STREAM, W_CONNECT, W_SERVER, W_UDP, W_DNS, W_OTHER,
-       W_PROCESS, W_SIGNAL };
+       W_PROCESS, W_SIGNAL, W_WORKER };
 
 #define TASK_RETRIEVED 0x01  /* someone took its result or error */
 #define TASK_REPORTED  0x02  /* its unhandled error was reported */
@@ -249,5 +249,10 @@ void corio__open_process(lua_State *L);
 void corio__open_signal(lua_State *L);
 extern const luaL_Reg corio__process_funcs[];
 extern const luaL_Reg corio__signal_funcs[];
+
+/* os/thread.c: worker threads (corio.to_thread, corio.workers); st is the
+   state userdata's index, the module table at the top */
+extern const corio_iomod corio__thread_iomod;
+void corio__open_thread(lua_State *L, int st);
 
 #endif

@@ -96,6 +96,7 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__dns_funcs);
   add(L, st, corio__process_funcs);
   add(L, st, corio__signal_funcs);
+  corio__open_thread(L, st);
   lua_pushcfunction(L, l_is_cancelled);
   lua_setfield(L, -2, "is_cancelled");
   luaL_getmetatable(L, CANCEL_MT);

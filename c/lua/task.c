@@ -34,7 +34,7 @@ static const char *const what_names[] = {
   "nothing", "sleep", "task", "future", "task group", "gather",
   "lock", "event", "condition", "semaphore", "barrier", "queue",
   "channel", "stream", "connect", "server", "udp", "lookup", "something",
-  "process", "signal", NULL
+  "process", "signal", "worker thread", NULL
 };
 
 static const char *what_name(int what) {

@@ -44,6 +44,9 @@ local corio = {
   priority_queue = queue.priority_queue,
   lifo_queue = queue.lifo_queue,
   channel = queue.channel,
+  -- worker threads
+  to_thread = core.to_thread,
+  workers = core.workers,
   -- errors
   is_cancelled = core.is_cancelled,
   Cancelled = errors.Cancelled,
