@@ -137,6 +137,14 @@ static int l_await(lua_State *L) {
 
 /* ------------------------------------------------------------ sleeping */
 
+uint64_t corio__check_ns(lua_State *L, int arg) {
+  lua_Number secs = luaL_checknumber(L, arg);
+  if (secs != secs) luaL_argerror(L, arg, "not a number (NaN)");
+  if (secs <= 0) return 0;
+  if (secs >= CORIO_NEVER_S) return CORIO_NEVER_NS;
+  return (uint64_t)(secs * 1e9);
+}
+
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   (void)status;
@@ -149,18 +157,13 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 /* corio.sleep(secs, ...) (suspends) -> ... */
 static int l_sleep(lua_State *L) {
   corio_State *S = corio__state(L);
-  int isnum;
-  lua_Number secs = lua_tonumberx(L, 1, &isnum);
-  luatask *t;
-  if (!isnum) return luaL_typeerror(L, 1, "number");
-  if (secs != secs) return luaL_argerror(L, 1, "not a number (NaN)");
-  t = corio__checkpoint(L, S, "corio.sleep");
-  if (secs <= 0) {  /* let every other ready task run once */
+  uint64_t ns = corio__check_ns(L, 1);
+  luatask *t = corio__checkpoint(L, S, "corio.sleep");
+  if (ns == 0) {  /* let every other ready task run once */
     t->core.wake = CORIO_WAKE_NORMAL;
     corio_task_schedule(&S->loop, &t->core);
   }
   else {  /* from the loop's time, cached per batch, as libuv's timers */
-    uint64_t ns = secs > 1e9 ? (uint64_t)1e18 : (uint64_t)(secs * 1e9);
     if (corio_task_sleep_until(&S->loop, &t->core, S->loop.now + ns) != 0)
       return luaL_error(L, "corio.sleep: out of memory");
   }
@@ -171,9 +174,8 @@ static int l_sleep(lua_State *L) {
 /* core.sleep_until(when) (suspends): until corio.now() reaches when */
 static int l_sleep_until(lua_State *L) {
   corio_State *S = corio__state(L);
-  lua_Number when = luaL_checknumber(L, 1);
+  uint64_t ns = corio__check_ns(L, 1);
   luatask *t = corio__checkpoint(L, S, "corio.sleep_until");
-  uint64_t ns = when <= 0 ? 0 : when > 1e9 ? (uint64_t)1e18 : (uint64_t)(when * 1e9);
   if (corio_task_sleep_until(&S->loop, &t->core, ns) != 0)
     return luaL_error(L, "corio.sleep_until: out of memory");
   t->what = W_SLEEP;
