@@ -261,6 +261,9 @@ static int start(lua_State *L, int mode, const char *fname) {
     if (corio__future_of(L, S, 2, &is_task) == NULL)
       return luaL_error(L, "%s: item %d is a %s, not a function, task or future",
                         fname, (int)i, luaL_typename(L, 2));
+    if (is_task && lua_touserdata(L, 2) == (void *)t)
+      return luaL_error(L, "%s: a task cannot await itself (item %d is the "
+                        "current task)", fname, (int)i);
     if (is_task && mode == MODE_GATHER)
       ((luatask *)lua_touserdata(L, 2))->bits |= TASK_GATHERED;
     lua_settop(L, 1);

@@ -10,6 +10,11 @@ static luatask *check_task(lua_State *L, int idx) {
   return (luatask *)luaL_checkudata(L, idx, TASK_MT);
 }
 
+/* a method's self (see selfcheck.c) */
+static luatask *self_task(lua_State *L, const char *method) {
+  return (luatask *)corio__check_self(L, 1, TASK_MT, method, "Task");
+}
+
 void corio__push_task(lua_State *L, corio_State *S, luatask *t) {
   lua_rawgeti(S->L, SLOT_LIVE, t->live);
   lua_xmove(S->L, L, 1);
@@ -263,7 +268,7 @@ static int l_all_tasks(lua_State *L) {
 
 static int t_cancel(lua_State *L) {
   corio_State *S = corio__state(L);
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:cancel");
   if (t->core.done.state != CORIO_PENDING) {
     lua_pushboolean(L, 0);
     return 1;
@@ -281,17 +286,17 @@ static int t_cancel(lua_State *L) {
 }
 
 static int t_done(lua_State *L) {
-  lua_pushboolean(L, check_task(L, 1)->core.done.state != CORIO_PENDING);
+  lua_pushboolean(L, self_task(L, "task:done")->core.done.state != CORIO_PENDING);
   return 1;
 }
 
 static int t_cancelled(lua_State *L) {
-  lua_pushboolean(L, check_task(L, 1)->core.done.state == CORIO_CANCELLED);
+  lua_pushboolean(L, self_task(L, "task:cancelled")->core.done.state == CORIO_CANCELLED);
   return 1;
 }
 
 static int t_result(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:result");
   if (t->core.done.state == CORIO_PENDING)
     return luaL_error(L, "task:result: task not done");
   lua_settop(L, 1);
@@ -299,7 +304,7 @@ static int t_result(lua_State *L) {
 }
 
 static int t_error(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:error");
   if (t->core.done.state == CORIO_PENDING)
     return luaL_error(L, "task:error: task not done");
   t->bits |= TASK_RETRIEVED;
@@ -309,7 +314,7 @@ static int t_error(lua_State *L) {
 }
 
 static int t_traceback(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:traceback");
   if (t->core.done.state != CORIO_FAILED) {
     lua_pushnil(L);
     return 1;
@@ -330,14 +335,14 @@ static void push_name(lua_State *L, corio_State *S, int idx) {
 }
 
 static int t_name(lua_State *L) {
-  check_task(L, 1);
+  self_task(L, "task:name");
   push_name(L, corio__state(L), 1);
   return 1;
 }
 
 static int t_set_name(lua_State *L) {
   corio_State *S = corio__state(L);
-  check_task(L, 1);
+  self_task(L, "task:set_name");
   luaL_checkstring(L, 2);
   corio__push_side(L, S, SIDE_NAMES);
   lua_pushvalue(L, 1);
@@ -371,14 +376,14 @@ int corio__add_done_callback(lua_State *L, int done) {
 }
 
 static int t_add_done_callback(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:add_done_callback");
   t->bits |= TASK_HASCB;  /* finish looks for callbacks only then */
   return corio__add_done_callback(L, t->core.done.state != CORIO_PENDING);
 }
 
 static int t_tostring(lua_State *L) {
   corio_State *S = corio__state(L);
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:__tostring");
   const char *state = corio__state_name(t);
   push_name(L, S, 1);
   if (strcmp(state, "waiting") == 0)

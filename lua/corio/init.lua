@@ -49,6 +49,10 @@ local corio = {
   TimeoutError = errors.TimeoutError,
   ErrorGroup = errors.ErrorGroup,
   Deadlock = errors.Deadlock,
+  QueueShutDown = errors.QueueShutDown,
+  QueueFull = errors.QueueFull,
+  QueueEmpty = errors.QueueEmpty,
+  BrokenBarrier = errors.BrokenBarrier,
   -- introspection
   dump = dump,
   set_error_handler = core.set_error_handler,
