@@ -11,7 +11,6 @@ typedef struct luascope {
   corio_scope_t core;
   int depth;        /* its maker's frame, counted from the bottom of the
                        maker's thread; -1: not checked (corio's own) */
-  uint8_t move_on;  /* its expiry is not an error (move_on_after) */
 } luascope;
 
 typedef struct luagroup {
@@ -117,7 +116,7 @@ static void push_never_closed(lua_State *L, int idx, int group) {
 
 /* ------------------------------------------------------------ scopes */
 
-/* core.scope(deadline or nil, shield [, what, level, track, move_on]) ->
+/* core.scope(deadline or nil, shield [, what, level, track]) ->
    Scope, entered on the current task. what names it in cancellation
    messages ("timeout(0.05)"), made at the frame `level` above the caller
    (1: the caller); track > 0 checks that the frame `track` levels up (the
@@ -129,7 +128,6 @@ static int l_scope(lua_State *L) {
   const char *what = luaL_optstring(L, 3, NULL);
   int level = (int)luaL_optinteger(L, 4, 1);
   int track = (int)luaL_optinteger(L, 5, 0), depth = -1;
-  int move_on = lua_toboolean(L, 6);
   luascope *s;
   uint64_t ns = has_deadline ? corio__check_ns(L, 1) : 0;
   lua_settop(L, 0);
@@ -137,7 +135,6 @@ static int l_scope(lua_State *L) {
   corio_scope_init(&s->core);
   s->core.shield = (uint8_t)shield;
   s->depth = -1;
-  s->move_on = (uint8_t)move_on;
   luaL_setmetatable(L, SCOPE_MT);
   if (what) {
     depth = describe(L, what, level, track);
@@ -237,7 +234,7 @@ static int s_close(lua_State *L) {
   luascope *s = (luascope *)luaL_checkudata(L, 1, SCOPE_MT);
   corio_task_t *t = s->core.task;
   if (!leave(L, S, &s->core, s, "corio.timeout")) return 0;
-  if (s->core.expired && !s->move_on && !lua_isnoneornil(L, 2) &&
+  if (s->core.expired && !lua_isnoneornil(L, 2) &&
       corio__is_cancel(L, 2) && corio_task_cancelled_by(t) == NULL) {
     corio__push_side(L, S, SIDE_HOOKS);
     lua_getfield(L, -1, "timeout_error");

@@ -243,9 +243,8 @@ function corio.timeout(secs, fn, ...)
 end
 
 -- corio.move_on_after(secs, fn, ...) -> ok, ...: ok is false (and nothing
--- else is returned) when the deadline passed before fn finished.
--- Without fn: a scope for `local s <close> = corio.move_on_after(secs)`
--- that ends the block quietly at the deadline (s:expired() tells).
+-- else is returned) when the deadline passed before fn finished. It needs
+-- fn: a <close> handler cannot stop the cancellation unwinding a block.
 -- always tail-called by move_on_at/move_on_after: level 2 is their caller
 local function move_on(fname, when, fn, ...)
   check_callable("corio." .. fname, 2, fn)
@@ -260,19 +259,11 @@ end
 
 function corio.move_on_at(when, fn, ...)
   check_secs("corio.move_on_at", when)
-  if fn == nil then
-    local s = core.scope(when, false, what("move_on_at", when), 2, 2, true)
-    return s
-  end
   return move_on("move_on_at", when, fn, ...)
 end
 
 function corio.move_on_after(secs, fn, ...)
   check_secs("corio.move_on_after", secs)
-  if fn == nil then
-    local s = core.scope(deadline_in(secs), false, what("move_on_after", secs), 2, 2, true)
-    return s
-  end
   return move_on("move_on_after", deadline_in(secs), fn, ...)
 end
 
