@@ -355,10 +355,12 @@ local function hide(name)
     __pairs = function() return next, m, nil end,
   })
 end
-corio._hide_module = hide
-for _, name in ipairs { "corio.core", "corio.net", "corio.errors", "corio.combinators",
-                        "corio.sync", "corio.queue", "corio.waiters" } do
-  hide(name)
+corio._hide_module = hide   -- for an internal module loaded later
+local names = {}
+for name in pairs(package.loaded) do names[#names + 1] = name end
+for _, name in ipairs(names) do
+  local sub = name:match("^corio%.(.+)$")
+  if sub and (sub == "core" or package.loaded[name] ~= corio[sub]) then hide(name) end
 end
 
 return corio
