@@ -96,13 +96,15 @@ local function check_callable(fname, n, fn)
   end
 end
 
--- a number that is not NaN (infinity: never)
-local function check_time(fname, n, x, what)
+-- a number that is not NaN (infinity: never); the error names the caller
+-- of the function `level` levels up (default: check_time's caller's)
+local function check_time(fname, n, x, what, level)
+  level = level or 3
   if type(x) ~= "number" then
-    error(("bad argument #%d to '%s' (%s must be a number, got %s)"):format(n, fname, what, type(x)), 3)
+    error(("bad argument #%d to '%s' (%s must be a number, got %s)"):format(n, fname, what, type(x)), level)
   end
   if x ~= x then
-    error(("bad argument #%d to '%s' (%s is not a number (NaN))"):format(n, fname, what), 3)
+    error(("bad argument #%d to '%s' (%s is not a number (NaN))"):format(n, fname, what), level)
   end
 end
 
@@ -205,7 +207,7 @@ end
 
 ------------------------------------------------------------------ timeouts
 local function check_secs(fname, secs)
-  check_time(fname, 1, secs, "seconds")
+  check_time(fname, 1, secs, "seconds", 4)
 end
 
 -- how a scope is named in cancellation messages: "timeout(0.05)"
