@@ -51,6 +51,28 @@ describe("a scope made without <close>", function()
     end)
   end)
 
+  it("does not outlive a task that ends inside it (its deadline, a dump)", function()
+    run(function()
+      local tasks = {}
+      for i = 1, 10 do
+        tasks[i] = corio.spawn(function()
+          local function forgets()
+            local _ = corio.timeout(0.02)
+            local tg = corio.task_group()
+            tg:spawn(corio.sleep, 0.03)
+          end
+          forgets()
+        end)
+      end
+      for _, t in ipairs(tasks) do t:await() end
+      tasks = nil
+      collectgarbage()
+      collectgarbage()
+      corio.sleep(0.05)       -- the deadlines pass: nothing reaches the ended tasks
+      assert.truthy(corio.dump():find("corio: 1 task", 1, true))
+    end)
+  end)
+
   it("is left when an outer scope closes, with the same report", function()
     run(function()
       local err = error_of(function()

@@ -54,6 +54,7 @@ int corio_scope_drop(corio_loop_t *loop, corio_scope_t *s) {
   *pp = s->parent;
   corio_timer_stop(loop, &s->deadline);
   s->entered = 0;
+  s->task = NULL;  /* the task may end before the scope's owner forgets it */
   return 0;
 }
 

@@ -222,6 +222,8 @@ void corio__group_record_replaced(lua_State *L, corio_State *S, luatask *t, int 
    scope's maker returned without closing it, drops the scope, pushes the
    error that says so and returns 1 */
 int corio__scope_cause(lua_State *L, corio_State *S, luatask *t, void *by);
+/* t is finishing inside scopes it never left: drop them */
+void corio__scopes_release(lua_State *L, corio_State *S, luatask *t);
 
 /* gather.c */
 void corio__gather_alert(corio_State *S);

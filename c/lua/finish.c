@@ -212,6 +212,7 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     lua_replace(L, SLOT_ERRS);
     t->n = 1;
   }
+  if (t->core.scope != NULL) corio__scopes_release(L, S, t);
   if (t->core.flags & CORIO_TASK_CANCEL_REQUESTED) {
     corio__push_side(L, S, SIDE_MESSAGES);
     lua_pushlightuserdata(L, t);

@@ -178,6 +178,28 @@ static int leave(lua_State *L, corio_State *S, corio_scope_t *cs, void *p,
   return 1;
 }
 
+/* t ends with scopes its code never left (made without <close>): they
+   leave its chain, so that neither their deadlines nor a dump reach the
+   finished task through them. A timeout's anchor goes with it; a group
+   stays anchored while it has children. */
+void corio__scopes_release(lua_State *L, corio_State *S, luatask *t) {
+  int top = lua_gettop(L);
+  corio__push_side(L, S, SIDE_GROUPS);
+  while (t->core.scope != NULL) {
+    corio_scope_t *s = t->core.scope;
+    corio_scope_drop(&S->loop, s);
+    lua_pushlightuserdata(L, s);
+    if (lua_rawget(L, top + 1) == LUA_TUSERDATA &&
+        luaL_testudata(L, -1, SCOPE_MT) != NULL) {
+      lua_pushlightuserdata(L, s);
+      lua_pushnil(L);
+      lua_rawset(L, top + 1);
+    }
+    lua_settop(L, top + 1);
+  }
+  lua_settop(L, top);
+}
+
 /* Why scope `by` cancels t (see binding.h). by is a timeout or shield
    (a Scope) or a group's body (a TaskGroup: the body is its first
    field), anchored under its address while entered. */
