@@ -192,7 +192,15 @@ describe("the corio command's exit status", function()
     ]])
     assert.equal(1, code)
     has(out, "timeout: deadline exceeded (timeout(0.01) made at ")
+    out, code = sh("CORIO SCRIPT 2>&1", [[
+      local corio = require "corio"
+      local function fetch() corio.wait_for(corio.future(), 0.01) end
+      fetch()
+    ]])
+    assert.equal(1, code)
+    has(out, "timeout: ")
     has(out, "stack traceback:")
+    has(out, "in local 'fetch'")
   end)
 end)
 

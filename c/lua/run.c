@@ -215,6 +215,14 @@ int corio__close_loop(lua_State *L, corio_State *S) {
   return err;
 }
 
+/* does the traceback show a Lua frame (a line other than "\t[C]: ...")? */
+static int has_lua_frame(const char *tb) {
+  const char *p = strchr(tb, '\n');
+  for (; p != NULL; p = strchr(p + 1, '\n'))
+    if (strncmp(p + 1, "\t[C]", 4) != 0 && p[1] != '\0') return 1;
+  return 0;
+}
+
 /* corio.run(main, ...) -> main's results, or raises its error */
 static int l_run(lua_State *L) {
   corio_State *S = corio__state(L);
@@ -274,7 +282,9 @@ static int l_run(lua_State *L) {
     if (ours && lua_getfield(L, -1, "traceback") == LUA_TNIL) {
       lua_pop(L, 1);
       corio__push_traceback(L, midx);
-      lua_setfield(L, -2, "traceback");
+      if (lua_isstring(L, -1) && has_lua_frame(lua_tostring(L, -1)))
+        lua_setfield(L, -2, "traceback");
+      else lua_pop(L, 1);  /* only C frames: it would tell nothing */
     }
     else lua_pop(L, 1);
   }
