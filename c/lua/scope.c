@@ -5,6 +5,7 @@
 ** table, so the core's pointers to them stay valid even if a script
 ** forgets the <close>.
 */
+#include <string.h>
 #include "binding.h"
 
 typedef struct luascope {
@@ -106,11 +107,18 @@ static int push_group_field(lua_State *L, int idx, int n) {
 
 /* the message for a scope made at idx and never closed */
 static void push_never_closed(lua_State *L, int idx, int group) {
+  const char *desc;
   if (group) push_group_field(L, idx, UV_DESC);
   else lua_getiuservalue(L, idx, UV_DESC);
-  lua_pushfstring(L, "%s was never closed: use local %s <close> = corio.%s",
-                  lua_tostring(L, -1), group ? "tg" : "t",
-                  group ? "task_group()" : "timeout(...)");
+  desc = lua_tostring(L, -1);
+  if (group)
+    lua_pushfstring(L, "%s was never closed: use local tg <close> = "
+                    "corio.task_group()", desc);
+  else  /* desc starts with the function's name: "timeout_at(12.5) ..." */
+    lua_pushfstring(L, "%s was never closed: use local t <close> = "
+                    "corio.%s(...)", desc, lua_pushlstring(L, desc,
+                    strcspn(desc, "(")));
+  if (!group) lua_remove(L, -2);
   lua_remove(L, -2);
 }
 
@@ -130,8 +138,8 @@ static int l_scope(lua_State *L) {
   int track = (int)luaL_optinteger(L, 5, 0), depth = -1;
   luascope *s;
   uint64_t ns = has_deadline ? corio__check_ns(L, 1) : 0;
-  lua_settop(L, 0);
-  s = (luascope *)lua_newuserdatauv(L, sizeof *s, what ? 3 : 0);
+  lua_settop(L, 3);  /* keeps `what` alive */
+  s = (luascope *)lua_newuserdatauv(L, sizeof *s, what ? 3 : 0);  /* 4 */
   corio_scope_init(&s->core);
   s->core.shield = (uint8_t)shield;
   s->depth = -1;
@@ -139,14 +147,14 @@ static int l_scope(lua_State *L) {
   if (what) {
     depth = describe(L, what, level, track);
     if (track > 0) {
-      lua_setiuservalue(L, 1, UV_THREAD);
-      lua_setiuservalue(L, 1, UV_MAKER);
+      lua_setiuservalue(L, 4, UV_THREAD);
+      lua_setiuservalue(L, 4, UV_MAKER);
     }
-    lua_setiuservalue(L, 1, UV_DESC);
+    lua_setiuservalue(L, 4, UV_DESC);
     s->depth = depth;
   }
   corio_scope_enter(&s->core, &t->core);
-  anchor(L, S, s, 1);
+  anchor(L, S, s, 4);
   if (has_deadline && corio_scope_set_deadline(&S->loop, &s->core, ns) != 0)
     return luaL_error(L, "corio.timeout: out of memory");
   return 1;
