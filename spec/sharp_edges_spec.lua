@@ -53,19 +53,20 @@ describe("a scope made without <close>", function()
 
   it("does not outlive a task that ends inside it (its deadline, a dump)", function()
     run(function()
-      local tasks = {}
-      for i = 1, 10 do
-        tasks[i] = corio.spawn(function()
-          local function forgets()
-            local _ = corio.timeout(0.02)
-            local tg = corio.task_group()
-            tg:spawn(corio.sleep, 0.03)
-          end
-          forgets()
-        end)
+      do
+        local tasks = {}
+        for i = 1, 10 do
+          tasks[i] = corio.spawn(function()
+            local function forgets()
+              local _ = corio.timeout(0.02)
+              local tg = corio.task_group()
+              tg:spawn(corio.sleep, 0.03)
+            end
+            forgets()
+          end)
+        end
+        for _, t in ipairs(tasks) do t:await() end
       end
-      for _, t in ipairs(tasks) do t:await() end
-      tasks = nil
       collectgarbage()
       collectgarbage()
       corio.sleep(0.05)       -- the deadlines pass: nothing reaches the ended tasks
