@@ -248,9 +248,9 @@ end
 -- else is returned) when the deadline passed before fn finished. It needs
 -- fn: a <close> handler cannot stop the cancellation unwinding a block.
 -- always tail-called by move_on_at/move_on_after: level 2 is their caller
-local function move_on(fname, when, fn, ...)
+local function move_on(fname, label, when, fn, ...)
   check_callable("corio." .. fname, 2, fn)
-  local s = core.scope(when, false, what(fname, when), 2)
+  local s = core.scope(when, false, what(fname, label), 2)
   local res = table.pack(pcall(fn, ...))
   local expired = s:expired()
   getmetatable(s).__close(s)  -- leave the scope without converting
@@ -261,12 +261,12 @@ end
 
 function corio.move_on_at(when, fn, ...)
   check_secs("corio.move_on_at", when)
-  return move_on("move_on_at", when, fn, ...)
+  return move_on("move_on_at", when, when, fn, ...)
 end
 
 function corio.move_on_after(secs, fn, ...)
   check_secs("corio.move_on_after", secs)
-  return move_on("move_on_after", deadline_in(secs), fn, ...)
+  return move_on("move_on_after", secs, deadline_in(secs), fn, ...)
 end
 
 -- corio.wait_for(awaitable or function, secs) (suspends): its results, or
