@@ -239,6 +239,14 @@ static int start(lua_State *L, int mode, const char *fname) {
   lua_settop(L, 1);
   t = corio__checkpoint(L, S, fname);
   n = lua_rawlen(L, 1);
+  for (i = 1; i <= n; i++) {  /* before anything is spawned */
+    int self = lua_rawgeti(L, 1, (lua_Integer)i) == LUA_TUSERDATA &&
+               lua_touserdata(L, -1) == (void *)t;
+    lua_pop(L, 1);
+    if (self)
+      return luaL_error(L, "%s: a task cannot await itself (item %d is the "
+                        "current task)", fname, (int)i);
+  }
   for (i = 1; i <= n; i++) {
     int is_task;
     int ty = lua_rawgeti(L, 1, (lua_Integer)i);
@@ -261,9 +269,6 @@ static int start(lua_State *L, int mode, const char *fname) {
     if (corio__future_of(L, S, 2, &is_task) == NULL)
       return luaL_error(L, "%s: item %d is a %s, not a function, task or future",
                         fname, (int)i, luaL_typename(L, 2));
-    if (is_task && lua_touserdata(L, 2) == (void *)t)
-      return luaL_error(L, "%s: a task cannot await itself (item %d is the "
-                        "current task)", fname, (int)i);
     if (is_task && mode == MODE_GATHER)
       ((luatask *)lua_touserdata(L, 2))->bits |= TASK_GATHERED;
     lua_settop(L, 1);
