@@ -255,7 +255,7 @@ describe("corio.dump", function()
   it("names the task whose group a child belongs to", function()
     local text, owner
     helper.run(function()
-      owner = corio.current_task():name():match("%d+")
+      owner = tostring(corio.current_task()):match("^task (%d+)")
       corio.task_group(function(tg)
         tg:spawn(function() corio.sleep(0.02) end):set_name("grouped-child")
         corio.sleep(0)

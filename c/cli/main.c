@@ -34,6 +34,7 @@
 /* exit statuses */
 #define EXIT_USAGE 2        /* bad command line */
 #define EXIT_INTERRUPTED 130  /* main task cancelled by Ctrl-C (128 + SIGINT) */
+#define EXIT_TERMINATED 143   /* main task cancelled by SIGTERM (128 + 15) */
 
 
 /* what the command line asked for */
@@ -162,8 +163,17 @@ static void create_arg_table (lua_State *L, char **argv, int argc,
 static const char *error_message (lua_State *L) {
   const char *msg = lua_tostring(L, -1);
   if (msg == NULL) {
-    if (luaL_callmeta(L, -1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    if (luaL_callmeta(L, -1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
       msg = lua_tostring(L, -1);
+      if (lua_istable(L, -2) &&  /* corio.run keeps the traceback there */
+          lua_getfield(L, -2, "traceback") == LUA_TSTRING) {
+        lua_pushliteral(L, "\n");
+        lua_insert(L, -2);
+        lua_concat(L, 3);
+        msg = lua_tostring(L, -1);
+      }
+      else lua_pop(L, 1);
+    }
     else
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, -1));
@@ -284,6 +294,21 @@ static int load_chunk (lua_State *L, char **argv, const struct options *o) {
 }
 
 
+/* calls corio.core[name]() and returns its first result as a string, or
+   NULL (the binding may lack the function) */
+static const char *call_core (lua_State *L, int corio, const char *name) {
+  const char *r = NULL;
+  int top = lua_gettop(L);
+  lua_getfield(L, corio, "core");
+  if (lua_type(L, -1) == LUA_TTABLE &&
+      lua_getfield(L, -1, name) == LUA_TFUNCTION &&
+      lua_pcall(L, 0, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+    r = lua_tostring(L, -1);  /* a literal kept by the binding */
+  lua_settop(L, top);
+  return r;
+}
+
+
 /* is the value at 'idx' a cancellation? (asks corio.is_cancelled) */
 static int is_cancelled (lua_State *L, int corio, int idx) {
   int yes = 0;
@@ -310,6 +335,7 @@ static int run_main (lua_State *L, char **argv, int argc, int script) {
   status = docall(L, 1, 1);
   if (report(L, status) != LUA_OK) return EXIT_FAILURE;
   corio = lua_gettop(L);
+  call_core(L, corio, "command_host");  /* SIGTERM too; corio.run nests */
   lua_getfield(L, corio, "run");
   lua_pushvalue(L, chunk);
   luaL_checkstack(L, argc - script, "too many arguments to script");
@@ -317,10 +343,13 @@ static int run_main (lua_State *L, char **argv, int argc, int script) {
     lua_pushstring(L, argv[i]);
   status = lua_pcall(L, lua_gettop(L) - corio - 1, 0, 0);
   if (status == LUA_OK) return EXIT_SUCCESS;
-  if (is_cancelled(L, corio, -1)) {
-    lua_pop(L, 1);
-    l_message("interrupted");
-    return EXIT_INTERRUPTED;
+  if (is_cancelled(L, corio, -1)) {  /* only a signal is "interrupted" */
+    const char *sig = call_core(L, corio, "interrupted");
+    if (sig != NULL) {
+      lua_pop(L, 1);
+      l_message(sig[3] == 'T' ? "terminated" : "interrupted");
+      return sig[3] == 'T' ? EXIT_TERMINATED : EXIT_INTERRUPTED;
+    }
   }
   report(L, status);
   return EXIT_FAILURE;

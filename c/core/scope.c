@@ -44,6 +44,20 @@ int corio_scope_leave(corio_loop_t *loop, corio_scope_t *s) {
   return 0;
 }
 
+/* take s out of its task's chain wherever it is (a scope whose owner
+   never closed it): the scopes inside it stay, linked to its parent */
+int corio_scope_drop(corio_loop_t *loop, corio_scope_t *s) {
+  corio_scope_t **pp;
+  if (!s->entered) return CORIO_EINVAL;
+  for (pp = &s->task->scope; *pp != NULL && *pp != s; pp = &(*pp)->parent) {}
+  if (*pp == NULL) return CORIO_EINVAL;
+  *pp = s->parent;
+  corio_timer_stop(loop, &s->deadline);
+  s->entered = 0;
+  s->task = NULL;  /* the task may end before the scope's owner forgets it */
+  return 0;
+}
+
 void corio_scope_cancel(corio_loop_t *loop, corio_scope_t *s) {
   if (s->cancelled) return;
   s->cancelled = 1;

@@ -167,6 +167,8 @@ void corio_scope_init(corio_scope_t *s);
 int corio_scope_enter(corio_scope_t *s, corio_task_t *t);
 /* leave s; it must be the task's innermost scope (CORIO_EINVAL if not) */
 int corio_scope_leave(corio_loop_t *loop, corio_scope_t *s);
+/* leave s wherever it is in the task's chain (one its code never left) */
+int corio_scope_drop(corio_loop_t *loop, corio_scope_t *s);
 void corio_scope_cancel(corio_loop_t *loop, corio_scope_t *s);
 int corio_scope_set_deadline(corio_loop_t *loop, corio_scope_t *s,
                              uint64_t when);

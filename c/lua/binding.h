@@ -107,6 +107,8 @@ typedef struct corio_State {
   uv_signal_t sigusr1;   /* prints the dump, when the hook is set */
   void *gathers;         /* gathers that a failure must alert (gather.c) */
   int signals;           /* corio.run's SIGINT handler is installed */
+  uint32_t run_id;       /* counts runs: objects of an ended run know it */
+  int command;           /* the corio command hosts the run (run.c) */
   /* host.c: posts from other threads, the host's error hook */
   uv_async_t post_async;
   uv_mutex_t post_lock;
@@ -143,6 +145,13 @@ void *corio__check_self(lua_State *L, int idx, const char *mt,
                         const char *method, const char *tname);
 int corio__bad_self(lua_State *L, int idx, const char *method,
                     const char *tname);
+
+/* task.c: a duration or a deadline in seconds (argument arg) as loop
+   nanoseconds: NaN raises (naming the function), <= 0 is 0, infinity and
+   anything past CORIO_NEVER_S is CORIO_NEVER_NS (never comes) */
+#define CORIO_NEVER_S  1e9
+#define CORIO_NEVER_NS ((uint64_t)1000000000000000000ULL)
+uint64_t corio__check_ns(lua_State *L, int arg);
 
 /* iomod.c: the I/O modules' hooks, called by the runtime */
 void corio__iomod_add(corio_State *S, const corio_iomod *m);
@@ -209,6 +218,13 @@ void corio__open_scope(lua_State *L);
 extern const luaL_Reg corio__scope_funcs[];
 void corio__group_record_error(lua_State *L, corio_State *S, luatask *t, int eidx);
 void corio__group_record_replaced(lua_State *L, corio_State *S, luatask *t, int eidx);
+/* the cause of the cancellation of scope `by` (not a task's root) for
+   t's checkpoint: pushes its message (or nil) and returns 0; or, when the
+   scope's maker returned without closing it, drops the scope, pushes the
+   error that says so and returns 1 */
+int corio__scope_cause(lua_State *L, corio_State *S, luatask *t, void *by);
+/* t is finishing inside scopes it never left: drop them */
+void corio__scopes_release(lua_State *L, corio_State *S, luatask *t);
 
 /* gather.c */
 void corio__gather_alert(corio_State *S);

@@ -16,6 +16,51 @@ static lua_State *getco(lua_State *L) {
 
 static int resume_k(lua_State *L, int status, lua_KContext ctx);
 
+/* Coroutines suspended inside a corio wait (their task's resume of them
+   passed the wait on to the scheduler) are kept in a weak set: resuming
+   one from anywhere else would end its wait behind the scheduler's back. */
+static void mark_waiting(lua_State *L, lua_State *co, int on) {
+  corio_State *S = corio__state(L);
+  corio__push_side(L, S, "cowaits");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (!on) return;
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_getfield(L, LUA_REGISTRYINDEX, SIDE_REGKEY);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "cowaits");
+    lua_pop(L, 1);
+  }
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  if (on) lua_pushboolean(L, 1);
+  else lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+static int is_waiting(lua_State *L, lua_State *co) {
+  corio_State *S = corio__state(L);
+  int r;
+  corio__push_side(L, S, "cowaits");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return r;
+}
+
+#define WAITING_MSG "cannot resume a coroutine that is waiting inside a " \
+  "corio call (its own task resumes it when the wait ends)"
+
 /* Resume co with narg values from L's top. Returns like lua_resume, with
    the results (or the error) moved to L; a marked yield is forwarded. */
 static int forward(lua_State *L, lua_State *co, int narg, int wrap) {
@@ -38,6 +83,7 @@ static int forward(lua_State *L, lua_State *co, int narg, int wrap) {
                       "behind a C-call boundary or outside a task");
       return -1;
     }
+    mark_waiting(L, co, 1);
     return lua_yieldk(L, 0, wrap, resume_k);  /* S->suspending stays set */
   }
   if (status == LUA_OK || status == LUA_YIELD) {
@@ -72,6 +118,7 @@ static int finish_wrap(lua_State *L, lua_State *co, int r) {
 #else
     lua_resetthread(co);
 #endif
+    lua_settop(co, 0);  /* dead: nothing left to call next time */
     if (lua_type(L, -1) == LUA_TSTRING) {  /* add where the wrap was called */
       luaL_where(L, 1);
       lua_insert(L, -2);
@@ -89,6 +136,7 @@ static int resume_k(lua_State *L, int status, lua_KContext wrap) {
   if (wrap) co = lua_tothread(L, lua_upvalueindex(2));
   else co = lua_tothread(L, 1);
   lua_settop(L, wrap ? 0 : 1);
+  mark_waiting(L, co, 0);
   r = forward(L, co, 0, (int)wrap);
   return wrap ? finish_wrap(L, co, r) : finish_resume(L, r);
 }
@@ -111,6 +159,11 @@ static int co_resume(lua_State *L) {
     lua_pushliteral(L, "cannot resume dead coroutine");
     return 2;
   }
+  if (lua_status(co) == LUA_YIELD && is_waiting(L, co)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, WAITING_MSG);
+    return 2;
+  }
   lua_xmove(L, co, narg);
   return finish_resume(L, forward(L, co, narg, 0));
 }
@@ -122,6 +175,8 @@ static int auxwrap(lua_State *L) {
     return luaL_error(L, "too many arguments to resume");
   if (lua_status(co) == LUA_OK && lua_gettop(co) == 0)
     return luaL_error(L, "cannot resume dead coroutine");
+  if (lua_status(co) == LUA_YIELD && is_waiting(L, co))
+    return luaL_error(L, WAITING_MSG);
   lua_xmove(L, co, narg);
   return finish_wrap(L, co, forward(L, co, narg, 1));
 }

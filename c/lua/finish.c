@@ -63,6 +63,11 @@ static int sentinel_gc(lua_State *L) {
   return 0;
 }
 
+static int safe_tostring(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
 void corio__report(lua_State *L, corio_State *S, int tidx) {
   luatask *t = (luatask *)lua_touserdata(L, tidx);
   lua_State *cb = corio__callback_thread(L, S);
@@ -91,12 +96,23 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
     }
     lua_settop(cb, base);
   }
-  else {
-    const char *msg = luaL_tolstring(L, top + 2, NULL);
+  else {  /* the error as text, on the callback thread: its __tostring
+             is Lua code, and may itself fail */
+    int base = lua_gettop(cb);
+    const char *msg;
+    lua_pushcfunction(cb, safe_tostring);
+    lua_pushvalue(L, top + 2);
+    lua_xmove(L, cb, 1);
+    if (lua_pcall(cb, 1, 1, 0) != LUA_OK)
+      msg = lua_pushfstring(cb, "(a %s error value; its __tostring failed: %s)",
+                            luaL_typename(L, top + 2),
+                            lua_isstring(cb, -1) ? lua_tostring(cb, -1) : "?");
+    else msg = lua_tostring(cb, -1);
     fprintf(stderr, "corio: unhandled error in task %u: %s\n%s\n",
             (unsigned)t->id, msg, lua_isstring(L, top + 3) ?
             lua_tostring(L, top + 3) : "(no traceback)");
     fflush(stderr);
+    lua_settop(cb, base);
   }
   lua_settop(L, top);
 }
@@ -196,6 +212,7 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     lua_replace(L, SLOT_ERRS);
     t->n = 1;
   }
+  if (t->core.scope != NULL) corio__scopes_release(L, S, t);
   if (t->core.flags & CORIO_TASK_CANCEL_REQUESTED) {
     corio__push_side(L, S, SIDE_MESSAGES);
     lua_pushlightuserdata(L, t);

@@ -5,8 +5,8 @@
 */
 #include "binding.h"
 
-static luafuture *check_future(lua_State *L, int idx) {
-  return (luafuture *)luaL_checkudata(L, idx, FUTURE_MT);
+static luafuture *check_future(lua_State *L, const char *method) {
+  return (luafuture *)corio__check_self(L, 1, FUTURE_MT, method, "Future");
 }
 
 int corio__future_new(lua_State *L) {
@@ -41,7 +41,7 @@ static void settle(lua_State *L, luafuture *f, int state) {
 }
 
 static luafuture *check_pending(lua_State *L, const char *fname) {
-  luafuture *f = check_future(L, 1);
+  luafuture *f = check_future(L, fname);
   if (f->core.state != CORIO_PENDING)
     luaL_error(L, "%s: future already done", fname);
   return f;
@@ -76,7 +76,7 @@ static int f_set_error(lua_State *L) {
 }
 
 static int f_cancel(lua_State *L) {
-  luafuture *f = check_future(L, 1);
+  luafuture *f = check_future(L, "future:cancel");
   lua_settop(L, 2);
   if (f->core.state != CORIO_PENDING) {
     lua_pushboolean(L, 0);
@@ -93,17 +93,17 @@ static int f_cancel(lua_State *L) {
 }
 
 static int f_done(lua_State *L) {
-  lua_pushboolean(L, check_future(L, 1)->core.state != CORIO_PENDING);
+  lua_pushboolean(L, check_future(L, "future:done")->core.state != CORIO_PENDING);
   return 1;
 }
 
 static int f_cancelled(lua_State *L) {
-  lua_pushboolean(L, check_future(L, 1)->core.state == CORIO_CANCELLED);
+  lua_pushboolean(L, check_future(L, "future:cancelled")->core.state == CORIO_CANCELLED);
   return 1;
 }
 
 static int f_result(lua_State *L) {
-  luafuture *f = check_future(L, 1);
+  luafuture *f = check_future(L, "future:result");
   if (f->core.state == CORIO_PENDING)
     return luaL_error(L, "future:result: future not done");
   lua_settop(L, 1);
@@ -111,7 +111,7 @@ static int f_result(lua_State *L) {
 }
 
 static int f_error(lua_State *L) {
-  luafuture *f = check_future(L, 1);
+  luafuture *f = check_future(L, "future:error");
   if (f->core.state == CORIO_PENDING)
     return luaL_error(L, "future:error: future not done");
   if (f->core.state == CORIO_DONE) lua_pushnil(L);
@@ -120,13 +120,13 @@ static int f_error(lua_State *L) {
 }
 
 static int f_add_done_callback(lua_State *L) {
-  luafuture *f = check_future(L, 1);
+  luafuture *f = check_future(L, "future:add_done_callback");
   return corio__add_done_callback(L, f->core.state != CORIO_PENDING);
 }
 
 static int f_tostring(lua_State *L) {
   static const char *const states[] = {"pending", "done", "failed", "cancelled"};
-  luafuture *f = check_future(L, 1);
+  luafuture *f = check_future(L, "future:__tostring");
   lua_pushfstring(L, "future (%s): %p", states[f->core.state], (void *)f);
   return 1;
 }

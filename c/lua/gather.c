@@ -239,6 +239,14 @@ static int start(lua_State *L, int mode, const char *fname) {
   lua_settop(L, 1);
   t = corio__checkpoint(L, S, fname);
   n = lua_rawlen(L, 1);
+  for (i = 1; i <= n; i++) {  /* before anything is spawned */
+    int self = lua_rawgeti(L, 1, (lua_Integer)i) == LUA_TUSERDATA &&
+               lua_touserdata(L, -1) == (void *)t;
+    lua_pop(L, 1);
+    if (self)
+      return luaL_error(L, "%s: a task cannot await itself (item %d is the "
+                        "current task)", fname, (int)i);
+  }
   for (i = 1; i <= n; i++) {
     int is_task;
     int ty = lua_rawgeti(L, 1, (lua_Integer)i);

@@ -13,7 +13,7 @@
 **   1 the fifo userdata (the counters)   2 the items table (the ring)
 **   3 the getters wait list              4 the putters wait list
 **   5 the Lua put slow path              6 the Lua get slow path
-**   7 the string "head"
+**   7 the string "head"                 8 the queue table (self)
 ** The wait lists are corio.waiters tables: a list is empty when its
 ** `head` field is nil (looked up with the key in upvalue 7: a raw get
 ** with a string already interned costs far less than lua_getfield).
@@ -116,6 +116,8 @@ static int call_slow(lua_State *L, int slow) {
 static int fifo_put(lua_State *L) {
   fifo *q = get_fifo(L);
   lua_Integer n = q->n;
+  if (!lua_rawequal(L, 1, lua_upvalueindex(8)))  /* a bad self: the slow */
+    return call_slow(L, 5);                      /* path says so */
   if (n < q->cap && n < q->max && !q->shut && (n > 0 || list_empty(L, GETTERS))) {
     if (lua_gettop(L) != 2) lua_settop(L, 2);
     ring_push(L, q);
@@ -129,6 +131,8 @@ static int fifo_put(lua_State *L) {
 static int fifo_get(lua_State *L) {
   fifo *q = get_fifo(L);
   lua_Integer n = q->n;
+  if (!lua_rawequal(L, 1, lua_upvalueindex(8)))
+    return call_slow(L, 6);
   if (n > 0 && (n < q->max || list_empty(L, PUTTERS))) {
     ring_shift(L, q);
     return 1;
@@ -180,7 +184,7 @@ static int fifo_set_shut(lua_State *L) {
   return 0;
 }
 
-/* core.fifo(maxsize, getters, putters, put_slow, get_slow) -> put, get,
+/* core.fifo(maxsize, getters, putters, put_slow, get_slow, queue) -> put, get,
    store, take, count, bump, is_shut, set_shut. maxsize: an integer > 0,
    or math.huge for an unbounded queue. */
 static int l_fifo(lua_State *L) {
@@ -199,7 +203,8 @@ static int l_fifo(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   luaL_checktype(L, 5, LUA_TFUNCTION);
-  lua_settop(L, 5);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  lua_settop(L, 6);
   q = (fifo *)lua_newuserdatauv(L, sizeof *q, 0);
   q->n = 0;
   q->head = 1;
@@ -212,11 +217,13 @@ static int l_fifo(lua_State *L) {
     lua_pushboolean(L, 0);
     lua_rawseti(L, -2, i);
   }
-  /* upvalues in order: fifo, ring, getters, putters, put_slow, get_slow */
-  lua_rotate(L, 2, 2);   /* 1 max, 2 fifo, 3 ring, 4 getters, 5 putters, 6 put, 7 get */
+  /* upvalues in order: fifo, ring, getters, putters, put_slow, get_slow,
+     "head", queue */
+  lua_rotate(L, 2, 2);   /* 1 max, 2 fifo, 3 ring, 4 getters, 5 putters, 6 put, 7 get, 8 queue */
   lua_pushliteral(L, "head");
-  for (k = 0; k < nfns; k++) {  /* put, get: all 7; the accessors: fifo, ring */
-    int nup = k < 2 ? 7 : 2;
+  lua_insert(L, 8);      /* 8 "head", 9 queue */
+  for (k = 0; k < nfns; k++) {  /* put, get: all 8; the accessors: fifo, ring */
+    int nup = k < 2 ? 8 : 2;
     for (i = 2; i < 2 + nup; i++) lua_pushvalue(L, (int)i);
     lua_pushcclosure(L, fns[k], nup);
   }

@@ -16,9 +16,12 @@ static void on_closed(uv_handle_t *h) { (void)h; }
    loop (uv_async_send is async-signal-safe), which cancels the main task. */
 static uv_async_t *volatile sigint_wake;
 static volatile sig_atomic_t sigint_count;
-static struct sigaction sigint_saved;
+static volatile sig_atomic_t sig_last;    /* SIGINT or SIGTERM */
+static int sig_cancelled;                 /* the signal that cancelled main */
+static struct sigaction sigint_saved, sigterm_saved;
 
 static void on_sigint_raw(int signum) {
+  sig_last = signum;
   if (++sigint_count >= 2 || sigint_wake == NULL) {
     signal(signum, SIG_DFL);  /* leave at once, the way the signal would */
     raise(signum);
@@ -35,9 +38,11 @@ static void on_sigint(uv_async_t *h) {
     lua_State *L = S->L;
     corio__push_side(L, S, SIDE_MESSAGES);
     lua_pushlightuserdata(L, S->main);
-    lua_pushliteral(L, "interrupted (SIGINT)");
+    if (sig_last == SIGTERM) lua_pushliteral(L, "terminated (SIGTERM)");
+    else lua_pushliteral(L, "interrupted (SIGINT)");
     lua_rawset(L, -3);
     lua_pop(L, 1);
+    sig_cancelled = sig_last == SIGTERM ? SIGTERM : SIGINT;
     corio_task_cancel(&S->loop, &S->main->core);
   }
 }
@@ -60,6 +65,7 @@ void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
   S->loop.step = corio__step;
   S->loop.after_batch = corio__streams_flush;
   S->running = 1;
+  S->run_id++;
   corio__open_posts(S);
 }
 
@@ -70,17 +76,20 @@ static void start_signals(corio_State *S) {
   S->sigint.data = S;
   uv_unref((uv_handle_t *)&S->sigint);
   sigint_count = 0;
+  sig_cancelled = 0;
   sigint_wake = &S->sigint;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigint_raw;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &sigint_saved);
+  if (S->command) sigaction(SIGTERM, &sa, &sigterm_saved);
 }
 
 static void stop_signals(corio_State *S) {
   if (!S->signals) return;
   S->signals = 0;
   sigaction(SIGINT, &sigint_saved, NULL);
+  if (S->command) sigaction(SIGTERM, &sigterm_saved, NULL);
   sigint_wake = NULL;
   if (!uv_is_closing((uv_handle_t *)&S->sigint))
     uv_close((uv_handle_t *)&S->sigint, on_closed);
@@ -156,7 +165,17 @@ void corio__finish_all(lua_State *L, corio_State *S) {
       lua_rawgeti(S->L, SLOT_LIVE, i);
       t = (luatask *)lua_touserdata(S->L, -1);
       lua_pop(S->L, 1);
-      if (round == 0) corio_task_cancel(&S->loop, &t->core);
+      if (round == 0) {
+        if (!(t->core.flags & CORIO_TASK_CANCEL_REQUESTED) &&
+            t->core.done.state == CORIO_PENDING) {
+          corio__push_side(L, S, SIDE_MESSAGES);
+          lua_pushlightuserdata(L, t);
+          lua_pushliteral(L, "run ended");
+          lua_rawset(L, -3);
+          lua_pop(L, 1);
+        }
+        corio_task_cancel(&S->loop, &t->core);
+      }
       else corio_task_wake(&S->loop, &t->core, CORIO_WAKE_DEADLOCK);
     }
     if (round == 0) make_deadlock(L, S);
@@ -196,6 +215,14 @@ int corio__close_loop(lua_State *L, corio_State *S) {
   return err;
 }
 
+/* does the traceback show a Lua frame (a line other than "\t[C]: ...")? */
+static int has_lua_frame(const char *tb) {
+  const char *p = strchr(tb, '\n');
+  for (; p != NULL; p = strchr(p + 1, '\n'))
+    if (strncmp(p + 1, "\t[C]", 4) != 0 && p[1] != '\0') return 1;
+  return 0;
+}
+
 /* corio.run(main, ...) -> main's results, or raises its error */
 static int l_run(lua_State *L) {
   corio_State *S = corio__state(L);
@@ -211,6 +238,11 @@ static int l_run(lua_State *L) {
   midx = lua_gettop(L);
   m->bits |= TASK_MAIN | TASK_RETRIEVED;
   S->main = m;
+  corio__push_side(L, S, SIDE_NAMES);
+  lua_pushvalue(L, midx);
+  lua_pushliteral(L, "main");
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   lua_pushvalue(L, midx);
   lua_xmove(L, S->L, 1);
   lua_replace(S->L, SLOT_MAIN);
@@ -241,6 +273,21 @@ static int l_run(lua_State *L) {
     }
     else lua_pop(L, 1);
   }
+  else if (lua_type(L, -1) == LUA_TTABLE && !corio__is_cancel(L, -1) &&
+           luaL_getmetafield(L, -1, "__name") == LUA_TSTRING) {
+    /* corio's own error values (TimeoutError...) keep the main task's
+       traceback in a field, for whoever prints them (the command does) */
+    int ours = strncmp(lua_tostring(L, -1), "corio.", 6) == 0;
+    lua_pop(L, 1);
+    if (ours && lua_getfield(L, -1, "traceback") == LUA_TNIL) {
+      lua_pop(L, 1);
+      corio__push_traceback(L, midx);
+      if (lua_isstring(L, -1) && has_lua_frame(lua_tostring(L, -1)))
+        lua_setfield(L, -2, "traceback");
+      else lua_pop(L, 1);  /* only C frames: it would tell nothing */
+    }
+    else lua_pop(L, 1);
+  }
   return lua_error(L);
 }
 
@@ -263,7 +310,11 @@ static int l_spawn_hidden(lua_State *L) {
   luatask *t;
   if (!S->running)
     return luaL_error(L, "corio.loop: no running loop (start one with corio.run)");
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (lua_type(L, 1) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
+      return luaL_typeerror(L, 1, "function");
+    lua_pop(L, 1);
+  }
   t = corio__spawn(L, S, 1, lua_gettop(L) - 1);
   t->bits |= TASK_HIDDEN;
   return 1;
@@ -317,10 +368,45 @@ static int l_debug(lua_State *L) {
   return 1;
 }
 
+/* core.cancel_main([msg]): cancel the main task (loop:stop()) */
 static int l_cancel_main(lua_State *L) {
   corio_State *S = corio__state(L);
-  if (S->main != NULL) corio_task_cancel(&S->loop, &S->main->core);
+  if (S->main == NULL || S->main->core.done.state != CORIO_PENDING) return 0;
+  if (!lua_isnoneornil(L, 1) &&
+      !(S->main->core.flags & CORIO_TASK_CANCEL_REQUESTED)) {
+    corio__push_side(L, S, SIDE_MESSAGES);
+    lua_pushlightuserdata(L, S->main);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, -3);
+  }
+  corio_task_cancel(&S->loop, &S->main->core);
   return 0;
+}
+
+/* core.command_host(): the corio command hosts the runs from now on
+   (SIGTERM cancels the main task as SIGINT does; corio.run inside the
+   main task runs its function as a child) */
+static int l_command_host(lua_State *L) {
+  corio__state(L)->command = 1;
+  return 0;
+}
+
+/* core.command_main() -> true inside the main task of a run that the
+   corio command hosts */
+static int l_command_main(lua_State *L) {
+  corio_State *S = corio__state(L);
+  lua_pushboolean(L, S->command && S->running && S->main != NULL &&
+                  S->current == S->main);
+  return 1;
+}
+
+/* core.interrupted() -> "SIGINT" or "SIGTERM" when that signal cancelled
+   the main task of the last run, else nil */
+static int l_interrupted(lua_State *L) {
+  if (sig_cancelled == SIGTERM) lua_pushliteral(L, "SIGTERM");
+  else if (sig_cancelled == SIGINT) lua_pushliteral(L, "SIGINT");
+  else lua_pushnil(L);
+  return 1;
 }
 
 const luaL_Reg corio__run_funcs[] = {
@@ -333,5 +419,8 @@ const luaL_Reg corio__run_funcs[] = {
   {"set_hook", l_set_hook},
   {"debug", l_debug},
   {"cancel_main", l_cancel_main},
+  {"command_host", l_command_host},
+  {"command_main", l_command_main},
+  {"interrupted", l_interrupted},
   {NULL, NULL}
 };

@@ -274,7 +274,9 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   t->co = NULL;
   if (status == LUA_YIELD) {  /* a bare coroutine.yield at the task's top level */
     lua_pop(co, nres);
+    S->current = t;  /* its <close> handlers run as the task (lock:release) */
     reset_thread(co);
+    S->current = NULL;
     lua_pushliteral(L, "coroutine.yield called outside a coroutine "
                     "inside a task (to let other tasks run, use "
                     "corio.sleep(0))");
@@ -302,7 +304,9 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   }
   else {  /* the trampoline itself failed: out of memory, C stack... */
     lua_xmove(co, L, 1);
+    S->current = t;
     reset_thread(co);
+    S->current = NULL;
     corio__finish(S, t, base + 1, CORIO_FAILED, 1);
   }
   lua_settop(L, base);
@@ -365,17 +369,30 @@ int corio__is_cancel(lua_State *L, int idx) {
   return r;
 }
 
-/* push a new cancellation error for t: with the message given to
-   task:cancel when the task itself was cancelled */
+/* push a new cancellation error for t, naming its cause: the message
+   given to task:cancel, the timeout that expired and where it was made, a
+   failed task group, the end of the run. A scope whose maker returned
+   without closing it gives instead the error that says so (and is
+   dropped, so the mistake does not outlive this report). */
 void corio__push_cancel(lua_State *L, corio_State *S, luatask *t) {
-  lua_createtable(L, 0, 1);
-  if (corio_task_cancelled_by(&t->core) == (void *)t) {
+  void *by = corio_task_cancelled_by(&t->core);
+  if (by != NULL && by != (void *)t) {
+    if (corio__scope_cause(L, S, t, by)) return;
+  }
+  else {
     corio__push_side(L, S, SIDE_MESSAGES);
     lua_pushlightuserdata(L, t);
     lua_rawget(L, -2);
-    lua_setfield(L, -3, "message");
-    lua_pop(L, 1);
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1) && t->core.group != NULL) {
+      lua_pop(L, 1);
+      lua_pushstring(L, t->core.group->nfailed > 0 ? "task group failed"
+                                                   : "task group cancelled");
+    }
   }
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "message");
   luaL_setmetatable(L, CANCEL_MT);
 }
 

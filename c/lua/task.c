@@ -10,6 +10,11 @@ static luatask *check_task(lua_State *L, int idx) {
   return (luatask *)luaL_checkudata(L, idx, TASK_MT);
 }
 
+/* a method's self (see selfcheck.c) */
+static luatask *self_task(lua_State *L, const char *method) {
+  return (luatask *)corio__check_self(L, 1, TASK_MT, method, "Task");
+}
+
 void corio__push_task(lua_State *L, corio_State *S, luatask *t) {
   lua_rawgeti(S->L, SLOT_LIVE, t->live);
   lua_xmove(S->L, L, 1);
@@ -137,6 +142,14 @@ static int l_await(lua_State *L) {
 
 /* ------------------------------------------------------------ sleeping */
 
+uint64_t corio__check_ns(lua_State *L, int arg) {
+  lua_Number secs = luaL_checknumber(L, arg);
+  if (secs != secs) luaL_argerror(L, arg, "not a number (NaN)");
+  if (secs <= 0) return 0;
+  if (secs >= CORIO_NEVER_S) return CORIO_NEVER_NS;
+  return (uint64_t)(secs * 1e9);
+}
+
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   (void)status;
@@ -149,18 +162,13 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 /* corio.sleep(secs, ...) (suspends) -> ... */
 static int l_sleep(lua_State *L) {
   corio_State *S = corio__state(L);
-  int isnum;
-  lua_Number secs = lua_tonumberx(L, 1, &isnum);
-  luatask *t;
-  if (!isnum) return luaL_typeerror(L, 1, "number");
-  if (secs != secs) return luaL_argerror(L, 1, "not a number (NaN)");
-  t = corio__checkpoint(L, S, "corio.sleep");
-  if (secs <= 0) {  /* let every other ready task run once */
+  uint64_t ns = corio__check_ns(L, 1);
+  luatask *t = corio__checkpoint(L, S, "corio.sleep");
+  if (ns == 0) {  /* let every other ready task run once */
     t->core.wake = CORIO_WAKE_NORMAL;
     corio_task_schedule(&S->loop, &t->core);
   }
   else {  /* from the loop's time, cached per batch, as libuv's timers */
-    uint64_t ns = secs > 1e9 ? (uint64_t)1e18 : (uint64_t)(secs * 1e9);
     if (corio_task_sleep_until(&S->loop, &t->core, S->loop.now + ns) != 0)
       return luaL_error(L, "corio.sleep: out of memory");
   }
@@ -171,9 +179,8 @@ static int l_sleep(lua_State *L) {
 /* core.sleep_until(when) (suspends): until corio.now() reaches when */
 static int l_sleep_until(lua_State *L) {
   corio_State *S = corio__state(L);
-  lua_Number when = luaL_checknumber(L, 1);
+  uint64_t ns = corio__check_ns(L, 1);
   luatask *t = corio__checkpoint(L, S, "corio.sleep_until");
-  uint64_t ns = when <= 0 ? 0 : when > 1e9 ? (uint64_t)1e18 : (uint64_t)(when * 1e9);
   if (corio_task_sleep_until(&S->loop, &t->core, ns) != 0)
     return luaL_error(L, "corio.sleep_until: out of memory");
   t->what = W_SLEEP;
@@ -261,7 +268,7 @@ static int l_all_tasks(lua_State *L) {
 
 static int t_cancel(lua_State *L) {
   corio_State *S = corio__state(L);
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:cancel");
   if (t->core.done.state != CORIO_PENDING) {
     lua_pushboolean(L, 0);
     return 1;
@@ -279,17 +286,17 @@ static int t_cancel(lua_State *L) {
 }
 
 static int t_done(lua_State *L) {
-  lua_pushboolean(L, check_task(L, 1)->core.done.state != CORIO_PENDING);
+  lua_pushboolean(L, self_task(L, "task:done")->core.done.state != CORIO_PENDING);
   return 1;
 }
 
 static int t_cancelled(lua_State *L) {
-  lua_pushboolean(L, check_task(L, 1)->core.done.state == CORIO_CANCELLED);
+  lua_pushboolean(L, self_task(L, "task:cancelled")->core.done.state == CORIO_CANCELLED);
   return 1;
 }
 
 static int t_result(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:result");
   if (t->core.done.state == CORIO_PENDING)
     return luaL_error(L, "task:result: task not done");
   lua_settop(L, 1);
@@ -297,7 +304,7 @@ static int t_result(lua_State *L) {
 }
 
 static int t_error(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:error");
   if (t->core.done.state == CORIO_PENDING)
     return luaL_error(L, "task:error: task not done");
   t->bits |= TASK_RETRIEVED;
@@ -307,7 +314,7 @@ static int t_error(lua_State *L) {
 }
 
 static int t_traceback(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:traceback");
   if (t->core.done.state != CORIO_FAILED) {
     lua_pushnil(L);
     return 1;
@@ -328,14 +335,14 @@ static void push_name(lua_State *L, corio_State *S, int idx) {
 }
 
 static int t_name(lua_State *L) {
-  check_task(L, 1);
+  self_task(L, "task:name");
   push_name(L, corio__state(L), 1);
   return 1;
 }
 
 static int t_set_name(lua_State *L) {
   corio_State *S = corio__state(L);
-  check_task(L, 1);
+  self_task(L, "task:set_name");
   luaL_checkstring(L, 2);
   corio__push_side(L, S, SIDE_NAMES);
   lua_pushvalue(L, 1);
@@ -369,14 +376,14 @@ int corio__add_done_callback(lua_State *L, int done) {
 }
 
 static int t_add_done_callback(lua_State *L) {
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:add_done_callback");
   t->bits |= TASK_HASCB;  /* finish looks for callbacks only then */
   return corio__add_done_callback(L, t->core.done.state != CORIO_PENDING);
 }
 
 static int t_tostring(lua_State *L) {
   corio_State *S = corio__state(L);
-  luatask *t = check_task(L, 1);
+  luatask *t = self_task(L, "task:__tostring");
   const char *state = corio__state_name(t);
   push_name(L, S, 1);
   if (strcmp(state, "waiting") == 0)

@@ -8,11 +8,26 @@ local function check_list(fname, list)
   if type(list) ~= "table" then
     error(fname .. ": expected a list of tasks or futures, got " .. type(list), 3)
   end
+  local me = core.current_task()
   for i, x in ipairs(list) do
     local mt = getmetatable(x)
     if mt ~= core.Task and mt ~= core.Future then
       error(("%s: item %d is a %s, not a task or future"):format(fname, i, type(x)), 3)
     end
+    if x == me then
+      error(("%s: a task cannot await itself (item %d is the current task)"):format(fname, i), 3)
+    end
+  end
+end
+
+local function check_opts(fname, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #2 to '%s' (options table expected, got %s)"):format(fname, type(opts)), 3)
+  end
+  local t = opts and opts.timeout
+  if t ~= nil and (type(t) ~= "number" or t ~= t) then
+    error(("bad argument #2 to '%s' (timeout must be a number, got %s)")
+      :format(fname, t ~= t and "NaN" or type(t)), 3)
   end
 end
 
@@ -68,6 +83,7 @@ end
 -- corio.wait(list, {timeout=, return_when=}) (suspends) -> done, pending
 function M.wait(list, opts)
   check_list("corio.wait", list)
+  check_opts("corio.wait", opts)
   local when = opts and opts.return_when or "all_completed"
   if when ~= "all_completed" and when ~= "first_completed" and when ~= "first_error" then
     error("corio.wait: return_when must be all_completed, first_completed or first_error", 2)
@@ -90,6 +106,7 @@ end
 -- for x in corio.as_completed(list [, {timeout=}]) do ... end
 function M.as_completed(list, opts)
   check_list("corio.as_completed", list)
+  check_opts("corio.as_completed", opts)
   local deadline = deadline_of(opts)
   local n = notifier(list)
   local left = #list
@@ -109,12 +126,16 @@ end
 function M.race(...)
   local list = table.pack(...)
   local tasks = {}
+  local plain = {}
+  for i = 1, list.n do
+    if type(list[i]) ~= "function" then plain[#plain + 1] = list[i] end
+  end
+  check_list("corio.race", plain)   -- before anything is spawned
   for i = 1, list.n do
     local x = list[i]
     if type(x) == "function" then x = core.spawn(x) end
     tasks[i] = x
   end
-  check_list("corio.race", tasks)
   local n = notifier(tasks)
   local ok, winner = pcall(n.take)
   for _, x in ipairs(tasks) do

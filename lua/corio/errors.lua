@@ -28,6 +28,23 @@ function errors.timeout_error(message)
   return setmetatable({ message = message or "deadline exceeded" }, errors.TimeoutError)
 end
 
+-- Errors of queues and barriers: a message ("queue:get: queue shut down")
+-- in a class a worker loop can test without matching strings:
+--   local ok, err = pcall(q.get, q)
+--   if not ok and corio.QueueShutDown.is(err) then break end
+local function message_class(name)
+  return class(name, function(e) return e.message end)
+end
+errors.QueueShutDown = message_class("corio.QueueShutDown")
+errors.QueueFull = message_class("corio.QueueFull")
+errors.QueueEmpty = message_class("corio.QueueEmpty")
+errors.BrokenBarrier = message_class("corio.BrokenBarrier")
+
+-- errors.raise(Class, message, level): raise an instance
+function errors.raise(c, message, level)
+  error(setmetatable({ message = message }, c), level and level + 1 or 2)
+end
+
 -- errors.check_self(self, mt, "queue:put", "Queue"): every method of the
 -- Lua layer's types checks its self with this; a wrong one (a dot written
 -- for a colon) raises the message the C types raise (c/lua/selfcheck.c).

@@ -18,11 +18,13 @@
 -- asyncio); waiting ones are checkpoints.
 local core = require "corio.core"
 local waiters = require "corio.waiters"
+local errors = require "corio.errors"
 
 local park, unpark = core.park, core.unpark
 local new_list, push, remove, pop, check, wait, wake_all =
   waiters.new, waiters.push, waiters.remove, waiters.pop, waiters.check, waiters.wait, waiters.wake_all
-local pcall, error, setmetatable, type, tostring = pcall, error, setmetatable, type, tostring
+local pcall, error, setmetatable, getmetatable, type, tostring, rawget =
+  pcall, error, setmetatable, getmetatable, type, tostring, rawget
 local math_type, huge = math.type, math.huge
 
 local M = {}
@@ -42,12 +44,16 @@ Queue.__tostring = function(q) return q:_describe() end
 
 local function check_max(fname, maxsize)
   if maxsize == nil then return huge end
-  if math_type(maxsize) ~= "integer" then
-    error(fname .. ": maxsize must be an integer, got " .. tostring(maxsize), 3)
+  if math_type(maxsize) ~= "integer" or maxsize < 0 then
+    error(("bad argument #1 to '%s' (maxsize must be an integer >= 0, got %s)")
+      :format(fname, tostring(maxsize)), 3)
   end
-  if maxsize <= 0 then return huge end
+  if maxsize == 0 then return huge end
   return maxsize
 end
+
+local raise, check_self = errors.raise, errors.check_self
+local QueueShutDown, QueueFull, QueueEmpty = errors.QueueShutDown, errors.QueueFull, errors.QueueEmpty
 
 -- The storage of each kind, behind one interface that the shared code
 -- below uses: store(item, prio), take() -> item, prio, count() -> items
@@ -133,7 +139,17 @@ local function new_queue(kind, maxsize)
   local up = kind == "queue" and 1 or 0
 
   local function shut_error(fname, level)
-    error(("%s:%s: queue shut down"):format(kind, fname), level + 1 + up)
+    raise(QueueShutDown, ("%s:%s: queue shut down"):format(kind, fname), level + 1 + up)
+  end
+
+  local q   -- the queue: every method checks that its self is q
+  local function check_q(self, method)
+    local what = type(self)
+    local m = getmetatable(self)
+    if m == Queue then what = "another " .. kind
+    elseif type(m) == "table" and type(rawget(m, "__name")) == "string" then what = m.__name end
+    local fname = kind .. ":" .. method
+    error(("bad self to '%s' (Queue expected, got %s): use %s(...)"):format(fname, what, fname), 3)
   end
 
   local function check_prio(fname, prio)
@@ -207,7 +223,8 @@ local function new_queue(kind, maxsize)
 
   -- q:put(item [, priority]) (suspends while the queue is full). For the
   -- FIFO queue this is the slow path behind the C one.
-  local function put(_, item, prio)
+  local function put(self, item, prio)
+    if self ~= q then check_q(self, "put") end
     if is_shut() then shut_error("put", 2) end
     if is_pri then check_prio("put", prio) end
     if getters.head ~= nil and hand_over(item, prio) then return end
@@ -221,7 +238,8 @@ local function new_queue(kind, maxsize)
 
   -- q:get() (suspends while the queue is empty) -> item (and its
   -- priority, for a priority queue)
-  local function get()
+  local function get(self)
+    if self ~= q then check_q(self, "get") end
     if count() > 0 then
       local item, prio = take()
       if putters.head ~= nil then refill() end
@@ -230,35 +248,38 @@ local function new_queue(kind, maxsize)
     return wait_get()
   end
 
-  local q = { _getters = getters, _putters = putters, _joiners = joiners }
+  q = { _getters = getters, _putters = putters, _joiners = joiners }
   if kind == "queue" then
     q.put, q.get, store, take, count, bump, is_shut, set_shut =
-      core.fifo(max, getters, putters, put, get)
+      core.fifo(max, getters, putters, put, get, q)
   else
     store, take, count, bump, is_shut, set_shut = lua_storage(kind)
     q.put, q.get = put, get
   end
 
-  function q.put_nowait(_, item, prio)
-    if is_shut() then error(kind .. ":put_nowait: queue shut down", 2) end
+  function q.put_nowait(self, item, prio)
+    if self ~= q then check_q(self, "put_nowait") end
+    if is_shut() then raise(QueueShutDown, kind .. ":put_nowait: queue shut down", 2) end
     if is_pri then check_prio("put_nowait", prio) end
     if getters.head ~= nil and hand_over(item, prio) then return end
-    if count() >= max then error(kind .. ":put_nowait: queue full", 2) end
+    if count() >= max then raise(QueueFull, kind .. ":put_nowait: queue full", 2) end
     store(item, prio)
     bump(1)
   end
 
-  function q.get_nowait()
+  function q.get_nowait(self)
+    if self ~= q then check_q(self, "get_nowait") end
     if count() > 0 then
       local item, prio = take()
       if putters.head ~= nil then refill() end
       return item, prio
     end
-    if is_shut() then error(kind .. ":get_nowait: queue shut down", 2) end
-    error(kind .. ":get_nowait: queue empty", 2)
+    if is_shut() then raise(QueueShutDown, kind .. ":get_nowait: queue shut down", 2) end
+    raise(QueueEmpty, kind .. ":get_nowait: queue empty", 2)
   end
 
-  function q.task_done()
+  function q.task_done(self)
+    if self ~= q then check_q(self, "task_done") end
     if bump(0) == 0 then
       error(kind .. ":task_done: called more times than there were items", 2)
     end
@@ -266,7 +287,8 @@ local function new_queue(kind, maxsize)
   end
 
   -- q:join() (suspends until every item put has been marked task_done)
-  function q.join()
+  function q.join(self)
+    if self ~= q then check_q(self, "join") end
     if bump(0) == 0 then return end
     wait(joiners, check(kind .. ":join"), "queue")
   end
@@ -274,7 +296,8 @@ local function new_queue(kind, maxsize)
   -- q:shutdown([immediate]) (asyncio 3.13): put fails from now on; getters
   -- drain what is left, then fail. immediate: the items left are dropped
   -- (counted as done for join).
-  function q.shutdown(_, immediate)
+  function q.shutdown(self, immediate)
+    if self ~= q then check_q(self, "shutdown") end
     set_shut()
     if immediate then
       while count() > 0 do
@@ -287,11 +310,26 @@ local function new_queue(kind, maxsize)
     wake_all(putters, got, SHUT)
   end
 
-  function q.is_shutdown() return is_shut() end
-  function q.qsize() return count() end
-  function q.empty() return count() == 0 end
-  function q.full() return count() >= max end
-  function q.maxsize() return max == huge and 0 or max end
+  function q.is_shutdown(self)
+    if self ~= q then check_q(self, "is_shutdown") end
+    return is_shut()
+  end
+  function q.qsize(self)
+    if self ~= q then check_q(self, "qsize") end
+    return count()
+  end
+  function q.empty(self)
+    if self ~= q then check_q(self, "empty") end
+    return count() == 0
+  end
+  function q.full(self)
+    if self ~= q then check_q(self, "full") end
+    return count() >= max
+  end
+  function q.maxsize(self)
+    if self ~= q then check_q(self, "maxsize") end
+    return max == huge and 0 or max
+  end
   function q._unfinished() return bump(0) end
   function q._describe()
     return ("corio %s (%d of %s items, %d getters and %d putters waiting%s)"):format(
@@ -394,6 +432,7 @@ end
 
 -- send:send(item) (suspends until the item is buffered or received)
 function SendChannel:send(item)
+  check_self(self, SendChannel, "send:send", "SendChannel")
   if item == nil then error("channel send: cannot send nil (it would end a receiver's for loop)", 2) end
   if not self._open then error("channel send: this send end is closed", 2) end
   local ch = self._ch
@@ -414,6 +453,7 @@ function SendChannel:send(item)
 end
 
 function SendChannel:send_nowait(item)
+  check_self(self, SendChannel, "send:send_nowait", "SendChannel")
   if item == nil then error("channel send_nowait: cannot send nil", 2) end
   if not self._open then error("channel send_nowait: this send end is closed", 2) end
   local ch = self._ch
@@ -427,6 +467,7 @@ function SendChannel:send_nowait(item)
 end
 
 function SendChannel:clone()
+  check_self(self, SendChannel, "send:clone", "SendChannel")
   if not self._open then error("channel clone: this send end is closed", 2) end
   local ch = self._ch
   ch._senders = ch._senders + 1
@@ -435,6 +476,7 @@ end
 
 -- send:close(): idempotent; the last send end closed ends the channel
 function SendChannel:close()
+  check_self(self, SendChannel, "send:close", "SendChannel")
   if not self._open then return end
   self._open = false
   local ch = self._ch
@@ -448,7 +490,10 @@ function SendChannel:close()
   end
 end
 SendChannel.__close = SendChannel.close
-function SendChannel:is_closed() return not self._open end
+function SendChannel:is_closed()
+  check_self(self, SendChannel, "send:is_closed", "SendChannel")
+  return not self._open
+end
 
 -- take the next item, or nothing when it would have to wait
 local function try_receive(ch)
@@ -469,6 +514,7 @@ end
 -- recv:receive() (suspends) -> the next item, or nil once every send end
 -- is closed and the buffer is drained
 function ReceiveChannel:receive()
+  check_self(self, ReceiveChannel, "recv:receive", "ReceiveChannel")
   if not self._open then error("channel receive: this receive end is closed", 2) end
   local ch = self._ch
   local item = try_receive(ch)
@@ -487,6 +533,7 @@ end
 -- recv:receive_nowait() -> item; nil at the end of the channel; raises
 -- "channel empty" when it would have to wait
 function ReceiveChannel:receive_nowait()
+  check_self(self, ReceiveChannel, "recv:receive_nowait", "ReceiveChannel")
   if not self._open then error("channel receive_nowait: this receive end is closed", 2) end
   local ch = self._ch
   local item = try_receive(ch)
@@ -498,6 +545,7 @@ end
 ReceiveChannel.__call = ReceiveChannel.receive   -- for item in recv do ... end
 
 function ReceiveChannel:clone()
+  check_self(self, ReceiveChannel, "recv:clone", "ReceiveChannel")
   if not self._open then error("channel clone: this receive end is closed", 2) end
   local ch = self._ch
   ch._receivers = ch._receivers + 1
@@ -507,6 +555,7 @@ end
 -- recv:close(): idempotent; the last receive end closed drops the buffer
 -- and makes every send fail
 function ReceiveChannel:close()
+  check_self(self, ReceiveChannel, "recv:close", "ReceiveChannel")
   if not self._open then return end
   self._open = false
   local ch = self._ch
@@ -521,7 +570,10 @@ function ReceiveChannel:close()
   end
 end
 ReceiveChannel.__close = ReceiveChannel.close
-function ReceiveChannel:is_closed() return not self._open end
+function ReceiveChannel:is_closed()
+  check_self(self, ReceiveChannel, "recv:is_closed", "ReceiveChannel")
+  return not self._open
+end
 
 local function channel_tostring(kind)
   return function(self)

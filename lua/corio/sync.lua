@@ -9,11 +9,13 @@
 -- returns at once without suspending (as asyncio does).
 local core = require "corio.core"
 local waiters = require "corio.waiters"
+local errors = require "corio.errors"
+local check_self, raise, BrokenBarrier = errors.check_self, errors.raise, errors.BrokenBarrier
 
 local current_task, scope = core.current_task, core.scope
 local new_list, wait, pop, wake_all, check =
   waiters.new, waiters.wait, waiters.pop, waiters.wake_all, waiters.check
-local setmetatable, error, type, tostring = setmetatable, error, type, tostring
+local setmetatable, getmetatable, error, type, tostring = setmetatable, getmetatable, error, type, tostring
 local math_type = math.type
 
 local M = {}
@@ -41,6 +43,7 @@ end
 -- lock:acquire() (suspends) -> the lock, to be closed:
 --   local _ <close> = lock:acquire()
 function Lock:acquire()
+  check_self(self, Lock, "lock:acquire", "Lock")
   local me = current_task()
   local owner = self._owner
   if owner == nil and me ~= nil and self._waiters.head == nil then
@@ -68,10 +71,16 @@ local function release(self, fname)
   end
 end
 
-function Lock:release() release(self, "lock:release") end
+function Lock:release()
+  check_self(self, Lock, "lock:release", "Lock")
+  release(self, "lock:release")
+end
 Lock.__close = function(self) release(self, "lock:release") end
 
-function Lock:locked() return self._owner ~= nil end
+function Lock:locked()
+  check_self(self, Lock, "lock:locked", "Lock")
+  return self._owner ~= nil
+end
 
 Lock.__tostring = function(self)
   if self._owner == nil then return "corio lock (unlocked)" end
@@ -88,19 +97,27 @@ end
 
 -- event:wait() (suspends) -> true, once the event is set
 function Event:wait()
+  check_self(self, Event, "event:wait", "Event")
   if self._flag then return true end
   wait(self._waiters, check("event:wait"), "event")
   return true
 end
 
 function Event:set()
+  check_self(self, Event, "event:set", "Event")
   if self._flag then return end
   self._flag = true
   wake_all(self._waiters)
 end
 
-function Event:clear() self._flag = false end
-function Event:is_set() return self._flag end
+function Event:clear()
+  check_self(self, Event, "event:clear", "Event")
+  self._flag = false
+end
+function Event:is_set()
+  check_self(self, Event, "event:is_set", "Event")
+  return self._flag
+end
 
 Event.__tostring = function(self)
   return ("corio event (%s, %d waiting)"):format(self._flag and "set" or "clear", self._waiters.n)
@@ -120,13 +137,20 @@ function M.condition(lock)
 end
 
 function Condition:acquire()
+  check_self(self, Condition, "condition:acquire", "Condition")
   self._lock:acquire()
   return self
 end
 
-function Condition:release() release(self._lock, "condition:release") end
+function Condition:release()
+  check_self(self, Condition, "condition:release", "Condition")
+  release(self._lock, "condition:release")
+end
 Condition.__close = function(self) release(self._lock, "condition:release") end
-function Condition:locked() return self._lock._owner ~= nil end
+function Condition:locked()
+  check_self(self, Condition, "condition:locked", "Condition")
+  return self._lock._owner ~= nil
+end
 
 local function check_holder(self, fname)
   local me = current_task()
@@ -145,6 +169,7 @@ end
 -- condition:wait() (suspends) -> true: releases the lock, waits for a
 -- notify, and holds the lock again when it returns (or raises).
 function Condition:wait()
+  check_self(self, Condition, "condition:wait", "Condition")
   local me = check_holder(self, "condition:wait")
   check("condition:wait")
   local lock = self._lock
@@ -157,6 +182,10 @@ end
 
 -- condition:wait_for(predicate) (suspends) -> predicate's first true value
 function Condition:wait_for(predicate)
+  check_self(self, Condition, "condition:wait_for", "Condition")
+  if type(predicate) ~= "function" then
+    error(("bad argument #1 to 'condition:wait_for' (function expected, got %s)"):format(type(predicate)), 2)
+  end
   local r = predicate()
   while not r do
     self:wait()
@@ -167,14 +196,20 @@ end
 
 -- condition:notify([n]) -> how many waiters were woken (at most n, default 1)
 function Condition:notify(n)
+  check_self(self, Condition, "condition:notify", "Condition")
+  if n == nil then n = 1
+  elseif type(n) ~= "number" or n ~= n then
+    error(("bad argument #1 to 'condition:notify' (number expected, got %s)"):format(
+      n ~= n and "NaN" or type(n)), 2)
+  end
   check_holder(self, "condition:notify")
-  if n == nil then n = 1 end
   local woken, w = 0, self._waiters
   while woken < n and pop(w) do woken = woken + 1 end
   return woken
 end
 
 function Condition:notify_all()
+  check_self(self, Condition, "condition:notify_all", "Condition")
   check_holder(self, "condition:notify_all")
   return self:notify(math.huge)
 end
@@ -190,6 +225,13 @@ M.Semaphore = Semaphore
 local BoundedSemaphore = class("corio.BoundedSemaphore")
 M.BoundedSemaphore = BoundedSemaphore
 
+local function check_sem(self, method)
+  local mt = getmetatable(self)
+  if mt ~= Semaphore and mt ~= BoundedSemaphore then
+    check_self(self, Semaphore, method, "Semaphore")
+  end
+end
+
 local function semaphore(mt, name, n)
   if n == nil then n = 1 end
   check_count(name, n, 0)
@@ -201,6 +243,7 @@ function M.bounded_semaphore(n) return semaphore(BoundedSemaphore, "corio.bounde
 
 -- sem:acquire() (suspends) -> the semaphore, to be closed
 function Semaphore:acquire()
+  check_sem(self, "semaphore:acquire")
   local v = self._value
   if v > 0 and self._waiters.head == nil then
     self._value = v - 1
@@ -220,10 +263,19 @@ local function sem_release(self)
   self._value = v
 end
 
-function Semaphore:release() sem_release(self) end
+function Semaphore:release()
+  check_sem(self, "semaphore:release")
+  sem_release(self)
+end
 Semaphore.__close = function(self) sem_release(self) end
-function Semaphore:locked() return self._value == 0 end
-function Semaphore:value() return self._value end
+function Semaphore:locked()
+  check_sem(self, "semaphore:locked")
+  return self._value == 0
+end
+function Semaphore:value()
+  check_sem(self, "semaphore:value")
+  return self._value
+end
 
 Semaphore.__tostring = function(self)
   return ("corio %s (value %d, %d waiting)"):format(self._kind:sub(7), self._value, self._waiters.n)
@@ -249,7 +301,8 @@ local BROKEN = setmetatable({}, { __name = "corio.barrier broken" })
 -- Raises "barrier:wait: barrier broken" once the barrier is aborted, and in
 -- the tasks waiting when it is reset or aborted.
 function Barrier:wait()
-  if self._broken then error("barrier:wait: barrier broken", 2) end
+  check_self(self, Barrier, "barrier:wait", "Barrier")
+  if self._broken then raise(BrokenBarrier, "barrier:wait: barrier broken", 2) end
   local count = self._count + 1
   if count == self._parties then   -- the last arrival: everyone passes
     self._count = 0
@@ -268,7 +321,7 @@ function Barrier:wait()
   local got = self._got
   if got and got[me] then
     got[me] = nil
-    error("barrier:wait: barrier broken", 2)
+    raise(BrokenBarrier, "barrier:wait: barrier broken", 2)
   end
   return count
 end
@@ -288,6 +341,7 @@ end
 -- barrier:reset(): back to the empty state; the tasks waiting now fail
 -- with "barrier broken", later ones wait for a new round as usual
 function Barrier:reset()
+  check_self(self, Barrier, "barrier:reset", "Barrier")
   break_round(self)
   self._broken = false
 end
@@ -295,14 +349,24 @@ end
 -- barrier:abort(): the barrier is broken: the tasks waiting now and every
 -- later wait fail with "barrier broken" (until reset)
 function Barrier:abort()
+  check_self(self, Barrier, "barrier:abort", "Barrier")
   self._broken = true
   break_round(self)
 end
 
-function Barrier:broken() return self._broken == true end
+function Barrier:broken()
+  check_self(self, Barrier, "barrier:broken", "Barrier")
+  return self._broken == true
+end
 
-function Barrier:parties() return self._parties end
-function Barrier:n_waiting() return self._count end
+function Barrier:parties()
+  check_self(self, Barrier, "barrier:parties", "Barrier")
+  return self._parties
+end
+function Barrier:n_waiting()
+  check_self(self, Barrier, "barrier:n_waiting", "Barrier")
+  return self._count
+end
 
 Barrier.__tostring = function(self)
   return ("corio barrier (%d of %d waiting%s)"):format(self._count, self._parties,
