@@ -6,11 +6,13 @@
 #   make test       C tests, specs, luacheck, examples, luarocks install check
 #   make test-asan  C tests and specs against an ASan+UBSan build (build-asan/)
 #   make bench      benchmark table against the peers in ../shared/bench-peers
+#   make install PREFIX=/usr/local   the command, libcorio, corio.h, corio.pc, the CMake package
 #   make lint | clean | deps | bench-deps
 
 BUILD      = build
 ASAN_BUILD = build-asan
 JOBS       = 2
+PREFIX     = /usr/local
 MAKEFLAGS += --no-print-directory
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -31,7 +33,7 @@ apt_install = missing=; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-.PHONY: all build deps bench-deps run test test-asan bench lint clean
+.PHONY: all build deps bench-deps run test test-asan bench lint clean install
 
 all: build
 
@@ -54,6 +56,7 @@ test: build
 	luacheck .
 	if [ -f spec/examples.sh ]; then sh spec/examples.sh $(BUILD)/bin/corio; fi
 	sh spec/luarocks_check.sh
+	sh spec/install_check.sh $(BUILD)
 
 # Specs that run the command can take it from $CORIO_BIN (the build under test).
 # lua5.4 is not built with ASan, so the runtime is preloaded for the specs, and leak
@@ -66,6 +69,9 @@ test-asan: deps
 	CORIO_BIN=$(CURDIR)/$(ASAN_BUILD)/bin/corio \
 	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  busted --run=asan
+
+install: build
+	cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 bench: bench-deps build
 	bench/run.sh
