@@ -203,19 +203,44 @@ static int docall (lua_State *L, int narg, int nres) {
 }
 
 
-/* package.path starts with the source tree's lua/ dir, for require "corio" */
-static void setup_path (lua_State *L) {
-#if defined(CORIO_LUA_DIR)
-  const char *dir = CORIO_LUA_DIR;
+/* prepends dir/?.lua;dir/?/init.lua to package.path */
+static void prepend_path (lua_State *L, const char *dir) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir,
                   lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
   lua_pop(L, 2);  /* old path, package */
-#else
-  (void)L;
+}
+
+
+/*
+** package.path starts with where corio's Lua files are, for require "corio":
+** next to the command when it is installed (BIN/../share/lua/5.4, where
+** `make install` and luarocks put them), else the directory baked in at
+** build time (the source tree, or LUADIR).
+*/
+static void setup_path (lua_State *L) {
+  char exe[4096];
+  size_t len = sizeof(exe);
+#if defined(CORIO_LUA_DIR)
+  prepend_path(L, CORIO_LUA_DIR);
 #endif
+  if (uv_exepath(exe, &len) == 0) {
+    char *slash = strrchr(exe, '/');
+    if (slash != NULL) {
+      FILE *f;
+      *slash = '\0';
+      lua_pushfstring(L, "%s/../share/lua/5.4", exe);
+      lua_pushfstring(L, "%s/corio/init.lua", lua_tostring(L, -1));
+      f = fopen(lua_tostring(L, -1), "r");
+      if (f != NULL) {
+        fclose(f);
+        prepend_path(L, lua_tostring(L, -2));
+      }
+      lua_pop(L, 2);
+    }
+  }
 }
 
 
