@@ -106,13 +106,21 @@ typedef struct corio_State {
   uv_signal_t sigusr1;   /* prints the dump, when the hook is set */
   void *gathers;         /* gathers that a failure must alert (gather.c) */
   int signals;           /* corio.run's SIGINT handler is installed */
-  /* host.c: posts from other threads, the host's error hook */
+  /* host/: posts from other threads, the host's error hook, lifetimes */
   uv_async_t post_async;
-  uv_mutex_t post_lock;
+  uv_mutex_t post_lock;  /* the post queue, post_open and refs */
   void *post_head, *post_tail;
+  void *post_batch;      /* posts taken from the queue, not yet run */
   int post_open, holds;
+  int refs;              /* the Lua state, corio_state_retain, closing handles */
+  int closing;           /* a detach's handle closes have not all completed */
+  uv_idle_t close_tail;  /* closed after the rest: its callback ends closing */
+  corio_drop_cb post_drop;
   corio_error_hook error_hook;
   void *error_hook_ud;
+  uv_thread_t loop_thread;  /* the thread that attached (debug checks) */
+  uint64_t hostfutures;  /* host future handles given out (never reused) */
+  void *detach;          /* an asynchronous detach under way (host/detach.c) */
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
   const void *stream_mt; /* the Stream metatable, likewise */
@@ -133,8 +141,12 @@ typedef struct corio_State {
 /* the state behind a corio function: its first upvalue (every function
    of the module is registered with it) */
 static inline corio_State *corio__state(lua_State *L) {
-  return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
+  return *(corio_State **)lua_touserdata(L, lua_upvalueindex(1));
 }
+/* the state userdata holds a pointer: corio_State is malloc'ed, so it can
+   outlive the Lua state while the host's loop closes its handles and
+   while threads hold it to post (host/state.c) */
+#define corio__state_of(ud) (*(corio_State **)(ud))
 
 /* selfcheck.c: a method's self, or the error naming the public method
    ("queue:put") and the type ("Queue") */
@@ -195,11 +207,15 @@ void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv);
 void corio__finish_all(lua_State *L, corio_State *S);
 int corio__close_loop(lua_State *L, corio_State *S);
 
-/* host.c */
+/* host/ */
 void corio__open_posts(corio_State *S);
-void corio__close_posts(corio_State *S);
-void corio__init_host(corio_State *S);
-void corio__free_host(corio_State *S);
+void corio__close_posts(corio_State *S, int run);
+int corio__host_close(corio_State *S);
+corio_State *corio__new_state(void);
+int corio__state_gc(lua_State *L);
+int corio__host_pcall(lua_State *L, corio_State *S, int nargs, const char *what);
+void corio__host_error(lua_State *L, corio_State *S, const char *what);
+void corio__call_hook(lua_State *L, corio_State *S);
 void corio__open_run(lua_State *L);
 extern const luaL_Reg corio__run_funcs[];
 

@@ -7,17 +7,6 @@
 #include <string.h>
 #include "binding.h"
 
-static int state_gc(lua_State *L) {
-  corio_State *S = (corio_State *)lua_touserdata(L, 1);
-  if (S->running && S->host == NULL) {
-    S->loop.closing = 1;
-    corio_loop_close(&S->loop);
-  }
-  S->running = 0;
-  corio__free_host(S);
-  return 0;
-}
-
 static int cancelled_tostring(lua_State *L) {
   lua_getfield(L, 1, "message");
   if (lua_isnil(L, -1)) lua_pushliteral(L, "cancelled");
@@ -48,11 +37,11 @@ int luaopen_corio_core(lua_State *L) {
     return 1;
   }
   lua_pop(L, 1);
-  S = (corio_State *)lua_newuserdatauv(L, sizeof *S, 3);
-  memset(S, 0, sizeof *S);
-  corio__init_host(S);
+  S = corio__new_state();
+  if (S == NULL) return luaL_error(L, "corio: out of memory");
+  *(corio_State **)lua_newuserdatauv(L, sizeof S, 3) = S;
   lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, state_gc);
+  lua_pushcfunction(L, corio__state_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
