@@ -283,7 +283,8 @@ int corio_attach(struct lua_State *L, uv_loop_t *loop);
    cleanup (<close> handlers, finally-style code) runs, with timers, until
    every task has finished or timeout_ms has passed; what did not finish is
    abandoned (its remaining cleanup does not run) and named in one short
-   message that goes to the error hook, or to stderr without one.
+   message: corio_detach_wait sends it to the error hook (or to stderr
+   without one), corio_detach_async passes it to its callback.
    Unhandled errors are reported, corio's handles are closed: the host runs
    its loop once more so the closes complete (before uv_loop_close, and
    before attaching again). lua_close may come at any time after.

@@ -6,6 +6,7 @@
 ** host's uv_run, which may be running further up the stack); the
 ** asynchronous form lets the host's loop run and calls back.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "host.h"
@@ -82,20 +83,24 @@ static const char *abandon_rest(lua_State *L, corio_State *S, uint64_t ms) {
 /* The end of either form: abandon what is left (its message on top of L,
    or nil), close the streams nobody closed and corio's handles, report
    the unhandled errors. */
-static int end(lua_State *L, corio_State *S, uint64_t ms) {
+static int end(lua_State *L, corio_State *S, uint64_t ms, int report) {
   const char *msg = abandon_rest(L, S, ms);
   int err;
   if (msg == NULL) lua_pushnil(L);
   corio__iomod_shutdown(L, S, 1);
   err = corio__close_loop(L, S);
   S->host = NULL;
-  if (msg != NULL) {
+  if (msg == NULL) return err;
+  if (report && S->error_hook != NULL) {
     lua_pushvalue(L, -1);
     lua_pushnil(L);
     corio__host_error(L, S, "detach");
-    return CORIO_ETIMEDOUT;
   }
-  return err;
+  else if (report) {
+    fprintf(stderr, "corio: %s\n", msg);
+    fflush(stderr);
+  }
+  return CORIO_ETIMEDOUT;
 }
 
 int corio_detach_wait(lua_State *L, uint64_t timeout_ms) {
@@ -120,7 +125,7 @@ int corio_detach_wait(lua_State *L, uint64_t timeout_ms) {
     uv_sleep((unsigned)(((next->when < deadline ? next->when : deadline) - loop->now
                          + 999999u) / 1000000u));
   }
-  err = end(L, S, timeout_ms);
+  err = end(L, S, timeout_ms, 1);
   lua_pop(L, 1);
   return err;
 }
@@ -145,7 +150,7 @@ static void on_poll(uv_timer_t *h) {
   uv_timer_stop(h);
   uv_close((uv_handle_t *)h, on_timer_closed);
   S->detach = NULL;
-  status = end(L, S, d->ms);
+  status = end(L, S, d->ms, 0);
   if (lua_isstring(L, -1)) {  /* a copy: the host may close L in cb */
     size_t len;
     const char *m = lua_tolstring(L, -1, &len);

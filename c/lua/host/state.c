@@ -103,7 +103,10 @@ int corio__state_gc(lua_State *L) {
     corio_loop_close(&S->loop);
   }
   else if (S->running) {
-    corio__detach_abandon(S);
+    if (S->detach != NULL) {  /* its first half ran: the I/O modules end too */
+      corio__detach_abandon(S);
+      corio__iomod_shutdown(L, S, 1);
+    }
     corio__close_posts(S, 0);
     S->loop.closing = 1;
     corio__host_close_handles(S);
