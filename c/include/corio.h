@@ -207,6 +207,7 @@ struct corio_loop_s {
   corio_batch_cb after_batch; /* public, optional: called after each batch */
   uint64_t now;              /* readonly: cached clock, ns */
   size_t ntasks;             /* readonly: live tasks */
+  uint64_t budget;           /* public: ns a batch may run ready tasks, 0 = no limit */
   /* private below */
   corio_task_t **ready;      /* ring buffer */
   size_t rhead, rcount, rcap;
@@ -248,19 +249,27 @@ void corio_loop_run_ready(corio_loop_t *loop);
    its lua_State and the handles it retains. No function takes ownership of
    a payload except as stated at corio_post.
 
-   Process-wide effects of opening the module (luaopen_corio_core):
-   SIGPIPE is ignored (a write to a closed peer becomes an error value),
-   unless the host defined the global CORIO_KEEP_SIGPIPE before opening it
-   (see corio_keep_sigpipe); `require "corio"` replaces coroutine.resume
-   and coroutine.wrap in the Lua state by corio's (a task may wait inside a
-   plain coroutine); a host that wants Lua's own sets
-   package.loaded["corio.nocoroutine"] = true before requiring corio.
-   Neither touches anything outside the process's signal table and the
-   state's own globals. */
+   What opening corio changes outside corio is the host's choice
+   (corio_set_options): by default, luaopen_corio_core ignores SIGPIPE for
+   the process (a write to a closed peer becomes an error value instead of
+   killing it), and `require "corio"` replaces coroutine.resume and
+   coroutine.wrap in that Lua state by corio's (a task may then wait inside
+   a plain coroutine; corio.coroutine has them either way). */
+
 struct lua_State;
 typedef struct corio_State corio_state_t;
 
 int luaopen_corio_core(struct lua_State *L);
+
+/* Before opening corio in L: decline its process-wide side effects.
+   CORIO_KEEP_SIGPIPE leaves SIGPIPE's disposition alone (the host handles
+   or ignores it itself; a write to a closed peer may then kill the
+   process), CORIO_KEEP_COROUTINE leaves coroutine.resume and wrap as Lua's
+   (an await inside a plain coroutine then fails). Stored in L's registry.
+   0, or CORIO_EBUSY when corio is already open in L. */
+#define CORIO_KEEP_SIGPIPE   0x01u
+#define CORIO_KEEP_COROUTINE 0x02u
+int corio_set_options(struct lua_State *L, unsigned options);
 
 /* corio's state in L (the module must be open), or NULL. Borrowed: valid
    while L is open, unless retained. */
@@ -349,6 +358,20 @@ void corio_set_post_drop(corio_state_t *S, corio_drop_cb drop);
    once the post has come. Loop thread only. */
 void corio_hold(corio_state_t *S);
 void corio_release(corio_state_t *S);
+
+/* Interrupt a plugin stuck in a loop: the task running now (if any) raises
+   "interrupted" at its next Lua instruction (a count/call/line hook on its
+   coroutine, which replaces any hook there; the error reaches the task's
+   awaiter, or the error hook). No effect when no task is running. Safe
+   from any thread and from a signal handler (it only stores a flag and
+   calls lua_sethook, which Lua allows asynchronously). Always 0. */
+int corio_interrupt(corio_state_t *S);
+
+/* A time budget per loop iteration, for hosts with a frame to keep: a batch
+   of ready tasks runs for at most ms milliseconds (at least one task runs),
+   then control returns to libuv and the host; the tasks left stay ready
+   and run in the next iteration. 0 (the default) is no limit. Loop thread. */
+int corio_set_budget(struct lua_State *L, unsigned ms);
 
 /* Every error corio cannot hand to Lua code goes to hook(L, ud) with
    three values at -3, -2, -1 of L: the error, its traceback (or nil), and

@@ -8,6 +8,7 @@
 #ifndef CORIO_BINDING_H
 #define CORIO_BINDING_H
 
+#include <signal.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include "corio.h"
@@ -121,6 +122,13 @@ typedef struct corio_State {
   uv_thread_t loop_thread;  /* the thread that attached (debug checks) */
   uint64_t hostfutures;  /* host future handles given out (never reused) */
   void *detach;          /* an asynchronous detach under way (host/detach.c) */
+  /* corio_interrupt (host/interrupt.c): the coroutine being stepped, read
+     by other threads and signal handlers; interrupters count themselves
+     in while they use it, and a step's end waits for them */
+  lua_State *volatile stepping;
+  volatile int interrupting;
+  volatile sig_atomic_t interrupt;
+  uint64_t budget;       /* corio_set_budget, kept across attaches */
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
   const void *stream_mt; /* the Stream metatable, likewise */
@@ -137,6 +145,15 @@ typedef struct corio_State {
 #define CANCEL_MT "corio.Cancelled"
 #define HANDLE_MT "corio.Handle"
 #define STATE_MT  "corio.State"
+
+/* around each step (scheduler.c), for corio_interrupt */
+static inline void corio__step_begin(corio_State *S, lua_State *co) {
+  __atomic_store_n(&S->stepping, co, __ATOMIC_SEQ_CST);
+}
+static inline void corio__step_end(corio_State *S) {
+  __atomic_store_n(&S->stepping, NULL, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&S->interrupting, __ATOMIC_SEQ_CST) != 0) {}
+}
 
 /* the state behind a corio function: its first upvalue (every function
    of the module is registered with it) */
@@ -212,6 +229,7 @@ void corio__open_posts(corio_State *S);
 void corio__close_posts(corio_State *S, int run);
 int corio__host_close(corio_State *S);
 corio_State *corio__new_state(void);
+unsigned corio__options(lua_State *L);
 int corio__state_gc(lua_State *L);
 int corio__host_pcall(lua_State *L, corio_State *S, int nargs, const char *what);
 void corio__host_error(lua_State *L, corio_State *S, const char *what);

@@ -30,7 +30,9 @@ static void add(lua_State *L, int st, const luaL_Reg *funcs) {
 int luaopen_corio_core(lua_State *L) {
   corio_State *S;
   int st;
-  signal(SIGPIPE, SIG_IGN);  /* a write to a closed peer is an error value */
+  unsigned options = corio__options(L);  /* the host's choices (host/state.c) */
+  if (!(options & CORIO_KEEP_SIGPIPE))
+    signal(SIGPIPE, SIG_IGN);  /* a write to a closed peer is an error value */
   lua_getfield(L, LUA_REGISTRYINDEX, STATE_MT);
   if (lua_type(L, -1) == LUA_TUSERDATA) {  /* opened before: one state per Lua state */
     lua_getiuservalue(L, -1, 3);
@@ -106,6 +108,8 @@ int luaopen_corio_core(lua_State *L) {
   lua_setfield(L, -2, "coroutine_funcs");
   lua_pushliteral(L, CORIO_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushboolean(L, !(options & CORIO_KEEP_COROUTINE));
+  lua_setfield(L, -2, "replace_coroutine");
   /* remember the module for a second open */
   lua_getfield(L, LUA_REGISTRYINDEX, STATE_MT);
   lua_pushvalue(L, -2);

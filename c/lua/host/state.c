@@ -18,6 +18,23 @@ corio_state_t *corio_state(lua_State *L) {
   return S;
 }
 
+#define OPTIONS_KEY "corio.options"
+
+int corio_set_options(lua_State *L, unsigned options) {
+  if (corio_state(L) != NULL) return CORIO_EBUSY;
+  lua_pushinteger(L, (lua_Integer)options);
+  lua_setfield(L, LUA_REGISTRYINDEX, OPTIONS_KEY);
+  return 0;
+}
+
+unsigned corio__options(lua_State *L) {
+  unsigned options;
+  lua_getfield(L, LUA_REGISTRYINDEX, OPTIONS_KEY);
+  options = (unsigned)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return options;
+}
+
 corio_State *corio__new_state(void) {
   corio_State *S = (corio_State *)calloc(1, sizeof *S);
   if (S == NULL) return NULL;
@@ -138,6 +155,7 @@ int corio_attach(lua_State *L, uv_loop_t *loop) {
   S->host = loop;
   S->loop_thread = uv_thread_self();
   corio__open_loop(L, S, loop);
+  S->loop.budget = S->budget;
   return 0;
 }
 
