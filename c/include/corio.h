@@ -324,6 +324,25 @@ int corio_detach_async(struct lua_State *L, uint64_t timeout_ms,
    CORIO_EINVAL when no loop is running or attached. */
 int corio_spawn(struct lua_State *L, int nargs);
 
+/* A C handle on a Task: its state, cancelling it, a callback when it is
+   done, without calling into Lua. An opaque id, never reused; the Task
+   stays alive until the handle is released. Loop thread only. */
+typedef struct corio_taskref_s corio_taskref_t;
+/* a handle on the Task at idx of L (left there), or NULL if it is not a Task */
+corio_taskref_t *corio_taskref(struct lua_State *L, int idx);
+/* enum corio_state (CORIO_PENDING...), or CORIO_EINVAL for a released handle */
+int corio_taskref_state(struct lua_State *L, corio_taskref_t *r);
+/* request cancellation: 0, CORIO_EDONE (finished), CORIO_EINVAL (released) */
+int corio_taskref_cancel(struct lua_State *L, corio_taskref_t *r);
+/* cb(L, r, state, ud) once the task is done (at once if it is), from the
+   loop, under the protected path of done callbacks. 0, CORIO_EINVAL,
+   CORIO_ENOMEM. The callback may release r. */
+typedef void (*corio_task_done_cb)(struct lua_State *L, corio_taskref_t *r,
+                                   int state, void *ud);
+int corio_taskref_on_done(struct lua_State *L, corio_taskref_t *r,
+                          corio_task_done_cb cb, void *ud);
+void corio_taskref_release(struct lua_State *L, corio_taskref_t *r);
+
 /* The host's side of a Future: an opaque handle (not a pointer to
    memory), never reused in the state's life, so a stale handle (one
    already resolved) is detected. */
