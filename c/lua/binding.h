@@ -8,7 +8,6 @@
 #ifndef CORIO_BINDING_H
 #define CORIO_BINDING_H
 
-#include <signal.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include "corio.h"
@@ -127,7 +126,7 @@ typedef struct corio_State {
      in while they use it, and a step's end waits for them */
   lua_State *volatile stepping;
   volatile int interrupting;
-  volatile sig_atomic_t interrupt;
+  volatile int interrupt;  /* set and taken with atomics */
   uint64_t budget;       /* corio_set_budget, kept across attaches */
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */

@@ -9,21 +9,20 @@ static void interrupt_hook(lua_State *co, lua_Debug *ar) {
   corio_State *S = corio_state(co);
   (void)ar;
   lua_sethook(co, NULL, 0, 0);
-  if (S == NULL || !S->interrupt) return;
-  S->interrupt = 0;
+  if (S == NULL || !__atomic_exchange_n(&S->interrupt, 0, __ATOMIC_SEQ_CST)) return;
   luaL_error(co, "interrupted (corio_interrupt)");
 }
 
 int corio_interrupt(corio_state_t *S) {
   lua_State *co;
-  S->interrupt = 1;
+  __atomic_store_n(&S->interrupt, 1, __ATOMIC_SEQ_CST);
   __atomic_add_fetch(&S->interrupting, 1, __ATOMIC_SEQ_CST);
   co = __atomic_load_n(&S->stepping, __ATOMIC_SEQ_CST);
   if (co != NULL)  /* alive: the step's end waits while we are counted in */
     lua_sethook(co, interrupt_hook,
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
   else
-    S->interrupt = 0;
+    __atomic_store_n(&S->interrupt, 0, __ATOMIC_SEQ_CST);
   __atomic_sub_fetch(&S->interrupting, 1, __ATOMIC_SEQ_CST);
   return 0;
 }
