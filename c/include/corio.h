@@ -324,6 +324,42 @@ int corio_detach_async(struct lua_State *L, uint64_t timeout_ms,
    CORIO_EINVAL when no loop is running or attached. */
 int corio_spawn(struct lua_State *L, int nargs);
 
+/* Groups of tasks a host owns (one per plugin, say). A task spawned by a
+   task of a group joins the group (tasks a server spawns for its
+   connections do not: close the server in the plugin's cleanup), so
+   cancelling one plugin's group never disturbs another's tasks. Failures
+   do not cancel the other members (the error goes to the error hook; see
+   corio_hostgroup_name_of). A handle is an opaque id, valid until
+   corio_hostgroup_free. Loop thread only. */
+typedef struct corio_hostgroup_s corio_hostgroup_t;
+/* a new empty group; name (copied) appears in messages. NULL: no corio */
+corio_hostgroup_t *corio_hostgroup_new(struct lua_State *L, const char *name);
+/* corio_spawn into g: the Task replaces the function and its arguments.
+   0, CORIO_EINVAL (no loop, or g freed) */
+int corio_hostgroup_spawn(struct lua_State *L, corio_hostgroup_t *g, int nargs);
+/* request cancellation of every task in g (their cleanup then runs).
+   0, CORIO_EINVAL */
+int corio_hostgroup_cancel(struct lua_State *L, corio_hostgroup_t *g);
+/* tasks of g not finished yet */
+size_t corio_hostgroup_size(struct lua_State *L, corio_hostgroup_t *g);
+/* Wait for g to be empty without blocking: cb(L, g, status, unfinished,
+   ud) is called once from the loop: status 0 when every task has finished,
+   or CORIO_ETIMEDOUT when timeout_ms passed first, with unfinished naming
+   the tasks that would not finish (valid during the call; they go on).
+   Usually after corio_hostgroup_cancel. A wait ends without its callback
+   when g is freed, at detach, or when the Lua state closes. 0,
+   CORIO_EINVAL, CORIO_ENOMEM */
+typedef void (*corio_group_wait_cb)(struct lua_State *L, corio_hostgroup_t *g,
+                                    int status, const char *unfinished, void *ud);
+int corio_hostgroup_wait(struct lua_State *L, corio_hostgroup_t *g,
+                         uint64_t timeout_ms, corio_group_wait_cb cb, void *ud);
+/* the name of the group the Task at idx belongs (or belonged) to, while
+   that group is not freed; else NULL. For the error hook (the Task is at
+   -1): the string lives as long as the group. */
+const char *corio_hostgroup_name_of(struct lua_State *L, int idx);
+/* forget g (its tasks go on, in no group); its waits end without callback */
+void corio_hostgroup_free(struct lua_State *L, corio_hostgroup_t *g);
+
 /* A C handle on a Task: its state, cancelling it, a callback when it is
    done, without calling into Lua. An opaque id, never reused; the Task
    stays alive until the handle is released. Loop thread only. */

@@ -128,6 +128,8 @@ typedef struct corio_State {
   volatile int interrupting;
   volatile int interrupt;  /* set and taken with atomics */
   uint64_t budget;       /* corio_set_budget, kept across attaches */
+  int hostgroups;        /* host groups alive: spawns look for a parent's */
+  corio_list_t group_waits;  /* corio_hostgroup_wait under way */
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
   const void *stream_mt; /* the Stream metatable, likewise */
@@ -229,6 +231,8 @@ void corio__close_posts(corio_State *S, int run);
 int corio__host_close(corio_State *S);
 corio_State *corio__new_state(void);
 unsigned corio__options(lua_State *L);
+void corio__hostgroup_inherit(lua_State *L, corio_State *S, int tidx);
+void corio__hostgroup_close(corio_State *S);
 int corio__state_gc(lua_State *L);
 int corio__host_pcall(lua_State *L, corio_State *S, int nargs, const char *what);
 void corio__host_error(lua_State *L, corio_State *S, const char *what);

@@ -177,6 +177,8 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
     S->loop.ntasks--;
     luaL_error(L, "corio.spawn: out of memory");
   }
+  if (S->hostgroups > 0 && S->current != NULL)  /* a host group's task: joins it */
+    corio__hostgroup_inherit(L, S, -1);
   return t;
 }
 

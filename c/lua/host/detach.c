@@ -88,6 +88,7 @@ static int end(lua_State *L, corio_State *S, uint64_t ms, int report) {
   int err;
   if (msg == NULL) lua_pushnil(L);
   corio__iomod_shutdown(L, S, 1);
+  corio__hostgroup_close(S);  /* waits end with the loop, without callbacks */
   err = corio__close_loop(L, S);
   S->host = NULL;
   if (msg == NULL) return err;

@@ -120,6 +120,7 @@ int corio__state_gc(lua_State *L) {
     corio_loop_close(&S->loop);
   }
   else if (S->running) {
+    corio__hostgroup_close(S);
     if (S->detach != NULL) {  /* its first half ran: the I/O modules end too */
       corio__detach_abandon(S);
       corio__iomod_shutdown(L, S, 1);
