@@ -59,6 +59,7 @@ test: build
 	if [ -f spec/examples.sh ]; then sh spec/examples.sh $(BUILD)/bin/corio; fi
 	sh spec/luarocks_check.sh
 	sh spec/install_check.sh $(BUILD)
+	sh examples/host/test.sh $(BUILD)
 
 # Specs that run the command can take it from $CORIO_BIN (the build under test).
 # lua5.4 is not built with ASan, so the runtime is preloaded for the specs, and leak

@@ -353,9 +353,9 @@ typedef void (*corio_group_wait_cb)(struct lua_State *L, corio_hostgroup_t *g,
                                     int status, const char *unfinished, void *ud);
 int corio_hostgroup_wait(struct lua_State *L, corio_hostgroup_t *g,
                          uint64_t timeout_ms, corio_group_wait_cb cb, void *ud);
-/* the name of the group the Task at idx belongs (or belonged) to, while
-   that group is not freed; else NULL. For the error hook (the Task is at
-   -1): the string lives as long as the group. */
+/* the name of the group the Task at idx belongs (or belonged) to, even
+   after the group is freed; NULL if none. For the error hook (the Task is
+   at -1): the string is valid while that Task is. */
 const char *corio_hostgroup_name_of(struct lua_State *L, int idx);
 /* forget g (its tasks go on, in no group); its waits end without callback */
 void corio_hostgroup_free(struct lua_State *L, corio_hostgroup_t *g);

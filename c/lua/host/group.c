@@ -5,8 +5,8 @@
 ** group, so cancelling a plugin's group reaches everything it started.
 **
 ** Registry: GROUPS[id] = {name = ..., n = live members, live = {Task = true}},
-** MEMBER[Task] = id (weak keys: it outlives the membership, so an error
-** report can still name the group).
+** MEMBER[Task] = id and MEMBER_NAME[Task] = name (weak keys: they outlive
+** the membership and the group, so an error report can still name it).
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 
 #define GROUPS_KEY "corio.hostgroups"
 #define MEMBER_KEY "corio.hostgroup_of"
+#define MEMBER_NAME_KEY "corio.hostgroup_name_of"
 #define HANDLE(id) ((corio_hostgroup_t *)(uintptr_t)(id))
 #define ID(g) ((lua_Integer)(uintptr_t)(g))
 #define POLL_MS 1
@@ -121,6 +122,10 @@ static void join(lua_State *L, lua_Integer id, int tidx) {
   lua_pushvalue(L, tidx);
   lua_pushinteger(L, id);
   lua_rawset(L, -3);
+  push_reg(L, MEMBER_NAME_KEY, 1);
+  lua_pushvalue(L, tidx);
+  lua_getfield(L, top + 1, "name");
+  lua_rawset(L, -3);
   lua_getfield(L, tidx, "add_done_callback");
   lua_pushvalue(L, tidx);
   lua_pushinteger(L, id);
@@ -177,20 +182,14 @@ size_t corio_hostgroup_size(lua_State *L, corio_hostgroup_t *g) {
 }
 
 const char *corio_hostgroup_name_of(lua_State *L, int idx) {
-  const char *name = NULL;
-  lua_Integer id;
+  const char *name;
   idx = lua_absindex(L, idx);
   if (corio_state(L) == NULL) return NULL;
-  push_reg(L, MEMBER_KEY, 1);
+  push_reg(L, MEMBER_NAME_KEY, 1);
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
-  id = lua_tointeger(L, -1);
+  name = lua_tostring(L, -1);  /* the weak table holds it while the Task lives */
   lua_pop(L, 2);
-  if (id != 0 && push_group(L, id)) {
-    lua_getfield(L, -1, "name");
-    name = lua_tostring(L, -1);  /* the record holds the string */
-    lua_pop(L, 2);
-  }
   return name;
 }
 
