@@ -1,7 +1,7 @@
 #!/bin/sh
 # The rock builds offline against the system libuv, installs into a fresh tree,
 # `require "corio"` works from that tree alone, and so does the `corio` command in the
-# tree's bin/ (a script, -e, -v, Ctrl-C and exit statuses); the same once the rock is
+# tree's bin/ (a script, -e, -i, -v, Ctrl-C and exit statuses); the same once the rock is
 # packed and installed offline into a second tree.
 #
 #   sh spec/luarocks_check.sh
@@ -52,6 +52,9 @@ check_command() {
       || { echo "$out"; fail "$bin -e"; }
     [ "$out" = "1	x" ] || fail "$bin -e: $out"
     "$bin" -v | grep -q "^corio " || fail "$bin -v"
+    out=$(printf 'corio.sleep(0.001) return 6 * 7\n' | "$bin" -i 2>&1) || fail "$bin -i"
+    [ "$out" = "> 42
+> " ] || { echo "$out"; fail "$bin -i: $out"; }
     st=0; "$bin" -e 'error("boom")' > out.txt 2>&1 || st=$?
     [ "$st" = 1 ] && grep -q boom out.txt || { cat out.txt; fail "$bin: an error exits 1 (got $st)"; }
     # Ctrl-C cancels the main task: status 130
