@@ -431,7 +431,9 @@ int corio_set_budget(struct lua_State *L, unsigned ms);
 /* Every error corio cannot hand to Lua code goes to hook(L, ud) with
    three values at -3, -2, -1 of L: the error, its traceback (or nil), and
    where it came from: the Task whose error nobody handled, or a string
-   ("post", "done callback", "error handler", "detach"). Unhandled task
+   ("post", "done callback", "error handler", "detach", "__gc": setting a
+   hook takes L's warn function, so an error in a finaliser arrives
+   through a post; other warnings behave as Lua's own). Unhandled task
    errors go here instead of the Lua handler set by corio.set_error_handler.
    The hook runs under a protected call (an error it raises is printed to
    stderr); it must not yield. NULL restores the default (stderr). */

@@ -115,6 +115,26 @@ static void test_post_error_without_hook(void) {
   CHECK(after == 1);
 }
 
+/* an error in a __gc metamethod reaches the hook (Lua only warns, and
+   warnings are off by default) */
+static void test_gc_error(void) {
+  uv_loop_t loop;
+  lua_State *L;
+  CHECK(uv_loop_init(&loop) == 0);
+  L = host_attached(&loop);
+  corio_set_error_hook(L, hook, NULL);
+  calls = 0;
+  host_do(L, "setmetatable({}, {__gc = function() error('gc broke', 0) end})");
+  lua_gc(L, LUA_GCCOLLECT);
+  corio_hold(corio_state(L));
+  CHECK(uv_run(&loop, UV_RUN_NOWAIT) >= 0);
+  corio_release(corio_state(L));
+  CHECK(calls == 1 && strstr(msg, "gc broke") != NULL);
+  CHECK(strcmp(from, "__gc") == 0);
+  host_do(L, "setmetatable({}, {__gc = function() error('at close', 0) end})");
+  host_close(L, &loop);                           /* one at lua_close: stderr */
+}
+
 int main(void) {
   TEST_MAIN_BEGIN();
   RUN(test_post_error);
@@ -122,5 +142,6 @@ int main(void) {
   RUN(test_task_error);
   RUN(test_hook_raises);
   RUN(test_post_error_without_hook);
+  RUN(test_gc_error);
   TEST_MAIN_END();
 }

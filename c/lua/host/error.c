@@ -4,6 +4,8 @@
 ** every error lands: the host's error hook, or stderr.
 */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "host.h"
 
 /* message handler: {error, traceback} */
@@ -72,9 +74,76 @@ void corio__host_error(lua_State *L, corio_State *S, const char *what) {
   lua_pop(L, 3);
 }
 
+/* ------------------------------------------------------------ __gc errors */
+/* Lua reports an error in a __gc metamethod as a warning ("error in __gc
+   (message)"), which is off by default: with a hook set, corio takes the
+   state's warnings, posts such an error to the hook (no Lua runs inside a
+   finaliser's warning), and handles the rest as Lua's own warn function
+   does ("@on", "@off", "Lua warning: ..." on stderr). */
+typedef struct warnbuf {
+  corio_State *S;
+  int on;
+  size_t len;
+  char msg[512];
+} warnbuf;
+
+static void gc_error_post(lua_State *L, void *payload) {
+  corio_State *S = corio_state(L);
+  lua_pushstring(L, (const char *)payload);
+  free(payload);
+  lua_pushnil(L);
+  if (S != NULL) corio__host_error(L, S, "__gc");
+}
+
+static void warn_piece(void *ud, const char *msg, int tocont) {
+  warnbuf *w = (warnbuf *)ud;
+  size_t n = strlen(msg);
+  if (w->len == 0 && !tocont && msg[0] == '@') {  /* a control message */
+    if (strcmp(msg, "@on") == 0) w->on = 1;
+    else if (strcmp(msg, "@off") == 0) w->on = 0;
+    return;
+  }
+  if (n > sizeof w->msg - 1 - w->len) n = sizeof w->msg - 1 - w->len;
+  memcpy(w->msg + w->len, msg, n);
+  w->len += n;
+  w->msg[w->len] = '\0';
+  if (tocont) return;
+  w->len = 0;
+  if (strncmp(w->msg, "error in __gc", 13) == 0) {  /* "error in __gc (msg)" */
+    char *copy = (char *)malloc(strlen(w->msg) + 1);
+    if (copy != NULL) {
+      strcpy(copy, w->msg);
+      if (w->S != NULL && corio_post(w->S, gc_error_post, copy) == 0) return;
+      free(copy);
+    }
+  }
+  if (w->on || strncmp(w->msg, "error in ", 9) == 0) {
+    fprintf(stderr, "Lua warning: %s\n", w->msg);
+    fflush(stderr);
+  }
+}
+
+/* the state's finaliser: later warnings go to stderr */
+void corio__warn_forget(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "corio.warn") == LUA_TUSERDATA)
+    ((warnbuf *)lua_touserdata(L, -1))->S = NULL;
+  lua_pop(L, 1);
+}
+
 void corio_set_error_hook(lua_State *L, corio_error_hook hook, void *ud) {
   corio_State *S = corio_state(L);
   if (S == NULL) return;
   S->error_hook = hook;
   S->error_hook_ud = ud;
+  if (hook != NULL && lua_getfield(L, LUA_REGISTRYINDEX, "corio.warn") != LUA_TUSERDATA) {
+    warnbuf *w;
+    lua_pop(L, 1);
+    w = (warnbuf *)lua_newuserdatauv(L, sizeof *w, 0);  /* lives with L */
+    memset(w, 0, sizeof *w);
+    w->S = S;
+    lua_setfield(L, LUA_REGISTRYINDEX, "corio.warn");
+    lua_setwarnf(L, warn_piece, w);
+    return;
+  }
+  lua_pop(L, 1);
 }

@@ -19,6 +19,9 @@ int corio__host_wrong_thread(corio_State *S, const char *fn);
 void corio__host_unref(corio_State *S);
 void corio__host_close_handles(corio_State *S);
 
+/* error.c */
+void corio__warn_forget(lua_State *L);
+
 /* detach.c */
 void corio__detach_abandon(corio_State *S);
 

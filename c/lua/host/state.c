@@ -115,6 +115,7 @@ void corio__host_close_handles(corio_State *S) {
 int corio__state_gc(lua_State *L) {
   corio_State *S = corio__state_of(lua_touserdata(L, 1));
   if (S == NULL) return 0;
+  corio__warn_forget(L);
   if (S->running && S->host == NULL) {  /* inside corio.run: its own loop */
     S->loop.closing = 1;
     corio_loop_close(&S->loop);
