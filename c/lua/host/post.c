@@ -13,31 +13,39 @@ typedef struct post {
   void *payload;
 } post;
 
-/* the protected part of a post: upvalue-free, the post at 1 */
-static int call_post(lua_State *L) {
-  post *p = (post *)lua_touserdata(L, 1);
+/* The protected part: runs the posts of S->post_batch (S at 1), taking
+   each off before it runs, so a detach inside one finds the rest there
+   and runs them itself; the post running is in *slot (at 2) for the
+   caller to free if it raises. */
+static int call_posts(lua_State *L) {
+  corio_State *S = (corio_State *)lua_touserdata(L, 1);
+  post **slot = (post **)lua_touserdata(L, 2);
+  post *p;
   lua_settop(L, 0);
-  p->cb(L, p->payload);
+  while ((p = (post *)S->post_batch) != NULL) {
+    S->post_batch = p->next;
+    *slot = p;
+    p->cb(L, p->payload);
+    lua_settop(L, 0);
+    *slot = NULL;
+    free(p);
+  }
   return 0;
 }
 
-static void run_one(corio_State *S, post *p) {
-  lua_State *L = corio__callback_thread(S->L, S);
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, call_post);
-  lua_pushlightuserdata(L, p);
-  corio__host_pcall(L, S, 1, "post");
-  lua_settop(L, top);
-}
-
-/* Run the posts of S->post_batch, taking each off before it runs: a
-   detach inside one finds the rest there and runs them itself. */
+/* One protected call for a whole batch; after an error (reported through
+   the hook) the rest of the batch goes on in a new one. */
 static void run_batch(corio_State *S) {
-  post *p;
-  while ((p = (post *)S->post_batch) != NULL) {
-    S->post_batch = p->next;
-    run_one(S, p);
-    free(p);
+  while (S->post_batch != NULL) {
+    lua_State *L = corio__callback_thread(S->L, S);
+    int top = lua_gettop(L);
+    post *running = NULL;
+    lua_pushcfunction(L, call_posts);
+    lua_pushlightuserdata(L, S);
+    lua_pushlightuserdata(L, &running);
+    corio__host_pcall(L, S, 2, "post");
+    free(running);  /* the post that raised */
+    lua_settop(L, top);
   }
 }
 
