@@ -120,10 +120,7 @@ static void deliver(lua_State *L, void *payload) {
   corio_release(repl.S);
   if (line != NULL) lua_pushstring(L, line);
   else lua_pushnil(L);
-#if defined(CORIO_HAVE_LIBEDIT)
-  if (repl.edit && line != NULL) { free(line); line = NULL; }
-#endif
-  free(line);
+  free(line);  /* malloc'ed by read_plain or by libedit's readline */
   call_r(L, "line", 1, 0);
 }
 
