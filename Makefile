@@ -5,17 +5,21 @@
 #   make run        run examples/tour.lua with the corio command
 #   make test       C tests, specs, luacheck, examples, luarocks install check
 #   make test-asan  C tests and specs against an ASan+UBSan build (build-asan/)
+#   make test-tsan  the C tests that post from threads, under ThreadSanitizer (build-tsan/)
 #   make bench      benchmark table against the peers in ../shared/bench-peers
+#   make install PREFIX=/usr/local   the command, libcorio, corio.h, corio.pc, the CMake package
 #   make lint | clean | deps | bench-deps
 
 BUILD      = build
 ASAN_BUILD = build-asan
+TSAN_BUILD = build-tsan
 JOBS       = 2
+PREFIX     = /usr/local
 MAKEFLAGS += --no-print-directory
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
-             lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl
+             lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl libedit-dev
 BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
@@ -31,7 +35,7 @@ apt_install = missing=; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-.PHONY: all build deps bench-deps run test test-asan bench lint clean
+.PHONY: all build deps bench-deps run test test-asan test-tsan bench lint clean install
 
 all: build
 
@@ -54,6 +58,8 @@ test: build
 	luacheck .
 	if [ -f spec/examples.sh ]; then sh spec/examples.sh $(BUILD)/bin/corio; fi
 	sh spec/luarocks_check.sh
+	sh spec/install_check.sh $(BUILD)
+	sh examples/host/test.sh $(BUILD)
 
 # Specs that run the command can take it from $CORIO_BIN (the build under test).
 # lua5.4 is not built with ASan, so the runtime is preloaded for the specs, and leak
@@ -67,6 +73,18 @@ test-asan: deps
 	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  busted --run=asan
 
+install: build
+	cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# The C tests where threads post (and the one that interrupts from a thread), under
+# ThreadSanitizer; fewer posts than under make test (TSan is slow).
+TSAN_TESTS = host_stress host_embed host_lifetime host_control
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCORIO_TSAN=ON
+	cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TESTS)
+	cd $(TSAN_BUILD) && CORIO_STRESS_POSTS=20000 TSAN_OPTIONS=halt_on_error=1 \
+	  ctest --output-on-failure -R '^($(shell echo $(TSAN_TESTS) | tr ' ' '|'))$$'
+
 bench: bench-deps build
 	bench/run.sh
 
@@ -74,4 +92,4 @@ lint: deps
 	luacheck .
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build.luarocks
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build.luarocks

@@ -1,6 +1,6 @@
 -- luarocks --lua-version 5.4 make rockspec/corio-scm-1.rockspec   (from the repo root)
--- Builds only the Lua module (corio/core.so + lua/corio/*.lua) against the system libuv,
--- found with pkg-config; no network needed.
+-- Builds the Lua module (corio/core.so + lua/corio/*.lua) and the `corio` command against
+-- the system libuv and liblua5.4, found with pkg-config; no network needed.
 package = "corio"
 version = "scm-1"
 source = {
@@ -25,9 +25,13 @@ build = {
       -- install targets: the rock's own lib/ and lua/ dirs, which luarocks then deploys
       LIBDIR = "$(LIBDIR)",
       LUADIR = "$(LUADIR)",
-      -- the command and the C tests are for the source tree, not for the rock
-      CORIO_BUILD_CLI = "OFF",
+      -- the command goes to the rock's bin/, which luarocks deploys to the tree's bin/;
+      -- it finds the Lua files at bin/../share/lua/5.4, where luarocks deploys them
+      BINDIR = "$(BINDIR)",
+      CORIO_BUILD_CLI = "ON",
+      -- the C tests are for the source tree; libcorio and corio.h are for `make install`
       CORIO_BUILD_TESTS = "OFF",
+      CORIO_INSTALL_HOST = "OFF",
       -- a newer compiler's new warning must not break a user's install
       CORIO_WERROR = "OFF",
    },

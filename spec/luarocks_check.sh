@@ -1,6 +1,8 @@
 #!/bin/sh
 # The rock builds offline against the system libuv, installs into a fresh tree,
-# and `require "corio"` works from that tree alone.
+# `require "corio"` works from that tree alone, and so does the `corio` command in the
+# tree's bin/ (a script, -e, -i, -v, Ctrl-C and exit statuses); the same once the rock is
+# packed and installed offline into a second tree.
 #
 #   sh spec/luarocks_check.sh
 set -eu
@@ -35,4 +37,47 @@ out=$(TREE="$TMP/tree" lua5.4 -e '
   print(corio.run(function() corio.sleep(0.01); return 42 end))
 ' 2>&1) || { echo "$out"; fail "require from the tree"; }
 [ "$out" = 42 ] || { echo "$out"; fail "expected 42"; }
+
+# check_command TREE: the tree's bin/corio runs on its own (no LUA_PATH, no source tree)
+check_command() {
+  bin="$1/bin/corio"
+  [ -x "$bin" ] || fail "no $bin"
+  (
+    unset LUA_PATH LUA_CPATH
+    cd "$TMP"
+    printf 'local corio = require "corio"\ncorio.sleep(0.01)\nprint(package.searchpath("corio", package.path), ...)\n' > script.lua
+    out=$("$bin" script.lua a b 2>&1) || { echo "$out"; fail "$bin script.lua"; }
+    case "$out" in "$1"/*"corio/init.lua	a	b") ;; *) echo "$out"; fail "$bin script.lua: $out";; esac
+    out=$("$bin" -e 'local c = require "corio"; c.sleep(0.001); print(select("#", ...), ...)' x 2>&1) \
+      || { echo "$out"; fail "$bin -e"; }
+    [ "$out" = "1	x" ] || fail "$bin -e: $out"
+    "$bin" -v | grep -q "^corio " || fail "$bin -v"
+    out=$(printf 'corio.sleep(0.001) return 6 * 7\n' | "$bin" -i 2>&1) || fail "$bin -i"
+    [ "$out" = "> 42
+> " ] || { echo "$out"; fail "$bin -i: $out"; }
+    st=0; "$bin" -e 'error("boom")' > out.txt 2>&1 || st=$?
+    [ "$st" = 1 ] && grep -q boom out.txt || { cat out.txt; fail "$bin: an error exits 1 (got $st)"; }
+    # Ctrl-C cancels the main task: status 130
+    "$bin" -e 'local c = require "corio"; print("ready"); io.stdout:flush(); c.sleep(30)' > out.txt 2>&1 &
+    pid=$!
+    i=0
+    while ! grep -q ready out.txt 2>/dev/null; do
+      i=$((i + 1)); [ "$i" -lt 200 ] || { kill "$pid"; fail "$bin never started"; }
+      sleep 0.05
+    done
+    kill -INT "$pid"
+    st=0; wait "$pid" || st=$?
+    [ "$st" = 130 ] || { cat out.txt; fail "$bin: SIGINT exits 130 (got $st)"; }
+  )
+}
+check_command "$TMP/tree"
+
+# packed as a binary rock, installed offline into another tree
+mkdir "$TMP/pack"
+(cd "$TMP/pack" && luarocks --lua-version 5.4 --tree "$TMP/tree" pack corio > "$TMP/pack.log" 2>&1) \
+  || { cat "$TMP/pack.log"; fail "luarocks pack"; }
+rm -rf "$TMP/src"  # nothing left to build from
+luarocks --lua-version 5.4 --tree "$TMP/tree2" install --deps-mode=none --only-server=/nonexistent \
+  "$TMP"/pack/corio-scm-1.*.rock > "$TMP/install.log" 2>&1 || { cat "$TMP/install.log"; fail "install the packed rock"; }
+check_command "$TMP/tree2"
 echo "luarocks_check: ok"

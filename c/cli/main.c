@@ -24,6 +24,7 @@
 #include "lualib.h"
 
 #include "corio.h"  /* luaopen_corio_core, CORIO_VERSION */
+#include "repl.h"   /* corio_cli_repl: the interactive prompt */
 
 #if !defined(CORIO_VERSION)
 #define CORIO_VERSION "0.1.0"
@@ -64,13 +65,14 @@ static void print_usage (const char *badoption) {
     "usage: %s [options] [script [args]]\n"
     "Available options are:\n"
     "  -e code  run string 'code' as the main task (the args that follow go to it)\n"
-    "  -i       interactive mode (not implemented yet)\n"
+    "  -i       interactive prompt (after the script, if any)\n"
     "  -v       show version information\n"
     "  -E       ignore environment variables\n"
     "  -W       turn warnings on\n"
     "  --       stop handling options\n"
     "  -        run stdin as the main task (the args that follow go to it)\n"
-    "With no script (and no -e or -v), the script is read from stdin.\n",
+    "With no script (and no -e or -v), the prompt runs on a terminal;\n"
+    "otherwise the script is read from stdin.\n",
     PROGNAME);
   fflush(stderr);
 }
@@ -213,19 +215,44 @@ static int docall (lua_State *L, int narg, int nres) {
 }
 
 
-/* package.path starts with the source tree's lua/ dir, for require "corio" */
-static void setup_path (lua_State *L) {
-#if defined(CORIO_LUA_DIR)
-  const char *dir = CORIO_LUA_DIR;
+/* prepends dir/?.lua;dir/?/init.lua to package.path */
+static void prepend_path (lua_State *L, const char *dir) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir,
                   lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
   lua_pop(L, 2);  /* old path, package */
-#else
-  (void)L;
+}
+
+
+/*
+** package.path starts with where corio's Lua files are, for require "corio":
+** next to the command when it is installed (BIN/../share/lua/5.4, where
+** `make install` and luarocks put them), else the directory baked in at
+** build time (the source tree, or LUADIR).
+*/
+static void setup_path (lua_State *L) {
+  char exe[4096];
+  size_t len = sizeof(exe);
+#if defined(CORIO_LUA_DIR)
+  prepend_path(L, CORIO_LUA_DIR);
 #endif
+  if (uv_exepath(exe, &len) == 0) {
+    char *slash = strrchr(exe, '/');
+    if (slash != NULL) {
+      FILE *f;
+      *slash = '\0';
+      lua_pushfstring(L, "%s/../share/lua/5.4", exe);
+      lua_pushfstring(L, "%s/corio/init.lua", lua_tostring(L, -1));
+      f = fopen(lua_tostring(L, -1), "r");
+      if (f != NULL) {
+        fclose(f);
+        prepend_path(L, lua_tostring(L, -2));
+      }
+      lua_pop(L, 2);
+    }
+  }
 }
 
 
@@ -380,7 +407,19 @@ static int pmain (lua_State *L) {
   preload_core(L);
   *exit_status = EXIT_FAILURE;
   if (!o->noenv && handle_luainit(L) != LUA_OK) return 0;
+  if (o->interactive) {  /* the prompt, after the script or -e code if any */
+    int first = o->script != 0 && !o->from_stdin;
+    if (first && load_chunk(L, argv, o) != LUA_OK) return 0;
+    *exit_status = corio_cli_repl(L, first);
+    return 0;
+  }
   if (load_chunk(L, argv, o) != LUA_OK) return 0;
+  if (o->code != NULL) {  /* -e code has `corio` as a global, as the prompt does */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "corio");
+    if (report(L, docall(L, 1, 1)) != LUA_OK) return 0;
+    lua_setglobal(L, "corio");
+  }
   enable_dump(L);
   *exit_status = run_main(L, argv, argc, o->script);
   return 0;
@@ -409,10 +448,8 @@ int main (int argc, char **argv) {
     print_usage(bad);
     return EXIT_USAGE;
   }
-  if (opts.interactive) {
-    l_message("-i is not implemented yet");
-    return EXIT_USAGE;
-  }
+  if (opts.from_stdin && opts.script == 0 && isatty(0))
+    opts.interactive = 1;  /* corio alone on a terminal: the prompt */
   if (opts.version) {
     print_version();
     if (opts.script == 0) return EXIT_SUCCESS;

@@ -39,9 +39,14 @@ void corio_loop_update_time(corio_loop_t *loop) {
    ready during the batch wait for the next one, after libuv has polled. */
 void corio_loop_run_ready(corio_loop_t *loop) {
   size_t n = loop->rcount;
+  uint64_t start;
   corio_loop_update_time(loop);
+  start = loop->now;
   while (n-- > 0 && loop->rcount > 0) {
-    corio_task_t *t = loop->ready[loop->rhead];
+    corio_task_t *t;
+    if (loop->budget != 0 && uv_hrtime() - start >= loop->budget)
+      break;  /* the rest stay ready: the host's iteration goes on */
+    t = loop->ready[loop->rhead];
     loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
     loop->rcount--;
     if (t->done.state != CORIO_PENDING) continue;  /* finished while ready */

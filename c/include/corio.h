@@ -209,6 +209,7 @@ struct corio_loop_s {
   corio_batch_cb after_batch; /* public, optional: called after each batch */
   uint64_t now;              /* readonly: cached clock, ns */
   size_t ntasks;             /* readonly: live tasks */
+  uint64_t budget;           /* public: ns a batch may run ready tasks, 0 = no limit */
   /* private below */
   corio_task_t **ready;      /* ring buffer */
   size_t rhead, rcount, rcap;
@@ -237,52 +238,207 @@ void corio_loop_update_time(corio_loop_t *loop);
 void corio_loop_run_ready(corio_loop_t *loop);
 
 /* ------------------------------------------------------------- host API */
-/* For applications that embed Lua and run plugins as corio tasks. Every
-   call is for the loop's thread, except corio_post. */
+/* For applications that embed Lua and run plugins as corio tasks (the
+   reference: docs/embedding.md).
+
+   Threads: every function below is for the loop's thread (the one that
+   called corio_attach), except corio_post, corio_state_retain and
+   corio_state_release, which any thread may call. In builds without
+   NDEBUG, a loop-thread function called from another thread prints one
+   line naming it and returns CORIO_EINVAL without touching anything.
+
+   Ownership: the Lua state owns corio's state; the host owns its uv loop,
+   its lua_State and the handles it retains. No function takes ownership of
+   a payload except as stated at corio_post.
+
+   What opening corio changes outside corio is the host's choice
+   (corio_set_options): by default, luaopen_corio_core ignores SIGPIPE for
+   the process (a write to a closed peer becomes an error value instead of
+   killing it), and `require "corio"` replaces coroutine.resume and
+   coroutine.wrap in that Lua state by corio's (a task may then wait inside
+   a plain coroutine; corio.coroutine has them either way). */
+
 struct lua_State;
 typedef struct corio_State corio_state_t;
 
 int luaopen_corio_core(struct lua_State *L);
 
-/* corio's state in L (the module must be open), or NULL */
+/* Before opening corio in L: decline its process-wide side effects.
+   CORIO_KEEP_SIGPIPE leaves SIGPIPE's disposition alone (the host handles
+   or ignores it itself; a write to a closed peer may then kill the
+   process), CORIO_KEEP_COROUTINE leaves coroutine.resume and wrap as Lua's
+   (an await inside a plain coroutine then fails). Stored in L's registry.
+   0, or CORIO_EBUSY when corio is already open in L. */
+#define CORIO_KEEP_SIGPIPE   0x01u
+#define CORIO_KEEP_COROUTINE 0x02u
+int corio_set_options(struct lua_State *L, unsigned options);
+
+/* corio's state in L (the module must be open), or NULL. Borrowed: valid
+   while L is open, unless retained. */
 corio_state_t *corio_state(struct lua_State *L);
+/* Keep S (its memory, not the Lua state) alive: a thread that posts
+   retains S, and after lua_close its posts return CORIO_ECLOSED instead of
+   touching freed memory. Returns S. Any thread. */
+corio_state_t *corio_state_retain(corio_state_t *S);
+/* Drop a reference taken by corio_state_retain. Any thread. */
+void corio_state_release(corio_state_t *S);
 
 /* Lend corio the host's uv loop: tasks run whenever the host runs uv_run.
-   Call after opening the module, before any task is spawned. 0, or
-   CORIO_EINVAL (module not open), CORIO_EBUSY (a loop is already in use). */
+   Call after opening the module. 0, or CORIO_EINVAL (module not open),
+   CORIO_EBUSY (a loop is in use, or a detach's handles are still closing:
+   run the loop, then attach again). */
 int corio_attach(struct lua_State *L, uv_loop_t *loop);
-/* At unload: cancel every task, run what is ready until they finish (a
-   task still waiting on a timer is abandoned: the host's loop is not
-   blocked), report unhandled errors, close corio's handles. The host then
-   runs its loop once more (the closes complete) before lua_close. */
+
+/* Detach (at unload). Posts already accepted run first (each exactly once;
+   later posts get CORIO_ECLOSED), then every task is cancelled and its
+   cleanup (<close> handlers, finally-style code) runs, with timers, until
+   every task has finished or timeout_ms has passed; what did not finish is
+   abandoned (its remaining cleanup does not run) and named in one short
+   message: corio_detach_wait sends it to the error hook (or to stderr
+   without one), corio_detach_async passes it to its callback.
+   Unhandled errors are reported, corio's handles are closed: the host runs
+   its loop once more so the closes complete (before uv_loop_close, and
+   before attaching again). lua_close may come at any time after.
+
+   corio_detach_wait blocks: it never runs the host's uv loop (no nested
+   uv_run), it drives corio's own ready tasks and timers, so cleanup that
+   waits on I/O does not progress; it must not be called from a task.
+   0, CORIO_ETIMEDOUT (something was abandoned), CORIO_EINVAL (not
+   attached), CORIO_EBUSY (called from inside a task). corio_detach(L) is
+   corio_detach_wait(L, 0): only cleanup that does not wait runs. */
+#define CORIO_ETIMEDOUT UV_ETIMEDOUT
 int corio_detach(struct lua_State *L);
+int corio_detach_wait(struct lua_State *L, uint64_t timeout_ms);
+/* corio_detach_async returns at once; the cleanup runs as the host runs
+   its loop (I/O too), and cb(L, status, unfinished, ud) is called once
+   when it is over, from the loop: status 0 or CORIO_ETIMEDOUT, unfinished
+   NULL or the message naming the tasks that were abandoned (valid during
+   the call). The host may lua_close inside cb; it must still run its loop
+   for the closes. If L is closed before, cb is not called. 0, CORIO_EINVAL
+   or CORIO_EBUSY (a detach is already under way). */
+typedef void (*corio_detach_cb)(struct lua_State *L, int status,
+                                const char *unfinished, void *ud);
+int corio_detach_async(struct lua_State *L, uint64_t timeout_ms,
+                       corio_detach_cb cb, void *ud);
 
 /* Spawn the function below the top nargs values of L's stack as a task;
    replaces the function and its arguments with the Task. 0, or
    CORIO_EINVAL when no loop is running or attached. */
 int corio_spawn(struct lua_State *L, int nargs);
 
-/* Push a new Future for Lua and return its handle, valid until it is
-   resolved or failed (corio keeps the Future alive until then). */
-corio_future_t *corio_future_new(struct lua_State *L);
-/* Resolve with the top n values of L (popped) / fail with the top value.
-   0, or CORIO_EDONE if it was already done (cancelled by Lua, say). */
-int corio_future_resolve(struct lua_State *L, corio_future_t *f, int n);
-int corio_future_fail(struct lua_State *L, corio_future_t *f);
+/* Groups of tasks a host owns (one per plugin, say). A task spawned by a
+   task of a group joins the group (tasks a server spawns for its
+   connections do not: close the server in the plugin's cleanup), so
+   cancelling one plugin's group never disturbs another's tasks. Failures
+   do not cancel the other members (the error goes to the error hook; see
+   corio_hostgroup_name_of). A handle is an opaque id, valid until
+   corio_hostgroup_free. Loop thread only. */
+typedef struct corio_hostgroup_s corio_hostgroup_t;
+/* a new empty group; name (copied) appears in messages. NULL: no corio */
+corio_hostgroup_t *corio_hostgroup_new(struct lua_State *L, const char *name);
+/* corio_spawn into g: the Task replaces the function and its arguments.
+   0, CORIO_EINVAL (no loop, or g freed) */
+int corio_hostgroup_spawn(struct lua_State *L, corio_hostgroup_t *g, int nargs);
+/* request cancellation of every task in g (their cleanup then runs).
+   0, CORIO_EINVAL */
+int corio_hostgroup_cancel(struct lua_State *L, corio_hostgroup_t *g);
+/* tasks of g not finished yet */
+size_t corio_hostgroup_size(struct lua_State *L, corio_hostgroup_t *g);
+/* Wait for g to be empty without blocking: cb(L, g, status, unfinished,
+   ud) is called once from the loop: status 0 when every task has finished,
+   or CORIO_ETIMEDOUT when timeout_ms passed first, with unfinished naming
+   the tasks that would not finish (valid during the call; they go on).
+   Usually after corio_hostgroup_cancel. A wait ends without its callback
+   when g is freed, at detach, or when the Lua state closes. 0,
+   CORIO_EINVAL, CORIO_ENOMEM */
+typedef void (*corio_group_wait_cb)(struct lua_State *L, corio_hostgroup_t *g,
+                                    int status, const char *unfinished, void *ud);
+int corio_hostgroup_wait(struct lua_State *L, corio_hostgroup_t *g,
+                         uint64_t timeout_ms, corio_group_wait_cb cb, void *ud);
+/* the name of the group the Task at idx belongs (or belonged) to, even
+   after the group is freed; NULL if none. For the error hook (the Task is
+   at -1): the string is valid while that Task is. */
+const char *corio_hostgroup_name_of(struct lua_State *L, int idx);
+/* forget g (its tasks go on, in no group); its waits end without callback */
+void corio_hostgroup_free(struct lua_State *L, corio_hostgroup_t *g);
 
-/* From any thread: run cb(L, payload) on the loop's thread, soon. Posts
-   run in order. 0, or CORIO_ECLOSED when no loop is open (cb not run). */
+/* A C handle on a Task: its state, cancelling it, a callback when it is
+   done, without calling into Lua. An opaque id, never reused; the Task
+   stays alive until the handle is released. Loop thread only. */
+typedef struct corio_taskref_s corio_taskref_t;
+/* a handle on the Task at idx of L (left there), or NULL if it is not a Task */
+corio_taskref_t *corio_taskref(struct lua_State *L, int idx);
+/* enum corio_state (CORIO_PENDING...), or CORIO_EINVAL for a released handle */
+int corio_taskref_state(struct lua_State *L, corio_taskref_t *r);
+/* request cancellation: 0, CORIO_EDONE (finished), CORIO_EINVAL (released) */
+int corio_taskref_cancel(struct lua_State *L, corio_taskref_t *r);
+/* cb(L, r, state, ud) once the task is done (at once if it is), from the
+   loop, under the protected path of done callbacks. 0, CORIO_EINVAL,
+   CORIO_ENOMEM. The callback may release r. */
+typedef void (*corio_task_done_cb)(struct lua_State *L, corio_taskref_t *r,
+                                   int state, void *ud);
+int corio_taskref_on_done(struct lua_State *L, corio_taskref_t *r,
+                          corio_task_done_cb cb, void *ud);
+void corio_taskref_release(struct lua_State *L, corio_taskref_t *r);
+
+/* The host's side of a Future: an opaque handle (not a pointer to
+   memory), never reused in the state's life, so a stale handle (one
+   already resolved) is detected. */
+typedef struct corio_promise_s corio_promise_t;
+/* Push a new Future for Lua and return its handle; corio keeps the Future
+   alive until the host resolves or fails it. NULL when L has no corio or
+   no loop. */
+corio_promise_t *corio_future_new(struct lua_State *L);
+/* Resolve with the top n values of L (popped) / fail with the top value
+   (popped). 0; CORIO_EDONE if it was already done (resolved or failed
+   before, or cancelled by Lua: the values are popped all the same);
+   CORIO_EINVAL for a handle this state never gave. Loop thread only: from
+   another thread, post a callback that resolves. */
+int corio_future_resolve(struct lua_State *L, corio_promise_t *f, int n);
+int corio_future_fail(struct lua_State *L, corio_promise_t *f);
+
+/* From any thread: run cb(L, payload) on the loop's thread, soon, under a
+   protected call (an error goes to the error hook). Posts run in order,
+   each exactly once: either cb runs, or (when the Lua state is closed
+   without a detach) the drop callback gets the payload. 0 (accepted), or
+   CORIO_ECLOSED (not attached, detached, or the state is closed: cb not
+   run, the payload stays the caller's), CORIO_ENOMEM. S must be alive:
+   from a thread, retain it (corio_state_retain). */
 typedef void (*corio_post_cb)(struct lua_State *L, void *payload);
 int corio_post(corio_state_t *S, corio_post_cb cb, void *payload);
+/* drop(cb, payload) for each accepted post that cannot run because the Lua
+   state was closed without a detach; called from lua_close's thread. */
+typedef void (*corio_drop_cb)(corio_post_cb cb, void *payload);
+void corio_set_post_drop(corio_state_t *S, corio_drop_cb drop);
 /* Posts do not keep the loop alive (deadlock detection needs to know
    that nothing can come): hold it while a post is expected, release it
    once the post has come. Loop thread only. */
 void corio_hold(corio_state_t *S);
 void corio_release(corio_state_t *S);
 
-/* Unhandled task errors go to hook(L, ud) with the error, its traceback
-   and the task at -3, -2, -1 of L (the hook must not raise), instead of
-   the Lua handler set by corio.set_error_handler. NULL restores it. */
+/* Interrupt a plugin stuck in a loop: the task running now (if any) raises
+   "interrupted" at its next Lua instruction (a count/call/line hook on its
+   coroutine, which replaces any hook there; the error reaches the task's
+   awaiter, or the error hook). No effect when no task is running. Safe
+   from any thread and from a signal handler (it only stores a flag and
+   calls lua_sethook, which Lua allows asynchronously). Always 0. */
+int corio_interrupt(corio_state_t *S);
+
+/* A time budget per loop iteration, for hosts with a frame to keep: a batch
+   of ready tasks runs for at most ms milliseconds (at least one task runs),
+   then control returns to libuv and the host; the tasks left stay ready
+   and run in the next iteration. 0 (the default) is no limit. Loop thread. */
+int corio_set_budget(struct lua_State *L, unsigned ms);
+
+/* Every error corio cannot hand to Lua code goes to hook(L, ud) with
+   three values at -3, -2, -1 of L: the error, its traceback (or nil), and
+   where it came from: the Task whose error nobody handled, or a string
+   ("post", "done callback", "error handler", "detach", "__gc": setting a
+   hook takes L's warn function, so an error in a finaliser arrives
+   through a post; other warnings behave as Lua's own). Unhandled task
+   errors go here instead of the Lua handler set by corio.set_error_handler.
+   The hook runs under a protected call (an error it raises is printed to
+   stderr); it must not yield. NULL restores the default (stderr). */
 typedef void (*corio_error_hook)(struct lua_State *L, void *ud);
 void corio_set_error_hook(struct lua_State *L, corio_error_hook hook, void *ud);
 

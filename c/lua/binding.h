@@ -109,13 +109,30 @@ typedef struct corio_State {
   int signals;           /* corio.run's SIGINT handler is installed */
   uint32_t run_id;       /* counts runs: objects of an ended run know it */
   int command;           /* the corio command hosts the run (run.c) */
-  /* host.c: posts from other threads, the host's error hook */
+  /* host/: posts from other threads, the host's error hook, lifetimes */
   uv_async_t post_async;
-  uv_mutex_t post_lock;
+  uv_mutex_t post_lock;  /* the post queue, post_open and refs */
   void *post_head, *post_tail;
+  void *post_batch;      /* posts taken from the queue, not yet run */
   int post_open, holds;
+  int refs;              /* the Lua state, corio_state_retain, closing handles */
+  int closing;           /* a detach's handle closes have not all completed */
+  uv_idle_t close_tail;  /* closed after the rest: its callback ends closing */
+  corio_drop_cb post_drop;
   corio_error_hook error_hook;
   void *error_hook_ud;
+  uv_thread_t loop_thread;  /* the thread that attached (debug checks) */
+  uint64_t hostfutures;  /* host future handles given out (never reused) */
+  void *detach;          /* an asynchronous detach under way (host/detach.c) */
+  /* corio_interrupt (host/interrupt.c): the coroutine being stepped, read
+     by other threads and signal handlers; interrupters count themselves
+     in while they use it, and a step's end waits for them */
+  lua_State *volatile stepping;
+  volatile int interrupting;
+  volatile int interrupt;  /* set and taken with atomics */
+  uint64_t budget;       /* corio_set_budget, kept across attaches */
+  int hostgroups;        /* host groups alive: spawns look for a parent's */
+  corio_list_t group_waits;  /* corio_hostgroup_wait under way */
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
   const void *stream_mt; /* the Stream metatable, likewise */
@@ -133,11 +150,24 @@ typedef struct corio_State {
 #define HANDLE_MT "corio.Handle"
 #define STATE_MT  "corio.State"
 
+/* around each step (scheduler.c), for corio_interrupt */
+static inline void corio__step_begin(corio_State *S, lua_State *co) {
+  __atomic_store_n(&S->stepping, co, __ATOMIC_SEQ_CST);
+}
+static inline void corio__step_end(corio_State *S) {
+  __atomic_store_n(&S->stepping, NULL, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&S->interrupting, __ATOMIC_SEQ_CST) != 0) {}
+}
+
 /* the state behind a corio function: its first upvalue (every function
    of the module is registered with it) */
 static inline corio_State *corio__state(lua_State *L) {
-  return (corio_State *)lua_touserdata(L, lua_upvalueindex(1));
+  return *(corio_State **)lua_touserdata(L, lua_upvalueindex(1));
 }
+/* the state userdata holds a pointer: corio_State is malloc'ed, so it can
+   outlive the Lua state while the host's loop closes its handles and
+   while threads hold it to post (host/state.c) */
+#define corio__state_of(ud) (*(corio_State **)(ud))
 
 /* selfcheck.c: a method's self, or the error naming the public method
    ("queue:put") and the type ("Queue") */
@@ -205,11 +235,18 @@ void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv);
 void corio__finish_all(lua_State *L, corio_State *S);
 int corio__close_loop(lua_State *L, corio_State *S);
 
-/* host.c */
+/* host/ */
 void corio__open_posts(corio_State *S);
-void corio__close_posts(corio_State *S);
-void corio__init_host(corio_State *S);
-void corio__free_host(corio_State *S);
+void corio__close_posts(corio_State *S, int run);
+int corio__host_close(corio_State *S);
+corio_State *corio__new_state(void);
+unsigned corio__options(lua_State *L);
+void corio__hostgroup_inherit(lua_State *L, corio_State *S, int tidx);
+void corio__hostgroup_close(corio_State *S);
+int corio__state_gc(lua_State *L);
+int corio__host_pcall(lua_State *L, corio_State *S, int nargs, const char *what);
+void corio__host_error(lua_State *L, corio_State *S, const char *what);
+void corio__call_hook(lua_State *L, corio_State *S);
 void corio__open_run(lua_State *L);
 extern const luaL_Reg corio__run_funcs[];
 

@@ -79,7 +79,7 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
     corio__push_traceback(L, tidx);
     lua_pushvalue(L, tidx);
     lua_xmove(L, cb, 3);
-    S->error_hook(cb, S->error_hook_ud);
+    corio__call_hook(cb, S);  /* protected */
     lua_settop(cb, base);
     return;
   }
@@ -90,10 +90,7 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
   if (lua_isfunction(L, top + 1)) {
     int base = lua_gettop(cb);
     lua_xmove(L, cb, 4);
-    if (lua_pcall(cb, 3, 0, 0) != LUA_OK) {
-      fprintf(stderr, "corio: error in the error handler: %s\n",
-              luaL_tolstring(cb, -1, NULL));
-    }
+    corio__host_pcall(cb, S, 3, "error handler");
     lua_settop(cb, base);
   }
   else {  /* the error as text, on the callback thread: its __tostring
@@ -135,10 +132,7 @@ void corio__run_callbacks(lua_State *L, corio_State *S, int tidx) {
       lua_rawgeti(L, top + 2, i);
       lua_pushvalue(L, tidx);
       lua_xmove(L, cb, 2);
-      if (lua_pcall(cb, 1, 0, 0) != LUA_OK) {
-        fprintf(stderr, "corio: error in a done callback: %s\n",
-                luaL_tolstring(cb, -1, NULL));
-      }
+      corio__host_pcall(cb, S, 1, "done callback");  /* errors: the hook, or stderr */
       lua_settop(cb, base);
     }
   }

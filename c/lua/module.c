@@ -7,17 +7,6 @@
 #include <string.h>
 #include "binding.h"
 
-static int state_gc(lua_State *L) {
-  corio_State *S = (corio_State *)lua_touserdata(L, 1);
-  if (S->running && S->host == NULL) {
-    S->loop.closing = 1;
-    corio_loop_close(&S->loop);
-  }
-  S->running = 0;
-  corio__free_host(S);
-  return 0;
-}
-
 static int cancelled_tostring(lua_State *L) {
   lua_getfield(L, 1, "message");
   if (lua_isnil(L, -1)) lua_pushliteral(L, "cancelled");
@@ -41,18 +30,20 @@ static void add(lua_State *L, int st, const luaL_Reg *funcs) {
 int luaopen_corio_core(lua_State *L) {
   corio_State *S;
   int st;
-  signal(SIGPIPE, SIG_IGN);  /* a write to a closed peer is an error value */
+  unsigned options = corio__options(L);  /* the host's choices (host/state.c) */
+  if (!(options & CORIO_KEEP_SIGPIPE))
+    signal(SIGPIPE, SIG_IGN);  /* a write to a closed peer is an error value */
   lua_getfield(L, LUA_REGISTRYINDEX, STATE_MT);
   if (lua_type(L, -1) == LUA_TUSERDATA) {  /* opened before: one state per Lua state */
     lua_getiuservalue(L, -1, 3);
     return 1;
   }
   lua_pop(L, 1);
-  S = (corio_State *)lua_newuserdatauv(L, sizeof *S, 3);
-  memset(S, 0, sizeof *S);
-  corio__init_host(S);
+  S = corio__new_state();
+  if (S == NULL) return luaL_error(L, "corio: out of memory");
+  *(corio_State **)lua_newuserdatauv(L, sizeof S, 3) = S;
   lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, state_gc);
+  lua_pushcfunction(L, corio__state_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
@@ -124,6 +115,8 @@ int luaopen_corio_core(lua_State *L) {
   lua_setfield(L, -2, "coroutine_funcs");
   lua_pushliteral(L, CORIO_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushboolean(L, !(options & CORIO_KEEP_COROUTINE));
+  lua_setfield(L, -2, "replace_coroutine");
   /* remember the module for a second open */
   lua_getfield(L, LUA_REGISTRYINDEX, STATE_MT);
   lua_pushvalue(L, -2);

@@ -66,6 +66,7 @@ void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
   S->loop.after_batch = corio__streams_flush;
   S->running = 1;
   S->run_id++;
+  S->loop_thread = uv_thread_self();
   corio__open_posts(S);
 }
 
@@ -199,12 +200,12 @@ void corio__finish_all(lua_State *L, corio_State *S) {
 int corio__close_loop(lua_State *L, corio_State *S) {
   int err;
   stop_signals(S);
-  corio__close_posts(S);
+  corio__close_posts(S, 1);  /* posts accepted run */
   if (S->sigusr1.data == S) {
     uv_close((uv_handle_t *)&S->sigusr1, on_closed);
     S->sigusr1.data = NULL;
   }
-  err = corio_loop_close(&S->loop);
+  err = corio__host_close(S);  /* the loop's handles and the post handle */
   S->running = 0;
   S->main = NULL;
   lua_pushnil(S->L);

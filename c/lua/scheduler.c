@@ -177,6 +177,8 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
     S->loop.ntasks--;
     luaL_error(L, "corio.spawn: out of memory");
   }
+  if (S->hostgroups > 0 && S->current != NULL)  /* a host group's task: joins it */
+    corio__hostgroup_inherit(L, S, -1);
   return t;
 }
 
@@ -254,7 +256,9 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
     S->warned = 0;
     lua_sethook(co, slow_hook, LUA_MASKCOUNT, 10000);
   }
+  corio__step_begin(S, co);  /* corio_interrupt may reach co now */
   status = lua_resume(co, L, nargs, &nres);
+  corio__step_end(S);
   S->current = NULL;
   if (status == LUA_YIELD && S->suspending && nres == 0 &&
       ct->wait_kind != CORIO_WAIT_NONE) {          /* the common case */

@@ -341,8 +341,10 @@ for k, v in pairs(coroutine) do co[k] = v end
 co.resume = core.coroutine_funcs.resume
 co.wrap = core.coroutine_funcs.wrap
 corio.coroutine = co
-coroutine.resume = co.resume
-coroutine.wrap = co.wrap
+if core.replace_coroutine ~= false then  -- a host may decline (corio_set_options)
+  coroutine.resume = co.resume
+  coroutine.wrap = co.wrap
+end
 
 for k, v in pairs(require "corio.net") do corio[k] = v end
 for k, v in pairs(require "corio.process") do corio[k] = v end

@@ -14,10 +14,11 @@
 typedef struct host {
   uv_loop_t loop;
   lua_State *L;
-  corio_future_t *fut;   /* resolved from the worker's post */
+  corio_promise_t *fut;   /* resolved from the worker's post */
   int hook_calls;
   char hook_msg[128];
   int post_payload;
+  corio_state_t *S;      /* retained for the worker thread */
 } host;
 
 static host *the_host;   /* for the hook and the post callback */
@@ -84,7 +85,7 @@ static void resolve_from_post(lua_State *L, void *payload) {
   CHECK(payload == &h->post_payload);
   lua_pushinteger(L, h->post_payload);
   CHECK(corio_future_resolve(L, h->fut, 1) == 0);
-  CHECK(corio_future_resolve(L, h->fut, 0) == CORIO_EINVAL);  /* settled */
+  CHECK(corio_future_resolve(L, h->fut, 0) == CORIO_EDONE);  /* settled */
   corio_release(corio_state(L));
 }
 
@@ -92,7 +93,7 @@ static void worker(void *arg) {
   host *h = (host *)arg;
   uv_sleep(20);
   h->post_payload = 21;
-  CHECK(corio_post(corio_state(h->L), resolve_from_post, &h->post_payload) == 0);
+  CHECK(corio_post(h->S, resolve_from_post, &h->post_payload) == 0);
 }
 
 static void test_future_resolved_from_a_thread(void) {
@@ -103,9 +104,11 @@ static void test_future_resolved_from_a_thread(void) {
   lua_setglobal(h.L, "job");
   spawn_plugin(&h, "p", "result = job:await() * 2");
   corio_hold(corio_state(h.L));  /* a post is on its way: keep the loop */
+  h.S = corio_state_retain(corio_state(h.L));  /* the thread's reference */
   CHECK(uv_thread_create(&th, worker, &h) == 0);
   CHECK(uv_run(&h.loop, UV_RUN_DEFAULT) == 0);
   CHECK(uv_thread_join(&th) == 0);
+  corio_state_release(h.S);
   CHECK(global_int(h.L, "result") == 42);
   close_host(&h);
 }

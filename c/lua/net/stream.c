@@ -406,7 +406,7 @@ void corio__open_stream(lua_State *L) {
   static const luaL_Reg *const methods[] = {
     stream_methods, corio__stream_read_methods, corio__stream_write_methods, NULL
   };
-  corio_State *S = (corio_State *)lua_touserdata(L, -1);
+  corio_State *S = corio__state_of(lua_touserdata(L, -1));
   corio__list_init(&S->corked);
   corio__net_class(L, STREAM_MT, methods, s_close, s_gc, s_tostring);
   S->stream_mt = lua_topointer(L, -1);
