@@ -334,7 +334,7 @@ static int pool_gc(lua_State *L) {
 
 /* the module table at the top; st: the state userdata */
 void corio__open_thread(lua_State *L, int st) {
-  corio_State *S = (corio_State *)lua_touserdata(L, st);
+  corio_State *S = corio__state_of(lua_touserdata(L, st));
   pool *P;
   luaL_newmetatable(L, FUNC_MT);
   lua_pushcfunction(L, func_gc);
