@@ -233,4 +233,8 @@ extern const luaL_Reg corio__udp_funcs[];
 extern const luaL_Reg corio__dns_funcs[];
 void corio__streams_flush(corio_loop_t *loop);  /* the loop's after_batch */
 
+/* os/: files (corio.fs; their shared structs: os/fs.h) */
+extern const corio_iomod corio__fs_iomod;
+void corio__open_fs(lua_State *L, int st);  /* pushes the corio.fs table */
+
 #endif

@@ -247,5 +247,6 @@ coroutine.resume = co.resume
 coroutine.wrap = co.wrap
 
 for k, v in pairs(require "corio.net") do corio[k] = v end
+corio.fs = require "corio.fs"
 
 return corio
