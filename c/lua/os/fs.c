@@ -233,8 +233,9 @@ static int fsreq_k(lua_State *L, int status, lua_KContext ctx) {
   if (t->core.wake != CORIO_WAKE_NORMAL) {
     corio__list_remove(&r->node);
     r->task = NULL;
-    if (!r->done) uv_cancel((uv_req_t *)&r->req);  /* fails once started */
-    else orphan(r);
+    if (r->done) orphan(r);
+    else if (r->req.fs_type != UV_FS_CLOSE)  /* a close must happen */
+      uv_cancel((uv_req_t *)&r->req);  /* fails once started */
     corio__wake_check(L, S, t);  /* raises */
   }
   return result(L, S, t, r);
