@@ -11,9 +11,12 @@
 # Server CPU per request = utime+stime of the server process (/proc/PID/stat) over the
 # run, divided by the requests made. W5: redis-benchmark -t ping_inline -n N_W5 -c 50,
 # -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS.
+# W9 (files) is a task row with its own N (N_W9), run in a fresh directory of W9_TMPDIR
+# (tmpfs, as the peers' run.sh) for every row, corio's and the peers'.
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
-# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6"  N_W5=500000  WRK_SECS=10
+# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w9"  N_W5=500000  WRK_SECS=10
+#        N_W9=10000  W9_TMPDIR=/dev/shm
 #        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
@@ -22,9 +25,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w9}
 PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
 N_W5=${N_W5:-500000}
+N_W9=${N_W9:-10000}
+W9_TMPDIR=${W9_TMPDIR:-/dev/shm}
 WRK_SECS=${WRK_SECS:-10}
 BUILD=$(cd "${BUILD:-$ROOT/build}" 2>/dev/null && pwd) || { echo "no build directory ${BUILD:-build}" >&2; exit 1; }
 OUT=${OUT:-/tmp/corio-bench}
@@ -50,6 +55,7 @@ export LUA_CPATH_5_4="$BUILD/?.so;;"
 CORIO="$LUA $ROOT/bench/bench_corio.lua"  FLOOR="$LUA $ROOT/bench/coroutines_floor.lua"
 ASYNCIO="$PY $PEERDIR/bench_asyncio.py"  NODE="node $PEERDIR/bench_node.js"
 LUV="$LUA $PEERDIR/bench_luv.lua"        CQ="$LUA $PEERDIR/bench_cqueues.lua"
+UVTASKS=$OUT/uv_tasks  W9ENV="env TMPDIR=$W9_TMPDIR"
 ROWS=(
   "empty|corio|$CORIO empty"  "w1|corio|$CORIO w1 {N}"  "w2|corio|$CORIO w2 {N}"  "w3|corio|$CORIO w3 {N}"
   "w4|corio|$CORIO w4 {N}"
@@ -67,6 +73,11 @@ ROWS=(
   "w3|luv-co|$LUV w3 {N}"                "w4|luv-co|$LUV w4 {N}"
   "empty|cqueues|$CQ empty" "w1|cqueues|$CQ w1 {N}"  "w2|cqueues|$CQ w2 {N}"  "w3|cqueues|$CQ w3 {N}"
   "w4|cqueues|$CQ w4 {N}"
+  "w9|corio|$W9ENV $LUA $ROOT/bench/bench_fs.lua w9 $N_W9"
+  "w9|corio-whole|$W9ENV $LUA $ROOT/bench/bench_fs.lua w9whole $N_W9"
+  "w9|node|$W9ENV $NODE w9 $N_W9"  "w9|luv-co|$W9ENV $LUV w9 $N_W9"
+  "w9|asyncio|$W9ENV $ASYNCIO w9 $N_W9"  "w9|uvloop|$W9ENV $ASYNCIO w9 $N_W9 --uvloop"
+  "w9|c-uv|$W9ENV $UVTASKS w9 $N_W9"
 )
 # servers (they get --port P); corio's are plain corio code (bench/bench_corio.lua)
 UVSERVER=$OUT/uv_server
@@ -107,6 +118,10 @@ run_one() { # run_one WORKLOAD LABEL REP COMMAND
   emit "$w" "$p" "$r" rss_kb "$rss"
   rate=$(field rate "$line")
   if [ -n "$rate" ]; then emit "$w" "$p" "$r" rate "$rate"; fi
+  for k in write_rate read_rate; do  # W9's two phases
+    rate=$(field $k "$line")
+    if [ -n "$rate" ]; then emit "$w" "$p" "$r" "$k" "$rate"; fi
+  done
 }
 
 # ---- network rows ------------------------------------------------------------------
@@ -233,6 +248,10 @@ for r in $(seq 1 "$REPS"); do
     for row in "${ROWS[@]}"; do
       IFS='|' read -r rw label cmd <<< "$row"
       if [ "$rw" != "$w" ] || ! want "$label"; then continue; fi
+      if [ "$label" = c-uv ] && { [ ! -x "$UVTASKS" ] || [ "$PEERDIR/uv_tasks.c" -nt "$UVTASKS" ]; }; then
+        gcc -O2 -Wall -o "$UVTASKS" "$PEERDIR/uv_tasks.c" -luv -lm -lpthread 2>>"$LOG" ||
+          { echo "build of $UVTASKS failed" >&2; emit "$w" "$label" 0 fail build; continue; }
+      fi
       run_one "$w" "$label" "$r" "${cmd//\{N\}/$N}"
     done
   done

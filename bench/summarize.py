@@ -52,7 +52,8 @@ mb = lambda kb: f"{kb / 1024:.0f}" if kb >= 100 * 1024 else f"{kb / 1024:.1f}"  
 empty_kb = {runtime(label): med("empty", label, "rss_kb") for label in order.get("empty", [])}
 TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
           "w2": "W2 sleepers (1.0 s each)", "w3": "W3 switch (sleep(0)); rate = switches/s",
-          "w4": "W4 queue(100), producer -> consumer; rate = items/s"}
+          "w4": "W4 queue(100), producer -> consumer; rate = items/s",
+          "w9": "W9 files: 4 KiB each, 64 in flight, written then read back"}
 
 NET = {"w5-P16": "W5 Redis inline PING, redis-benchmark -c 50 -P 16",
        "w5-P1": "W5 Redis inline PING, redis-benchmark -c 50 -P 1",
@@ -107,6 +108,14 @@ for wl, labels in order.items():
               f"| {spread(m.get('rss_kb'), mb)} | {bpt} | {spread(m.get('rate'), count)} "
               f"| {t} "
               f"| {ratio(med(wl, 'corio', 'rss_kb'), med(wl, label, 'rss_kb'))} |")
+    if wl == "w9":  # the two phases, against raw C libuv (target: at least 0.8x in both)
+        print("\n| runtime | write files/s | read files/s | write / c-uv | read / c-uv |")
+        print("|---|---|---|---|---|")
+        for label in labels:
+            m = data[wl, label]
+            print(f"| {label} | {spread(m.get('write_rate'), count)} | {spread(m.get('read_rate'), count)} "
+                  f"| {ratio(med(wl, label, 'write_rate'), med(wl, 'c-uv', 'write_rate'))} "
+                  f"| {ratio(med(wl, label, 'read_rate'), med(wl, 'c-uv', 'read_rate'))} |")
     if wl == "w2" and "lua-coroutines" in labels:
         r = ratio(med(wl, "corio", "rss_kb"), med(wl, "lua-coroutines", "rss_kb"))
         print(f"\nW2 memory: corio peak RSS / bare coroutines = {r} (target <= 1.15)")

@@ -7,7 +7,8 @@
 ** operation holds the file at a time (fsfile.busy); other tasks wait
 ** their turn, first come first served (fsfile.idle). Reads and writes
 ** give libuv an explicit offset, the File's position; reads go ahead
-** into the File's buffer (64 KiB at a time), so read_line and lines read
+** into the File's buffer (64 KiB at a time, or what read(n) asks, at
+** least 16 KiB), so read_line and lines read
 ** as a Stream's do: a line ends at "\n", a "\r" before it is dropped
 ** unless keep_eol, and a line longer than the limit (64 KiB; fs.open's
 ** option) gives nil, "limit exceeded" with the bytes left buffered. A
@@ -119,7 +120,7 @@ static int make_room(fsfile *f, size_t n) {
     f->rpos = 0;
     return 0;
   }
-  cap = f->cap ? f->cap * 2 : FS_CHUNK;
+  cap = f->cap ? f->cap * 2 : n;
   while (cap - f->rlen < n) cap *= 2;
   nb = (char *)malloc(cap);
   if (nb == NULL) return UV_ENOMEM;
@@ -265,7 +266,8 @@ static int issued(lua_State *L, corio_State *S, luatask *t, fsreq *r, int err) {
 
 /* a read: done from the buffer, or one more request to fill it */
 static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
-  size_t chunk = f->op == FO_READ && f->want > FS_CHUNK ? f->want : FS_CHUNK;
+  /* read(n) asks for n (at least 16 KiB: a little ahead), lines 64 KiB */
+  size_t chunk = f->op != FO_READ ? FS_CHUNK : f->want > 16384 ? f->want : 16384;
   uv_buf_t b;
   fsreq *r;
   int n = try_read(L, f);
