@@ -169,6 +169,28 @@ describe("corio.fs.open", function()
     end)
   end)
 
+  it("reads and writes a FIFO, which has no offsets", function()
+    in_dir(function(dir)
+      local p = dir .. "/fifo"
+      assert.is_true(os.execute("mkfifo '" .. p .. "'"))
+      local writer = corio.spawn(function()
+        local w <close> = assert(fs.open(p, "w"))  -- waits in the thread pool for the reader
+        assert(w:write("one\r\ntwo\n"))
+        assert(w:write("three"))
+        assert.equals("ESPIPE", select(3, w:seek("set", 0)))
+      end)
+      local r <close> = assert(fs.open(p))
+      local lines = {}
+      for line in r:lines() do lines[#lines + 1] = line end
+      writer:await()
+      assert.same({ "one", "two", "three" }, lines)
+      -- whole-file functions too
+      writer = corio.spawn(fs.write_file, p, "whole")
+      assert.equals("whole", fs.read_file(p))
+      assert.is_true(writer:await())
+    end)
+  end)
+
   it("answers nil, 'closed' once closed; close is idempotent; <close> closes", function()
     in_dir(function(dir)
       local p = dir .. "/f"

@@ -98,6 +98,7 @@ struct fsfile {
   uint8_t busy;          /* an operation holds the file */
   uint8_t gone;          /* the userdata was collected */
   uint8_t append;        /* opened for appending */
+  uint8_t stream;        /* no offsets (a pipe, a FIFO, a terminal) */
   uint8_t op;            /* what the operation holding it does */
   uint8_t keep;          /* read_line: keep the end of line */
   int64_t pos;           /* the position: of buf[rpos] */

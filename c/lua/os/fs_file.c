@@ -195,10 +195,41 @@ static int try_read(lua_State *L, fsfile *f) {
 
 /* ------------------------------------------------------------ requests */
 
+/* the offset of a read or write at pos: none on a file without
+   offsets; a write in append mode goes to the end */
+static int64_t at(const fsfile *f, int64_t pos, int write) {
+  return f->stream || (write && f->append) ? -1 : pos;
+}
+
+static void file_cb(uv_fs_t *req);
+
+/* read into the buffer's free end (make_room made it), after what it holds */
+static int issue_read(fsfile *f, fsreq *r) {
+  uv_buf_t b = uv_buf_init(f->buf + f->rpos + f->rlen,
+                           (unsigned int)(f->cap - f->rpos - f->rlen));
+  return uv_fs_read(f->S->loop.uv, &r->req, f->fd, &b, 1,
+                    at(f, f->pos + (int64_t)f->rlen, 0), file_cb);
+}
+
+/* write what is left of the request's bytes */
+static int issue_write(fsfile *f, fsreq *r) {
+  uv_buf_t b = uv_buf_init(r->data + r->off, (unsigned int)(r->len - r->off));
+  return uv_fs_write(f->S->loop.uv, &r->req, f->fd, &b, 1,
+                     at(f, r->pos + (int64_t)r->off, 1), file_cb);
+}
+
 static void file_cb(uv_fs_t *req) {
   fsreq *r = corio__container_of(req, fsreq, req);
   fsfile *f = r->file;
   ssize_t res = req->result;
+  if (res == UV_ESPIPE && !f->stream && (f->op <= FO_ALL || f->op == FO_WRITE)) {
+    int err;  /* a pipe or a FIFO: no offsets from now on; again without */
+    f->stream = 1;
+    uv_fs_req_cleanup(req);
+    err = f->op == FO_WRITE ? issue_write(f, r) : issue_read(f, r);
+    if (err == 0) return;
+    res = err;
+  }
   switch (f->op) {
     case FO_READ: case FO_LINE: case FO_ALL:
       if (res > 0) f->rlen += (size_t)res;
@@ -209,20 +240,18 @@ static void file_cb(uv_fs_t *req) {
         r->off += (size_t)res;
         if (!f->append) f->pos += (int64_t)res;
         if (r->off < r->len) {  /* the rest */
-          uv_buf_t b = uv_buf_init(r->data + r->off, (unsigned int)(r->len - r->off));
           int err;
           uv_fs_req_cleanup(req);
-          err = uv_fs_write(f->S->loop.uv, req, f->fd, &b, 1,
-                            f->append ? -1 : r->pos + (int64_t)r->off, file_cb);
+          err = issue_write(f, r);
           if (err == 0) return;
           res = err;
         }
       }
       else if (res == 0) res = UV_EIO;
       if (res < 0) r->err = (int)res;
-      if (f->append) {
-        off_t at = lseek(f->fd, 0, SEEK_CUR);  /* the end: no I/O */
-        if (at >= 0) f->pos = (int64_t)at;
+      if (f->append && !f->stream) {
+        off_t end = lseek(f->fd, 0, SEEK_CUR);  /* the end: no I/O */
+        if (end >= 0) f->pos = (int64_t)end;
       }
       break;
     default: break;
@@ -268,7 +297,6 @@ static int issued(lua_State *L, corio_State *S, luatask *t, fsreq *r, int err) {
 static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
   /* read(n) asks for n (at least 16 KiB: a little ahead), lines 64 KiB */
   size_t chunk = f->op != FO_READ ? FS_CHUNK : f->want > 16384 ? f->want : 16384;
-  uv_buf_t b;
   fsreq *r;
   int n = try_read(L, f);
   if (n >= 0) {
@@ -280,10 +308,7 @@ static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
     return corio__fs_error(L, UV_ENOMEM, f->path, NULL);
   }
   r = new_req(L, S, f, 0);
-  b = uv_buf_init(f->buf + f->rpos + f->rlen,
-                  (unsigned int)(f->cap - f->rpos - f->rlen));
-  return issued(L, S, t, r, uv_fs_read(S->loop.uv, &r->req, f->fd, &b, 1,
-                                       f->pos + (int64_t)f->rlen, file_cb));
+  return issued(L, S, t, r, issue_read(f, r));
 }
 
 /* the File moves to pos: what was read ahead is kept when pos is in it */
@@ -319,7 +344,6 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
     case FO_WRITE: {
       int i, top = lua_gettop(L);
       size_t len = 0, n;
-      uv_buf_t b;
       for (i = 2; i <= top; i++) {
         lua_tolstring(L, i, &n);
         len += n;
@@ -334,13 +358,15 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
       }
       drop_buffer(f);
       r->pos = f->pos;
-      b = uv_buf_init(r->data, (unsigned int)r->len);
-      return issued(L, S, t, r, uv_fs_write(loop, &r->req, f->fd, &b, 1,
-                                            f->append ? -1 : r->pos, file_cb));
+      return issued(L, S, t, r, issue_write(f, r));
     }
     case FO_SEEK: {
       const char *whence = lua_tostring(L, 2);
       int64_t off = (int64_t)lua_tointeger(L, 3);
+      if (f->stream) {
+        release(f);
+        return corio__fs_error(L, UV_ESPIPE, f->path, NULL);
+      }
       if (whence[0] == 's') return seek_to(L, f, off);
       if (whence[0] == 'c') return seek_to(L, f, f->pos + off);
       r = new_req(L, S, f, 0);

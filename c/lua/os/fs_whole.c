@@ -67,14 +67,14 @@ static int issue_read(fsreq *r) {
   }
   b = uv_buf_init(r->data + r->len, (unsigned int)(r->cap - r->len));
   r->step = S_READ;
-  return uv_fs_read(LOOP(r), &r->req, r->fd, &b, 1, (int64_t)r->len, whole_cb);
+  /* at the fd's offset: a pipe or a FIFO (no pread) reads the same */
+  return uv_fs_read(LOOP(r), &r->req, r->fd, &b, 1, -1, whole_cb);
 }
 
 static int issue_write(fsreq *r) {
   uv_buf_t b = uv_buf_init(r->data + r->off, (unsigned int)(r->len - r->off));
   r->step = S_WRITE;
-  return uv_fs_write(LOOP(r), &r->req, r->fd, &b, 1,
-                     (r->flags & W_APPEND) ? -1 : (int64_t)r->off, whole_cb);
+  return uv_fs_write(LOOP(r), &r->req, r->fd, &b, 1, -1, whole_cb);
 }
 
 /* the next step after the one that ended (r->step), or the end */
