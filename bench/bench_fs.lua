@@ -47,7 +47,7 @@ local function w9(n, whole)
     while nextf < n do
       local i = nextf
       nextf = i + 1
-      local path, data = dir .. "/f" .. i, nil
+      local path, data = dir .. "/f" .. i
       if whole then
         data = assert(fs.read_file(path))
       else
