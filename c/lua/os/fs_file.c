@@ -526,9 +526,11 @@ static int f_write(lua_State *L) {
 static int f_seek(lua_State *L) {
   static const char *const whences[] = {"set", "cur", "end", NULL};
   fsfile *f = check(L, "file:seek");
-  const char *w = luaL_optstring(L, 2, "cur");
-  int i;
-  for (i = 0; whences[i] != NULL && strcmp(whences[i], w) != 0; i++) {}
+  const char *w = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  int i = 0;
+  if (lua_isnoneornil(L, 2)) w = "cur";
+  else if (w == NULL) w = "";
+  for (; whences[i] != NULL && strcmp(whences[i], w) != 0; i++) {}
   if (whences[i] == NULL)
     return luaL_error(L, "file:seek: bad argument #1 (\"set\", \"cur\" or \"end\" expected)");
   if (!lua_isnoneornil(L, 3) && !lua_isinteger(L, 3))
