@@ -77,6 +77,38 @@ describe("corio.fs cancellation", function()
     assert.equals(before, count_fds_now())
   end)
 
+  it("cancels in libuv a request the thread pool has not started: it never runs", function()
+    in_dir(function(dir)
+      -- fill libuv's thread pool with opens of FIFOs that nobody writes to
+      local size = tonumber(os.getenv("UV_THREADPOOL_SIZE")) or 4
+      local openers = {}
+      for i = 1, size do
+        local fifo = dir .. "/fifo" .. i
+        assert.is_true(os.execute("mkfifo '" .. fifo .. "'"))
+        openers[i] = corio.spawn(fs.open, fifo)
+      end
+      -- the pool is full once a stat cannot get through
+      local full = false
+      for _ = 1, 50 do
+        if not corio.move_on_after(0.1, fs.stat, dir) then full = true; break end
+      end
+      assert.is_true(full, "the thread pool never filled up")
+      local mk = corio.spawn(fs.mkdir, dir .. "/never")
+      corio.sleep(0)
+      mk:cancel()
+      helper.cancelled_await(mk)
+      -- unblock the opens: a writer for each FIFO
+      for i = 1, size do
+        assert.is_true(os.execute("timeout 10 sh -c 'echo x > " .. dir .. "/fifo" .. i .. "'"))
+      end
+      for i = 1, size do assert(openers[i]:await()):close() end
+      assert(fs.stat(dir))  -- the queue has drained
+      local st, _, code = fs.stat(dir .. "/never")
+      assert.is_nil(st, "the cancelled mkdir ran")
+      assert.equals("ENOENT", code)
+    end)
+  end)
+
   it("undoes what a cancelled read_file, write_file or mkdtemp made", function()
     local before = count_fds_now()
     in_dir(function(dir)
