@@ -632,6 +632,12 @@ static const luaL_Reg fs_funcs[] = {
   {NULL, NULL}
 };
 
+static int fsstate_gc(lua_State *L) {
+  fsstate *fs = (fsstate *)lua_touserdata(L, 1);
+  while (fs->nspare > 0) free(fs->spare[--fs->nspare]);
+  return 0;
+}
+
 /* the corio.fs table, pushed; st: the index of the state userdata */
 void corio__open_fs(lua_State *L, int st) {
   fsstate *fs;
@@ -640,6 +646,11 @@ void corio__open_fs(lua_State *L, int st) {
   corio__list_init(&fs->waiting);
   corio__list_init(&fs->files);
   corio__list_init(&fs->watchers);
+  fs->nspare = 0;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, fsstate_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, FS_REGKEY);   /* fs state at -1 */
   luaL_newmetatable(L, SCANDIR_MT);

@@ -90,9 +90,11 @@ extern const luaL_Reg corio__fs_whole_funcs[];
 
 /* fs_file.c */
 enum { F_OPEN, F_CLOSED };
+struct fsstate;
 struct fsfile {
   corio_list_t node;     /* in the fs state's list of open files */
   corio_State *S;
+  struct fsstate *fs;
   int fd;                /* -1 once closed */
   uint8_t state;         /* F_OPEN, F_CLOSED */
   uint8_t busy;          /* an operation holds the file */
@@ -126,11 +128,15 @@ void corio__watch_abandon(corio_list_t *watchers, luatask *t);
 extern const luaL_Reg corio__fs_watch_funcs[];
 
 /* fs.c: the fs state (registry[FS_REGKEY]) */
+#define FS_SPARES 16   /* read buffers kept for the next Files */
 typedef struct fsstate {
   corio_list_t waiting;  /* requests a task waits on */
   corio_list_t files;    /* open Files */
   corio_list_t watchers; /* open Watchers */
+  char *spare[FS_SPARES];  /* buffers of FS_SPARE bytes, free */
+  int nspare;
 } fsstate;
+#define FS_SPARE  16384
 fsstate *corio__fs_state(lua_State *L);
 
 #endif

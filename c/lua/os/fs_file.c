@@ -49,6 +49,7 @@ void corio__file_new(lua_State *L, corio_State *S, const char *path,
   corio__list_init(&f->node);
   corio_future_init(&f->idle);
   f->S = S;
+  f->fs = fs_up(L);
   f->fd = -1;
   f->state = F_CLOSED;
   f->append = (uint8_t)append;
@@ -64,8 +65,19 @@ void corio__file_opened(lua_State *L, int idx, int fd) {
   corio__list_push(&corio__fs_state(L)->files, &f->node);
 }
 
+/* a File's read buffer goes back to the spares (a program that opens
+   many files allocates none), or is freed */
+static void free_buffer(fsfile *f) {
+  fsstate *fs = f->fs;
+  if (f->buf != NULL && f->cap == FS_SPARE && fs->nspare < FS_SPARES)
+    fs->spare[fs->nspare++] = f->buf;
+  else free(f->buf);
+  f->buf = NULL;
+  f->cap = 0;
+}
+
 static void file_free(fsfile *f) {
-  free(f->buf);
+  free_buffer(f);
   free(f);
 }
 
@@ -73,18 +85,21 @@ static void file_free(fsfile *f) {
 static void set_closed(fsfile *f) {
   f->state = F_CLOSED;
   corio__list_remove(&f->node);
-  if (!f->busy && f->fd >= 0) {
+  if (f->busy) return;  /* release() closes it */
+  if (f->fd >= 0) {
     corio__fs_close_fd(f->S, f->fd);
     f->fd = -1;
   }
+  free_buffer(f);
 }
 
 /* the operation holding f ended: the next waiting task may go on */
 static void release(fsfile *f) {
   f->busy = 0;
-  if (f->state == F_CLOSED && f->fd >= 0) {
-    corio__fs_close_fd(f->S, f->fd);
+  if (f->state == F_CLOSED) {
+    if (f->fd >= 0) corio__fs_close_fd(f->S, f->fd);
     f->fd = -1;
+    free_buffer(f);
   }
   if (f->gone) {
     file_free(f);
@@ -117,6 +132,14 @@ static int make_room(fsfile *f, size_t n) {
   if (f->cap - (f->rpos + f->rlen) >= n) return 0;
   if (f->cap - f->rlen >= n) {
     memmove(f->buf, f->buf + f->rpos, f->rlen);
+    f->rpos = 0;
+    return 0;
+  }
+  if (f->buf == NULL && n <= FS_SPARE) {  /* the common first read */
+    fsstate *fs = f->fs;
+    f->buf = fs->nspare > 0 ? fs->spare[--fs->nspare] : (char *)malloc(FS_SPARE);
+    if (f->buf == NULL) return UV_ENOMEM;
+    f->cap = FS_SPARE;
     f->rpos = 0;
     return 0;
   }
