@@ -78,6 +78,15 @@ void corio__fs_on_done(uv_fs_t *req);  /* a one-step request's callback */
 int corio__fs_error(lua_State *L, int err, const char *path, const char *path2);
 int corio__fs_push_stat(lua_State *L, const uv_stat_t *s);
 int corio__fs_check_perm(lua_State *L, int idx, int dflt, const char *fname);
+const char *corio__fs_check_path(lua_State *L, int idx, const char *fname);
+/* issued (err 0): the task waits (suspends); else frees r, answers err */
+int corio__fs_issued(lua_State *L, corio_State *S, luatask *t, fsreq *r,
+                     int err, const char *path, const char *path2);
+
+/* fs_path.c */
+int corio__fs_scandir_push(lua_State *L, fsreq *r);  /* keeps r */
+void corio__open_path(lua_State *L);
+extern const luaL_Reg corio__fs_path_funcs[];
 void corio__fs_closed_fd(uv_fs_t *req);  /* frees an fs close's request */
 void corio__fs_close_fd(corio_State *S, int fd);  /* in the background */
 
@@ -90,6 +99,8 @@ extern const luaL_Reg corio__fs_whole_funcs[];
 
 /* fs_file.c */
 enum { F_OPEN, F_CLOSED };
+enum { FO_READ, FO_LINE, FO_ALL, FO_WRITE, FO_SEEK, FO_SYNC, FO_STAT,
+       FO_TRUNCATE, FO_CLOSE };  /* what the operation holding a File does */
 struct fsstate;
 struct fsfile {
   corio_list_t node;     /* in the fs state's list of open files */
@@ -114,12 +125,18 @@ struct fsfile {
 void corio__file_new(lua_State *L, corio_State *S, const char *path,
                      int append, size_t limit);
 void corio__file_opened(lua_State *L, int idx, int fd);
-void corio__file_step(fsreq *r);         /* a File request's callback ran */
 void corio__file_orphan(fsreq *r);       /* ... with no task waiting */
 int corio__file_resume(lua_State *L, corio_State *S, luatask *t, fsreq *r);
 void corio__file_shutdown(corio_State *S, corio_list_t *files);
 void corio__open_file(lua_State *L);
-extern const luaL_Reg corio__fs_file_funcs[];
+
+/* fs_file_read.c: the read-ahead buffer */
+void corio__file_drop_buffer(fsfile *f);
+int corio__file_make_room(fsfile *f, size_t n);  /* 0 or UV_ENOMEM */
+/* the read f->op asks for, if the buffer can answer it: pushes the
+   results and returns how many; -1 to read more first */
+int corio__file_try_read(lua_State *L, fsfile *f);
+void corio__file_set_pos(fsfile *f, int64_t pos);  /* keeps what it can */
 
 /* fs_watch.c */
 void corio__open_watch(lua_State *L);

@@ -20,9 +20,6 @@
 #include <unistd.h>
 #include "fs.h"
 
-enum { FO_READ, FO_LINE, FO_ALL, FO_WRITE, FO_SEEK, FO_SYNC, FO_STAT,
-       FO_TRUNCATE, FO_CLOSE };
-
 #define fs_up(L) ((fsstate *)lua_touserdata(L, lua_upvalueindex(2)))
 
 /* the File at 1 (NULL once collected: not possible while it is there) */
@@ -109,111 +106,6 @@ static void release(fsfile *f) {
     corio_future_finish(&f->S->loop, &f->idle, CORIO_DONE);
     corio_future_init(&f->idle);
   }
-}
-
-/* ------------------------------------------------------------ buffer */
-
-static void drop_buffer(fsfile *f) {
-  f->rpos = f->rlen = f->scanned = 0;
-}
-
-static void consume(fsfile *f, size_t n) {
-  f->rpos += n;
-  f->rlen -= n;
-  f->pos += (int64_t)n;
-  if (f->rlen == 0) f->rpos = 0;
-  f->scanned = 0;
-}
-
-/* room for n more bytes at the end of the buffer: 0 or UV_ENOMEM */
-static int make_room(fsfile *f, size_t n) {
-  size_t cap;
-  char *nb;
-  if (f->cap - (f->rpos + f->rlen) >= n) return 0;
-  if (f->cap - f->rlen >= n) {
-    memmove(f->buf, f->buf + f->rpos, f->rlen);
-    f->rpos = 0;
-    return 0;
-  }
-  if (f->buf == NULL && n <= FS_SPARE) {  /* the common first read */
-    fsstate *fs = f->fs;
-    f->buf = fs->nspare > 0 ? fs->spare[--fs->nspare] : (char *)malloc(FS_SPARE);
-    if (f->buf == NULL) return UV_ENOMEM;
-    f->cap = FS_SPARE;
-    f->rpos = 0;
-    return 0;
-  }
-  cap = f->cap ? f->cap * 2 : n;
-  while (cap - f->rlen < n) cap *= 2;
-  nb = (char *)malloc(cap);
-  if (nb == NULL) return UV_ENOMEM;
-  if (f->rlen) memcpy(nb, f->buf + f->rpos, f->rlen);
-  free(f->buf);
-  f->buf = nb;
-  f->cap = cap;
-  f->rpos = 0;
-  return 0;
-}
-
-static int push_bytes(lua_State *L, fsfile *f, size_t n, size_t skip) {
-  lua_pushlstring(L, f->buf + f->rpos, n);
-  consume(f, n + skip);
-  return 1;
-}
-
-/* the n bytes of a line before its "\n" at `at`, which is consumed too
-   (kept with keep; a "\r" before it is dropped) */
-static int push_line(lua_State *L, fsfile *f, const char *at, size_t n, int keep) {
-  if (keep) return push_bytes(L, f, n + 1, 0);
-  if (n > 0 && at[-1] == '\r') return push_bytes(L, f, n - 1, 2);
-  return push_bytes(L, f, n, 1);
-}
-
-static int eof_or_error(lua_State *L, fsfile *f) {
-  if (f->rerr == UV_EOF) {
-    lua_pushnil(L);
-    return 1;
-  }
-  return corio__fs_error(L, f->rerr, f->path, NULL);
-}
-
-/* the read f->op asks for, if it can be done now: pushes its results
-   and returns how many; -1 to read more first */
-static int try_read(lua_State *L, fsfile *f) {
-  switch (f->op) {
-    case FO_READ:
-      if (f->rlen > 0) return push_bytes(L, f, f->rlen < f->want ? f->rlen : f->want, 0);
-      if (f->rerr) return eof_or_error(L, f);
-      return -1;
-    case FO_LINE: {
-      const char *p = f->buf + f->rpos;
-      const char *at = f->rlen > f->scanned ?
-        (const char *)memchr(p + f->scanned, '\n', f->rlen - f->scanned) : NULL;
-      if (at != NULL) {
-        size_t n = (size_t)(at - p);
-        if (n > f->limit) break;
-        return push_line(L, f, at, n, f->keep);
-      }
-      f->scanned = f->rlen;
-      if (f->rlen > f->limit) break;
-      if (f->rerr == UV_EOF) {
-        if (f->rlen == 0) {
-          lua_pushnil(L);
-          return 1;
-        }
-        return push_bytes(L, f, f->rlen, 0);
-      }
-      if (f->rerr) return eof_or_error(L, f);
-      return -1;
-    }
-    default:  /* FO_ALL */
-      if (f->rerr == UV_EOF) return push_bytes(L, f, f->rlen, 0);
-      if (f->rerr) return eof_or_error(L, f);
-      return -1;
-  }
-  lua_pushnil(L);
-  lua_pushliteral(L, "limit exceeded");
-  return 2;
 }
 
 /* ------------------------------------------------------------ requests */
@@ -321,12 +213,12 @@ static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
   /* read(n) asks for n (at least 16 KiB: a little ahead), lines 64 KiB */
   size_t chunk = f->op != FO_READ ? FS_CHUNK : f->want > 16384 ? f->want : 16384;
   fsreq *r;
-  int n = try_read(L, f);
+  int n = corio__file_try_read(L, f);
   if (n >= 0) {
     release(f);
     return n;
   }
-  if (make_room(f, chunk) != 0) {
+  if (corio__file_make_room(f, chunk) != 0) {
     release(f);
     return corio__fs_error(L, UV_ENOMEM, f->path, NULL);
   }
@@ -334,21 +226,12 @@ static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
   return issued(L, S, t, r, issue_read(f, r));
 }
 
-/* the File moves to pos: what was read ahead is kept when pos is in it */
-static void set_pos(fsfile *f, int64_t pos) {
-  if (pos >= f->pos && pos <= f->pos + (int64_t)f->rlen) consume(f, (size_t)(pos - f->pos));
-  else {
-    drop_buffer(f);
-    f->pos = pos;
-  }
-}
-
 static int seek_to(lua_State *L, fsfile *f, int64_t pos) {
   if (pos < 0) {
     release(f);
     return corio__fs_error(L, UV_EINVAL, f->path, NULL);
   }
-  set_pos(f, pos);
+  corio__file_set_pos(f, pos);
   release(f);
   lua_pushinteger(L, (lua_Integer)pos);
   return 1;
@@ -379,7 +262,7 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
         memcpy(r->data + len, s, n);
         len += n;
       }
-      drop_buffer(f);
+      corio__file_drop_buffer(f);
       r->pos = f->pos;
       return issued(L, S, t, r, issue_write(f, r));
     }
@@ -403,7 +286,7 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
       return issued(L, S, t, r, uv_fs_fstat(loop, &r->req, f->fd, file_cb));
     case FO_TRUNCATE: {
       int64_t size = lua_isnoneornil(L, 2) ? f->pos : (int64_t)lua_tointeger(L, 2);
-      drop_buffer(f);
+      corio__file_drop_buffer(f);
       r = new_req(L, S, f, 0);
       return issued(L, S, t, r, uv_fs_ftruncate(loop, &r->req, f->fd, size, file_cb));
     }
@@ -716,7 +599,3 @@ void corio__open_file(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
 }
-
-const luaL_Reg corio__fs_file_funcs[] = {
-  {NULL, NULL}
-};
