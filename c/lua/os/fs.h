@@ -1,6 +1,7 @@
 /*
-** fs.h: what the files of corio.fs share (fs.c, fs_whole.c, fs_file.c,
-** fs_watch.c); the rest of the binding sees only binding.h.
+** fs.h: what the files of corio.fs share (fs.c, fs_path.c, fs_whole.c,
+** fs_file.c, fs_file_read.c, fs_watch.c); the rest of the binding sees
+** only binding.h.
 **
 ** Every operation is a libuv request (uv_fs_*) in a malloc'd fsreq. The
 ** task that made it parks until the request's callback wakes it; the

@@ -6,14 +6,12 @@
 ** both the userdata is collected and no request is under way on it. One
 ** operation holds the file at a time (fsfile.busy); other tasks wait
 ** their turn, first come first served (fsfile.idle). Reads and writes
-** give libuv an explicit offset, the File's position; reads go ahead
-** into the File's buffer (64 KiB at a time, or what read(n) asks, at
-** least 16 KiB), so read_line and lines read
-** as a Stream's do: a line ends at "\n", a "\r" before it is dropped
-** unless keep_eol, and a line longer than the limit (64 KiB; fs.open's
-** option) gives nil, "limit exceeded" with the bytes left buffered. A
-** write drops what was read ahead (its bytes may be the ones written).
-** In append mode every write goes to the end of the file.
+** give libuv an explicit offset, the File's position (none on a pipe or
+** a FIFO); reads go ahead into the File's buffer (64 KiB at a time, or
+** what read(n) asks, at least 16 KiB), and read_line and lines read from
+** it as a Stream's do (fs_file_read.c). A write drops what was read
+** ahead (its bytes may be the ones written). In append mode every write
+** goes to the end of the file.
 */
 #include <stdlib.h>
 #include <string.h>
