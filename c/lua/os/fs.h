@@ -29,6 +29,7 @@
 
 #define FS_CHUNK  65536   /* one read ahead; the default read() size */
 #define FS_LIMIT  65536   /* default read_line limit */
+#define FS_MAXIO  ((size_t)1 << 30)  /* the most one read or write asks */
 
 typedef struct fsreq fsreq;
 typedef struct fsfile fsfile;

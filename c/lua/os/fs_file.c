@@ -118,15 +118,18 @@ static void file_cb(uv_fs_t *req);
 
 /* read into the buffer's free end (make_room made it), after what it holds */
 static int issue_read(fsfile *f, fsreq *r) {
+  size_t room = f->cap - f->rpos - f->rlen;
   uv_buf_t b = uv_buf_init(f->buf + f->rpos + f->rlen,
-                           (unsigned int)(f->cap - f->rpos - f->rlen));
+                           (unsigned int)(room > FS_MAXIO ? FS_MAXIO : room));
   return uv_fs_read(f->S->loop.uv, &r->req, f->fd, &b, 1,
                     at(f, f->pos + (int64_t)f->rlen, 0), file_cb);
 }
 
 /* write what is left of the request's bytes */
 static int issue_write(fsfile *f, fsreq *r) {
-  uv_buf_t b = uv_buf_init(r->data + r->off, (unsigned int)(r->len - r->off));
+  size_t left = r->len - r->off;
+  uv_buf_t b = uv_buf_init(r->data + r->off,
+                           (unsigned int)(left > FS_MAXIO ? FS_MAXIO : left));
   return uv_fs_write(f->S->loop.uv, &r->req, f->fd, &b, 1,
                      at(f, r->pos + (int64_t)r->off, 1), file_cb);
 }
@@ -212,6 +215,7 @@ static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
   size_t chunk = f->op != FO_READ ? FS_CHUNK : f->want > 16384 ? f->want : 16384;
   fsreq *r;
   int n = corio__file_try_read(L, f);
+  if (chunk > FS_MAXIO) chunk = FS_MAXIO;
   if (n >= 0) {
     release(f);
     return n;

@@ -65,14 +65,17 @@ static int issue_read(fsreq *r) {
     r->data = nb;
     r->cap = cap;
   }
-  b = uv_buf_init(r->data + r->len, (unsigned int)(r->cap - r->len));
+  b = uv_buf_init(r->data + r->len, (unsigned int)(r->cap - r->len > FS_MAXIO ?
+                                                    FS_MAXIO : r->cap - r->len));
   r->step = S_READ;
   /* at the fd's offset: a pipe or a FIFO (no pread) reads the same */
   return uv_fs_read(LOOP(r), &r->req, r->fd, &b, 1, -1, whole_cb);
 }
 
 static int issue_write(fsreq *r) {
-  uv_buf_t b = uv_buf_init(r->data + r->off, (unsigned int)(r->len - r->off));
+  size_t left = r->len - r->off;
+  uv_buf_t b = uv_buf_init(r->data + r->off,
+                           (unsigned int)(left > FS_MAXIO ? FS_MAXIO : left));
   r->step = S_WRITE;
   return uv_fs_write(LOOP(r), &r->req, r->fd, &b, 1, -1, whole_cb);
 }
