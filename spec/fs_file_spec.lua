@@ -146,6 +146,8 @@ describe("corio.fs.open", function()
       assert(fs.write_file(p, "abcdefgh"))
       local f <close> = assert(fs.open(p, "r+"))
       assert.equals("ab", f:read(2))  -- the whole file was read ahead
+      assert.is_true(f:write())  -- nothing to write
+      assert.is_true(f:write(""))
       assert.is_true(f:write("XY", 1, 2.5))
       assert.equals(8, f:seek())
       assert.is_nil(f:read())

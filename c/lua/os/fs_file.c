@@ -202,9 +202,10 @@ static fsreq *new_req(lua_State *L, corio_State *S, fsfile *f, size_t extra) {
 static int issued(lua_State *L, corio_State *S, luatask *t, fsreq *r, int err) {
   fsfile *f = r->file;
   if (err < 0) {
+    int n = corio__fs_error(L, err, f->path, NULL);
     corio__fsreq_free(r);
     release(f);
-    return corio__fs_error(L, err, f->path, NULL);
+    return n;
   }
   return corio__fsreq_wait(L, S, t, r);
 }
@@ -221,8 +222,9 @@ static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
     return n;
   }
   if (corio__file_make_room(f, chunk) != 0) {
+    n = corio__fs_error(L, UV_ENOMEM, f->path, NULL);
     release(f);
-    return corio__fs_error(L, UV_ENOMEM, f->path, NULL);
+    return n;
   }
   r = new_req(L, S, f, 0);
   return issued(L, S, t, r, issue_read(f, r));
@@ -230,8 +232,9 @@ static int read_step(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
 
 static int seek_to(lua_State *L, fsfile *f, int64_t pos) {
   if (pos < 0) {
+    int n = corio__fs_error(L, UV_EINVAL, f->path, NULL);
     release(f);
-    return corio__fs_error(L, UV_EINVAL, f->path, NULL);
+    return n;
   }
   corio__file_set_pos(f, pos);
   release(f);
@@ -256,6 +259,11 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
         lua_tolstring(L, i, &n);
         len += n;
       }
+      if (len == 0) {  /* nothing to write */
+        release(f);
+        lua_pushboolean(L, 1);
+        return 1;
+      }
       r = new_req(L, S, f, len);
       r->len = len;
       len = 0;
@@ -272,8 +280,9 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
       const char *whence = lua_tostring(L, 2);
       int64_t off = (int64_t)lua_tointeger(L, 3);
       if (f->stream) {
+        int n = corio__fs_error(L, UV_ESPIPE, f->path, NULL);
         release(f);
-        return corio__fs_error(L, UV_ESPIPE, f->path, NULL);
+        return n;
       }
       if (whence[0] == 's') return seek_to(L, f, off);
       if (whence[0] == 'c') return seek_to(L, f, f->pos + off);
