@@ -11,11 +11,14 @@
 # Server CPU per request = utime+stime of the server process (/proc/PID/stat) over the
 # run, divided by the requests made. W5: redis-benchmark -t ping_inline -n N_W5 -c 50,
 # -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS.
+# W9 (files) is a task row with its own N (N_W9), run in a fresh directory of W9_TMPDIR
+# (tmpfs, as the peers' run.sh) for every row, corio's and the peers'.
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
-# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe"
+# env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe w9"
 #        N_W5=500000  WRK_SECS=10  N_W7CPU=4000000  N_W7RTT=100000
 #        N_W8SPAWN=2000  N_W8PIPE=200000000  (W7, W8: the raw C peer is uv_tasks.c)
+#        N_W9=10000  W9_TMPDIR=/dev/shm
 #        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
@@ -24,11 +27,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe w9}
 PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
 N_W5=${N_W5:-500000}
 N_W8SPAWN=${N_W8SPAWN:-2000}
 N_W8PIPE=${N_W8PIPE:-200000000}
+N_W9=${N_W9:-10000}
+W9_TMPDIR=${W9_TMPDIR:-/dev/shm}
 WRK_SECS=${WRK_SECS:-10}
 N_W7CPU=${N_W7CPU:-4000000}
 N_W7RTT=${N_W7RTT:-100000}
@@ -58,6 +63,7 @@ THREADS="$LUA $ROOT/bench/bench_threads.lua"  UVTASKS=$OUT/uv_tasks  # W7, and W
 ASYNCIO="$PY $PEERDIR/bench_asyncio.py"  NODE="node $PEERDIR/bench_node.js"
 LUV="$LUA $PEERDIR/bench_luv.lua"        CQ="$LUA $PEERDIR/bench_cqueues.lua"
 PROC="$LUA $ROOT/bench/bench_process.lua"  # W8
+W9ENV="env TMPDIR=$W9_TMPDIR"
 ROWS=(
   "empty|corio|$CORIO empty"  "w1|corio|$CORIO w1 {N}"  "w2|corio|$CORIO w2 {N}"  "w3|corio|$CORIO w3 {N}"
   "w4|corio|$CORIO w4 {N}"
@@ -86,6 +92,11 @@ ROWS=(
   "w7cpu|node|$NODE w7cpu {N}"  "w7cpu|luv-co|$LUV w7cpu {N}"  "w7cpu|c-uv|$UVTASKS w7cpu {N}"
   "w7rtt|asyncio|$ASYNCIO w7rtt {N}"  "w7rtt|uvloop|$ASYNCIO w7rtt {N} --uvloop"
   "w7rtt|node|$NODE w7rtt {N}"  "w7rtt|luv-co|$LUV w7rtt {N}"  "w7rtt|c-uv|$UVTASKS w7rtt {N}"
+  "w9|corio|$W9ENV $LUA $ROOT/bench/bench_fs.lua w9 $N_W9"
+  "w9|corio-whole|$W9ENV $LUA $ROOT/bench/bench_fs.lua w9whole $N_W9"
+  "w9|node|$W9ENV $NODE w9 $N_W9"  "w9|luv-co|$W9ENV $LUV w9 $N_W9"
+  "w9|asyncio|$W9ENV $ASYNCIO w9 $N_W9"  "w9|uvloop|$W9ENV $ASYNCIO w9 $N_W9 --uvloop"
+  "w9|c-uv|$W9ENV $UVTASKS w9 $N_W9"
 )
 # servers (they get --port P); corio's are plain corio code (bench/bench_corio.lua)
 UVSERVER=$OUT/uv_server
@@ -129,6 +140,10 @@ run_one() { # run_one WORKLOAD LABEL REP COMMAND
   for f in seq_secs speedup; do  # W7cpu
     rate=$(field $f "$line")
     if [ -n "$rate" ]; then emit "$w" "$p" "$r" $f "$rate"; fi
+  done
+  for k in write_rate read_rate; do  # W9's two phases
+    rate=$(field $k "$line")
+    if [ -n "$rate" ]; then emit "$w" "$p" "$r" "$k" "$rate"; fi
   done
 }
 

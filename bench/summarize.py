@@ -56,7 +56,8 @@ TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
           "w8spawn": "W8 spawn: /bin/true, 32 at a time; rate = processes/s",
           "w8pipe": "W8 pipe: bytes read from a child's stdout; rate = MB/s",
           "w7cpu": "W7cpu 8 prime-counting jobs on a pool of 2; secs = the pool's",
-          "w7rtt": "W7rtt tiny jobs, 64 in flight, pool of 2; rate = jobs/s"}
+          "w7rtt": "W7rtt tiny jobs, 64 in flight, pool of 2; rate = jobs/s",
+          "w9": "W9 files: 4 KiB each, 64 in flight, written then read back"}
 
 NET = {"w5-P16": "W5 Redis inline PING, redis-benchmark -c 50 -P 16",
        "w5-P1": "W5 Redis inline PING, redis-benchmark -c 50 -P 1",
@@ -116,6 +117,14 @@ for wl, labels in order.items():
         for label in labels:
             m = data[wl, label]
             print(f"| {label} | {spread(m.get('seq_secs'), secs)} | {spread(m.get('speedup'), secs)} |")
+    if wl == "w9":  # the two phases, against raw C libuv (target: at least 0.8x in both)
+        print("\n| runtime | write files/s | read files/s | write / c-uv | read / c-uv |")
+        print("|---|---|---|---|---|")
+        for label in labels:
+            m = data[wl, label]
+            print(f"| {label} | {spread(m.get('write_rate'), count)} | {spread(m.get('read_rate'), count)} "
+                  f"| {ratio(med(wl, label, 'write_rate'), med(wl, 'c-uv', 'write_rate'))} "
+                  f"| {ratio(med(wl, label, 'read_rate'), med(wl, 'c-uv', 'read_rate'))} |")
     if wl == "w2" and "lua-coroutines" in labels:
         r = ratio(med(wl, "corio", "rss_kb"), med(wl, "lua-coroutines", "rss_kb"))
         print(f"\nW2 memory: corio peak RSS / bare coroutines = {r} (target <= 1.15)")

@@ -308,4 +308,8 @@ extern const luaL_Reg corio__signal_funcs[];
 extern const corio_iomod corio__thread_iomod;
 void corio__open_thread(lua_State *L, int st);
 
+/* os/: files (corio.fs; their shared structs: os/fs.h) */
+extern const corio_iomod corio__fs_iomod;
+void corio__open_fs(lua_State *L, int st);  /* pushes the corio.fs table */
+
 #endif

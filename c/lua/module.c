@@ -88,6 +88,9 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__process_funcs);
   add(L, st, corio__signal_funcs);
   corio__open_thread(L, st);
+  corio__open_fs(L, st);
+  lua_setfield(L, -2, "fs");
+  corio__iomod_add(S, &corio__fs_iomod);
   lua_pushcfunction(L, l_is_cancelled);
   lua_setfield(L, -2, "is_cancelled");
   luaL_getmetatable(L, CANCEL_MT);

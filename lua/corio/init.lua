@@ -348,6 +348,7 @@ end
 
 for k, v in pairs(require "corio.net") do corio[k] = v end
 for k, v in pairs(require "corio.process") do corio[k] = v end
+corio.fs = require "corio.fs"
 
 -- Lua names a C function in an argument error by searching
 -- package.loaded two levels deep; a function reachable both as
