@@ -73,6 +73,7 @@ int luaopen_corio_core(lua_State *L) {
   corio__open_tcp(L);
   corio__open_pipe(L);
   corio__open_udp(L);
+  corio__open_tls(L);
   corio__iomod_add(S, &corio__net_iomod);
   luaL_newmetatable(L, CANCEL_MT);
   lua_pushcfunction(L, cancelled_tostring);
@@ -89,6 +90,8 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__tcp_funcs);
   add(L, st, corio__pipe_funcs);
   add(L, st, corio__udp_funcs);
+  add(L, st, corio__tls_funcs);
+  add(L, st, corio__tlsctx_funcs);
   add(L, st, corio__dns_funcs);
   lua_pushcfunction(L, l_is_cancelled);
   lua_setfield(L, -2, "is_cancelled");

@@ -247,5 +247,6 @@ coroutine.resume = co.resume
 coroutine.wrap = co.wrap
 
 for k, v in pairs(require "corio.net") do corio[k] = v end
+require("corio.tls").install(corio)  -- corio.tls; the tls option of connect, serve
 
 return corio
