@@ -5,6 +5,8 @@
 ** sni function) and the client's session cache for resumption.
 */
 #ifdef CORIO_HAVE_TLS
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
@@ -178,6 +180,22 @@ static int push_ssl_error(lua_State *L, const char *what) {
   return 3;
 }
 
+/* a file option naming a file that cannot be read: nil, "TLS: what:
+   path: reason", "ETLS" (OpenSSL's own reason would be "system lib") */
+static int unreadable(lua_State *L, const char *what, const char *path) {
+  FILE *f;
+  if (path == NULL || strstr(path, "-----BEGIN ") != NULL) return 0;
+  f = fopen(path, "r");
+  if (f != NULL) {
+    fclose(f);
+    return 0;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "TLS: %s: %s: %s", what, path, strerror(errno));
+  lua_pushliteral(L, "ETLS");
+  return 3;
+}
+
 static int is_pem(const char *s) {
   return strstr(s, "-----BEGIN ") != NULL;
 }
@@ -334,6 +352,9 @@ int corio__tlsctx_push(lua_State *L, int opts, const char *fname, int server) {
   if ((s = opt_string(L, opts, "ciphersuites", fname)) != NULL &&
       SSL_CTX_set_ciphersuites(ctx, s) != 1)
     return push_ssl_error(L, "ciphersuites");
+  if (unreadable(L, "cert", cert) || unreadable(L, "key", key) ||
+      unreadable(L, "ca_file", cafile))
+    return 3;
   if (cert != NULL && !use_cert(ctx, cert)) return push_ssl_error(L, "cert");
   if (key != NULL && !use_key(ctx, key)) return push_ssl_error(L, "key");
   if (key != NULL && SSL_CTX_check_private_key(ctx) != 1)
