@@ -45,7 +45,8 @@ local function background(cmd)
     if not ended:done() then ended:set_result(true) end
   end))
   local _, port = srv:address()
-  os.execute(("( (%s) >%s 2>&1; nc -N 127.0.0.1 %d </dev/null >/dev/null 2>&1 ) &")
+  -- (LD_PRELOAD: the sanitizer build's runtime is for corio, not for these)
+  os.execute(("unset LD_PRELOAD; ( (%s) >%s 2>&1; nc -N 127.0.0.1 %d </dev/null >/dev/null 2>&1 ) &")
     :format(cmd, out, port))
   return function()
     corio.timeout(30, function() ended:await() end)
@@ -57,7 +58,7 @@ end
 -- an openssl s_server (its -rev mode answers each line reversed) started
 -- before the run: its port and a function that stops it
 local function s_server(args)
-  local p = assert(io.popen(("echo $$; exec openssl s_server -accept 127.0.0.1:0 %s 2>&1")
+  local p = assert(io.popen(("unset LD_PRELOAD; echo $$; exec openssl s_server -accept 127.0.0.1:0 %s 2>&1")
     :format(args)))
   local pid = p:read("l")
   local port

@@ -147,6 +147,10 @@ static ssize_t tls_read(netstream *st, const char *p, ssize_t n) {
 static int tls_write(netstream *st, const uv_buf_t *bufs, int n) {
   tlslayer *ly = (tlslayer *)st->layer;
   int i, err;
+  if (!ly->done) {  /* another task wrote while this one shakes hands */
+    corio__tls_fail(ly, "write during the handshake");
+    return NET_ELAYER;
+  }
   for (i = 0; i < n; i++) {
     size_t off = 0;
     while (off < bufs[i].len) {
