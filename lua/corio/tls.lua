@@ -18,6 +18,10 @@ end
 
 -- the context for a connect's or a serve's tls option
 local function context_of(fname, v, server)
+  if not core.tls_available() then
+    error(fname .. ": option 'tls': this corio was built without TLS "
+      .. "(OpenSSL was not found, or CORIO_TLS=OFF)", 3)
+  end
   if v == true and not server then
     if not default_client then
       local ctx, err, code = core.tls_context()

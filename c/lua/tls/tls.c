@@ -174,7 +174,8 @@ static int wrap(lua_State *L, const char *fname) {
     lua_replace(L, 2);
   }
   else if (corio__tlsctx_check(L, 2) == NULL)
-    return luaL_typeerror(L, 2, "TLS context or options table");
+    return luaL_error(L, "%s: bad argument #2 (TLS context or options table "
+                         "expected, got %s)", fname, luaL_typename(L, 2));
   c = corio__tlsctx_check(L, 2);
   if (name == NULL) name = c->server_name;
   ly = corio__tls_layer_new(c);
