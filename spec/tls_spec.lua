@@ -300,6 +300,26 @@ describe("corio.tls streams", function()
     end)
   end)
 
+  it_tls("fails a server's handshake when the client certificate is missing", function()
+    helper.run(function()
+      local result = corio.future()
+      local srv = assert(corio.serve("127.0.0.1", 0, function(s)
+        result:set_result(s:start_tls(server_opts { verify = true, ca_file = certs.ca }))
+      end))
+      local _, port = srv:address()
+      local s = assert(corio.connect("127.0.0.1", port, { tls = { ca_file = certs.ca } }))
+      local data, msg = s:read()
+      assert.is_nil(data)
+      assert.equals("TLS: tlsv13 alert certificate required", msg)
+      local ok, smsg, code = result:await()
+      assert.is_nil(ok)
+      assert.equals("TLS: peer did not return a certificate", smsg)
+      assert.equals("ETLS", code)
+      s:close()
+      srv:close()
+    end)
+  end)
+
   it_tls("gives clear errors for a bad certificate, closing the stream", function()
     local cases = {
       { cert = certs.server, key = certs.server_key, name = "wrong.test",
@@ -313,7 +333,6 @@ describe("corio.tls streams", function()
     }
     helper.run(function()
       for _, case in ipairs(cases) do
-        local failed = corio.future()
         local srv, port = tls_serve(function() end, { cert = case.cert, key = case.key },
           { handshake_timeout = 10 })
         local plain = assert(corio.connect("127.0.0.1", port))
@@ -324,7 +343,6 @@ describe("corio.tls streams", function()
         assert.equals(case.msg, msg)
         assert.equals("ETLS", code)
         assert.matches("closed", tostring(plain))
-        failed:set_result(true)
         srv:close()
         srv:wait_closed()
       end

@@ -163,7 +163,10 @@ static int wrap(lua_State *L, const char *fname) {
     lua_getfield(L, 2, "context");
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
-      if (corio__tlsctx_push(L, 2, fname, 0) != 1) return 3;
+      if (corio__tlsctx_push(L, 2, fname, 0) != 1) {  /* OpenSSL refused a file */
+        corio__stream_close_soon(st);
+        return 3;
+      }
     }
     else if (corio__tlsctx_check(L, -1) == NULL)
       return luaL_error(L, "%s: option 'context': a TLS context expected", fname);
