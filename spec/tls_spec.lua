@@ -5,7 +5,7 @@ local corio = require "corio"
 local helper = require "helper"
 
 local certs = helper.tls_certs()
-local _, tmpname, _, cleanup = helper.tmpfiles()
+local _, tmpname, tmpfile, cleanup = helper.tmpfiles()
 local it_tls = (certs and corio.tls.available()) and it or pending
 
 teardown(function()
@@ -417,6 +417,44 @@ describe("corio.tls streams", function()
       assert.equals(1, calls)
       tsrv:close()
     end)
+  end)
+
+  it_tls("frees everything: handshakes, failures, cancellations (leak check under the sanitizer build)", function()
+    local sh = helper.shell(tmpfile)
+    -- the command under test, in a process of its own, with leak detection on
+    -- when it is the sanitizer build (the specs' own process runs with it off)
+    local out, code = sh("ASAN_OPTIONS=detect_leaks=1 CORIO SCRIPT 2>&1", ([[
+      local corio = require "corio"
+      local ca, cert, key = %q, %q, %q
+      local srv = assert(corio.serve("127.0.0.1", 0, function(s)
+        for line in s:lines() do s:write("echo ", line, "\n") end
+      end, { tls = { cert = cert, key = key } }))
+      local _, port = srv:address()
+      local ctx = assert(corio.tls.context { ca_file = ca })
+      for _ = 1, 3 do
+        local s = assert(corio.connect("127.0.0.1", port, { tls = ctx }))
+        s:write("hello\n")
+        assert(s:read_line() == "echo hello")
+        s:close()
+      end
+      assert(ctx:sessions() == 1)
+      assert(not corio.connect("127.0.0.1", port, { tls = { verify = true } }))
+      local mute = assert(corio.serve("127.0.0.1", 0, function(s) s:read_all() end))
+      local _, mport = mute:address()
+      assert(not corio.connect("127.0.0.1", mport, { tls = ctx, timeout = 0.1 }))
+      local t = corio.spawn(corio.tls.wrap, assert(corio.connect("127.0.0.1", mport)), ctx)
+      corio.sleep(0.05)
+      t:cancel()
+      assert(not pcall(t.await, t))
+      local s = assert(corio.connect("127.0.0.1", port, { tls = ctx }))
+      s:write(string.rep("x", 1 << 20))  -- queued when the stream is dropped
+      s:abort()
+      srv:close()
+      mute:close()
+      print("done")
+    ]]):format(certs.ca, certs.server, certs.server_key))
+    assert.equals(0, code, out)
+    assert.equals("done\n", out)
   end)
 
   it_tls("raises on misuse", function()
