@@ -252,11 +252,14 @@ static int add_cas(SSL_CTX *ctx, const char *s) {
   return n > 0;
 }
 
-static int parse_version(lua_State *L, const char *v, const char *fname) {
-  if (v == NULL) return TLS1_2_VERSION;
+/* the option `name` (its value v) as a protocol version; dflt when unset
+   (0: any) */
+static int parse_version(lua_State *L, const char *v, const char *name,
+                         int dflt, const char *fname) {
+  if (v == NULL) return dflt;
   if (strcmp(v, "1.2") == 0 || strcmp(v, "TLSv1.2") == 0) return TLS1_2_VERSION;
   if (strcmp(v, "1.3") == 0 || strcmp(v, "TLSv1.3") == 0) return TLS1_3_VERSION;
-  return luaL_error(L, "%s: option 'min_version': \"1.2\" or \"1.3\" expected", fname);
+  return luaL_error(L, "%s: option '%s': \"1.2\" or \"1.3\" expected", fname, name);
 }
 
 /* the alpn list in wire form (each name: its length, then it) */
@@ -339,7 +342,10 @@ int corio__tlsctx_push(lua_State *L, int opts, const char *fname, int server) {
   c->verify = (uint8_t)opt_bool(L, opts, "verify", !server);
   c->eof_ok = (uint8_t)opt_bool(L, opts, "ignore_unexpected_eof", 0);
   SSL_CTX_set_app_data(ctx, c);
-  SSL_CTX_set_min_proto_version(ctx, parse_version(L, opt_string(L, opts, "min_version", fname), fname));
+  SSL_CTX_set_min_proto_version(ctx, parse_version(L, opt_string(L, opts, "min_version", fname),
+                                                   "min_version", TLS1_2_VERSION, fname));
+  SSL_CTX_set_max_proto_version(ctx, parse_version(L, opt_string(L, opts, "max_version", fname),
+                                                   "max_version", 0, fname));
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   if ((s = opt_string(L, opts, "server_name", fname)) != NULL) {
