@@ -47,7 +47,6 @@ static size_t read_room(const netstream *st) {
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
   netstream *st = (netstream *)h->data;
-  (void)b;
   if (st->layer != NULL)  /* it appends to the buffer itself */
     nread = st->layer->ops->read(st, b->base, nread);
   else if (nread > 0) st->rlen += (size_t)nread;
