@@ -19,8 +19,9 @@ MAKEFLAGS += --no-print-directory
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
-             lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl libedit-dev
-BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs
+             lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl libedit-dev \
+             libssl-dev openssl
+BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs nginx
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
 # apt-get update runs only when something is missing, so a warm machine stays offline.

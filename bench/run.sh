@@ -19,7 +19,9 @@
 #        N_W5=500000  WRK_SECS=10  N_W7CPU=4000000  N_W7RTT=100000
 #        N_W8SPAWN=2000  N_W8PIPE=200000000  (W7, W8: the raw C peer is uv_tasks.c)
 #        N_W9=10000  W9_TMPDIR=/dev/shm
-#        PEERS="node luv cqueues asyncio uvloop c-uv"  (prefix of a row label; "" = corio only)
+#        PEERS="node luv cqueues asyncio uvloop c-uv nginx"  (prefix of a row label; "" = corio only)
+#        W10 (TLS): WORKLOADS="w10" runs w10ka (keep-alive) and w10hs (a new connection,
+#        so a handshake, per request: wrk -H "Connection: close") against each server
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
 set -u
@@ -28,7 +30,7 @@ PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
 N=${N:-1000000}
 WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe w9}
-PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv}
+PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv nginx}
 N_W5=${N_W5:-500000}
 N_W8SPAWN=${N_W8SPAWN:-2000}
 N_W8PIPE=${N_W8PIPE:-200000000}
@@ -107,6 +109,15 @@ NET_ROWS=(
   "w6|corio|$CORIO w6"  "w6|corio-until|$CORIO w6until"
   "w6|node|$NODE w6"  "w6|uvloop-proto|$ASYNCIO w6 --uvloop"  "w6|asyncio-proto|$ASYNCIO w6"
   "w6|luv-cb|$LUV w6"  "w6|cqueues|$CQ w6"  "w6|c-uv|$UVSERVER w6"
+)
+# W10: W6 over TLS 1.3 with a P-256 certificate made for the run
+CERT=$OUT/tls-cert.pem  KEY=$OUT/tls-key.pem
+TLSARGS="--cert $CERT --key $KEY"
+NET_ROWS+=(
+  "w10|corio|$LUA $ROOT/bench/bench_tls.lua w10 $TLSARGS"
+  "w10|node|$NODE w10 $TLSARGS"  "w10|node-https|$NODE w10https $TLSARGS"
+  "w10|uvloop-proto|$ASYNCIO w10 --uvloop $TLSARGS"  "w10|asyncio-proto|$ASYNCIO w10 $TLSARGS"
+  "w10|nginx|$PEERDIR/nginx_tls.sh $TLSARGS --out $OUT"
 )
 
 want() { # want LABEL: corio's own rows always, peers by prefix
@@ -189,6 +200,8 @@ start_server() {  # WORKLOAD LABEL COMMAND: start it, wait for READY, check it, 
     for i in 16 1; do
       timeout 60 redis-benchmark -p "$port" -t ping_inline -n 50000 -c 50 -P $i -q > /dev/null 2>&1
     done
+  elif [ "$w" = w10 ]; then
+    timeout 30 wrk -t1 -c100 -d2s "https://127.0.0.1:$port/" > /dev/null 2>&1
   else
     timeout 30 wrk -t1 -c100 -d2s "http://127.0.0.1:$port/" > /dev/null 2>&1
   fi
@@ -224,20 +237,22 @@ measure_w5() {  # REP DEPTH INDEX
   emit "w5-P$P" "$p" "$r" n "$N_W5"; emit "w5-P$P" "$p" "$r" rate "$rps"; emit "w5-P$P" "$p" "$r" cpu_us "$cpu"
 }
 
-measure_w6() {  # REP INDEX
+measure_w6() {  # REP INDEX [WORKLOAD SCHEME WRK-ARGS...] (W10: w10ka https, w10hs https -H ...)
   local r=$1 i=$2 p=${SRV_LABELS[$2]} c0 c1 out rps nreq cpu errs
+  local w6=${3:-w6} scheme=${4:-http}
+  shift 4 2>/dev/null || shift $#
   c0=$(cpu_ticks "${SRV_PIDS[$i]}")
-  out=$(timeout $((WRK_SECS + 30)) wrk -t1 -c100 -d"${WRK_SECS}s" "http://127.0.0.1:${SRV_PORTS[$i]}/" 2>&1)
+  out=$(timeout $((WRK_SECS + 30)) wrk -t1 -c100 -d"${WRK_SECS}s" "$@" "$scheme://127.0.0.1:${SRV_PORTS[$i]}/" 2>&1)
   c1=$(cpu_ticks "${SRV_PIDS[$i]}")
   rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<< "$out")
   nreq=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<< "$out")
   errs=$(grep -E 'Non-2xx|Socket errors' <<< "$out" | tr '\n' ' ')
   cpu=
   if [ -n "$nreq" ] && [ "$nreq" -gt 0 ]; then cpu=$(per_req "$c0" "$c1" "$nreq"); fi
-  echo "[w6 $p rep$r] rps=$rps requests=$nreq server_cpu_us_per_req=$cpu $errs" | tee -a "$LOG" >&2
-  if [ -z "$rps" ] || [ -z "$cpu" ]; then emit w6 "$p" "$r" fail bench; return; fi
-  emit w6 "$p" "$r" n "$nreq"; emit w6 "$p" "$r" rate "$rps"; emit w6 "$p" "$r" cpu_us "$cpu"
-  if [ -n "$errs" ]; then emit w6 "$p" "$r" fail "errors: $errs"; fi
+  echo "[$w6 $p rep$r] rps=$rps requests=$nreq server_cpu_us_per_req=$cpu $errs" | tee -a "$LOG" >&2
+  if [ -z "$rps" ] || [ -z "$cpu" ]; then emit "$w6" "$p" "$r" fail bench; return; fi
+  emit "$w6" "$p" "$r" n "$nreq"; emit "$w6" "$p" "$r" rate "$rps"; emit "$w6" "$p" "$r" cpu_us "$cpu"
+  if [ -n "$errs" ]; then emit "$w6" "$p" "$r" fail "errors: $errs"; fi
 }
 
 run_net() {  # WORKLOAD: start every server, then REPS rounds over them
@@ -255,6 +270,11 @@ run_net() {  # WORKLOAD: start every server, then REPS rounds over them
     if [ "$w" = w5 ]; then
       for P in 16 1; do
         for i in "${!SRV_PIDS[@]}"; do measure_w5 "$r" "$P" "$i"; done
+      done
+    elif [ "$w" = w10 ]; then
+      for i in "${!SRV_PIDS[@]}"; do
+        measure_w6 "$r" "$i" w10ka https
+        measure_w6 "$r" "$i" w10hs https -H "Connection: close"
       done
     else
       for i in "${!SRV_PIDS[@]}"; do measure_w6 "$r" "$i"; done
@@ -282,8 +302,12 @@ for r in $(seq 1 "$REPS"); do
     done
   done
 done
+case " $WL " in *" w10 "*)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+    -subj /CN=127.0.0.1 -keyout "$KEY" -out "$CERT" 2>>"$LOG" || { echo "openssl req failed" >&2; exit 1; } ;;
+esac
 for w in $WL; do
-  case $w in w5|w6) run_net "$w" ;; esac
+  case $w in w5|w6|w10) run_net "$w" ;; esac
 done
 
 echo "corio benchmarks, $(date -u +%Y-%m-%d), $(nproc) CPU, $($LUA -v 2>&1 | cut -d' ' -f1-2), REPS=$REPS"

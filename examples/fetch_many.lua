@@ -6,7 +6,8 @@
 --
 -- It starts its own slow web server on 127.0.0.1 (a free port), whose page
 -- /page/N answers after 20 to 100 ms (times SCALE, default 1), and a
--- minimal HTTP/1.1 client written with corio.connect fetches from it.
+-- minimal HTTP/1.1 client written with corio.connect fetches from it (it
+-- takes https:// URLs as well: corio.connect's tls option).
 local corio = require "corio"
 
 local scale = tonumber(arg and arg[1]) or 1
@@ -37,10 +38,13 @@ end
 
 -- ---- the client: GET one URL ------------------------------------------------
 
--- fetch("http://127.0.0.1:PORT/path") -> status, body; or nil, error message
+-- fetch("http://127.0.0.1:PORT/path") -> status, body; or nil, error message.
+-- https:// URLs work too: the stream is TLS, its certificate verified.
 local function fetch(url)
-  local host, port, path = url:match("^http://([^:/]+):(%d+)(/.*)$")
-  local stream <close>, err = corio.connect(host, tonumber(port))
+  local scheme, host, port, path = url:match("^(https?)://([^:/]+):?(%d*)(/.*)$")
+  if not scheme then return nil, "not an http(s) URL: " .. url end
+  port = tonumber(port) or (scheme == "https" and 443 or 80)
+  local stream <close>, err = corio.connect(host, port, { tls = scheme == "https" })
   if not stream then return nil, err end
   stream:write("GET ", path, " HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n\r\n")
   local status = tonumber((stream:read_line() or ""):match("^HTTP/1%.%d (%d%d%d)"))

@@ -1,6 +1,8 @@
 -- luarocks --lua-version 5.4 make rockspec/corio-scm-1.rockspec   (from the repo root)
 -- Builds the Lua module (corio/core.so + lua/corio/*.lua) and the `corio` command against
 -- the system libuv and liblua5.4, found with pkg-config; no network needed.
+-- TLS (corio.tls) is built when CMake finds OpenSSL (Debian: libssl-dev); without it
+-- corio.tls raises a clear error.
 package = "corio"
 version = "scm-1"
 source = {
@@ -34,5 +36,7 @@ build = {
       CORIO_INSTALL_HOST = "OFF",
       -- a newer compiler's new warning must not break a user's install
       CORIO_WERROR = "OFF",
+      -- corio.tls on OpenSSL, when found
+      CORIO_TLS = "ON",
    },
 }

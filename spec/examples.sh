@@ -422,6 +422,55 @@ check_fetch_many() {  # run with scale 0.2: pages take 4 to 20 ms, 0.6 s in all
   has "speedup:"
 }
 
+check_https_get() {  # fetched from a local corio HTTPS server, verified with a test CA
+  [ "$(cat "$OUT")" = "hello over tls" ] || problem "the body differs"
+}
+
+# https_get against a corio HTTPS server (certificates made here by openssl,
+# the CA passed through SSL_CERT_FILE), verification on; skipped without TLS
+https_example() {
+  name=https_get
+  OUT=$TMP/$name.out
+  ERR=$TMP/$name.err
+  reasons=
+  if ! command -v openssl >/dev/null ||
+     ! "$CORIO" -e 'os.exit(require("corio").tls.available() and 0 or 1)' 2>/dev/null; then
+    echo "skip $name (no TLS)"
+    return 0
+  fi
+  (
+    cd "$TMP"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key 2>/dev/null
+    openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj "/CN=examples CA" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out srv.key 2>/dev/null
+    openssl req -new -key srv.key -out srv.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > srv.ext
+    openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile srv.ext -out srv.pem 2>/dev/null
+  ) || { problem "openssl could not make the certificates"; verdict 1; return 0; }
+  timeout 60 "$CORIO" -e "
+    local corio = require 'corio'
+    local srv = assert(corio.serve('127.0.0.1', 0, function(s)
+      repeat local l = s:read_line() until l == '' or l == nil
+      s:write('HTTP/1.1 200 OK\\r\\nContent-Length: 15\\r\\n\\r\\nhello over tls\\n')
+    end, { tls = { cert = '$TMP/srv.pem', key = '$TMP/srv.key' } }))
+    local _, port = srv:address()
+    print('listening on 127.0.0.1 ' .. port)
+    io.stdout:flush()
+    corio.sleep(20)" >"$TMP/https_server.out" 2>&1 &
+  spid=$!
+  status=0
+  if port=$(wait_listening "$TMP/https_server.out"); then
+    SSL_CERT_FILE=$TMP/ca.pem timeout 60 "$CORIO" examples/https_get.lua \
+      "https://localhost:$port/" >"$OUT" 2>"$ERR" || status=$?
+  else
+    problem "the HTTPS server did not start"
+  fi
+  kill "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
+  verdict "$status"
+}
+
 # ---- run them all ---------------------------------------------------------------
 
 example io_latency 0.1
@@ -440,6 +489,7 @@ server_example ping_server 0
 server_example http_hello 0
 example fetch_many 0.2
 example parallel_primes 200000
+https_example
 
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -230,4 +230,59 @@ sys.stdout.write("status %d nonblock %d\n%s" % (p.returncode, nonblock, data.dec
   return "python3 " .. py .. " " .. helper.quote(input or "")
 end
 
+-- For the TLS specs ------------------------------------------------------------
+
+-- tls_certs() -> a table of PEM file paths made with openssl at test time, in
+-- a temporary directory (dir): ca (the test CA), server/server_key (for
+-- localhost and 127.0.0.1), other/other_key (for other.test), client/
+-- client_key (a client certificate), expired/expired_key (localhost, past
+-- its validity), rogue/rogue_key (localhost, signed by an unknown CA).
+-- nil when there is no openssl command. Made once per process;
+-- tls_cleanup() removes them.
+local certs
+function helper.tls_certs()
+  if certs then return certs end
+  local p = io.popen("mktemp -d")
+  local dir = p:read("l")
+  p:close()
+  local script = [[
+set -e
+cd "$1"
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+ca() { key "$1.key"; openssl req -x509 -new -key "$1.key" -out "$1.pem" -days 30 -subj "/CN=$2" 2>/dev/null; }
+cert() {  # name CN SAN CA days
+  key "$1_key.pem"
+  openssl req -new -key "$1_key.pem" -out "$1.csr" -subj "/O=corio test/CN=$2" 2>/dev/null
+  printf 'subjectAltName=%s\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -CAcreateserial \
+    -out "$1.pem" -days "$5" -extfile "$1.ext" 2>/dev/null
+}
+ca ca "corio test CA"
+ca rogueca "unknown CA"
+cert server localhost "DNS:localhost,IP:127.0.0.1" ca 30
+cert other other.test "DNS:other.test" ca 30
+cert client "corio client" "DNS:client.test" ca 30
+cert expired localhost "DNS:localhost,IP:127.0.0.1" ca -1
+cert rogue localhost "DNS:localhost,IP:127.0.0.1" rogueca 30
+]]
+  local f = io.open(dir .. "/make.sh", "w")
+  f:write(script)
+  f:close()
+  if os.execute("command -v openssl >/dev/null && sh " .. dir .. "/make.sh " .. dir) ~= true then
+    os.execute("rm -rf " .. helper.quote(dir))
+    return nil
+  end
+  certs = { dir = dir, ca = dir .. "/ca.pem" }
+  for _, n in ipairs { "server", "other", "client", "expired", "rogue" } do
+    certs[n] = dir .. "/" .. n .. ".pem"
+    certs[n .. "_key"] = dir .. "/" .. n .. "_key.pem"
+  end
+  return certs
+end
+
+function helper.tls_cleanup()
+  if certs then os.execute("rm -rf " .. helper.quote(certs.dir)) end
+  certs = nil
+end
+
 return helper

@@ -37,6 +37,11 @@ out=$(TREE="$TMP/tree" lua5.4 -e '
   print(corio.run(function() corio.sleep(0.01); return 42 end))
 ' 2>&1) || { echo "$out"; fail "require from the tree"; }
 [ "$out" = 42 ] || { echo "$out"; fail "expected 42"; }
+# With OpenSSL's headers on the machine, the rock has TLS too.
+if [ -f /usr/include/openssl/ssl.h ]; then
+  out=$(lua5.4 -e 'print((require "corio").tls.available() == true)' 2>&1) || { echo "$out"; fail "corio.tls"; }
+  [ "$out" = true ] || { echo "$out"; fail "the rock was built without TLS"; }
+fi
 
 # check_command TREE: the tree's bin/corio runs on its own (no LUA_PATH, no source tree)
 check_command() {

@@ -284,6 +284,10 @@ void corio__open_pipe(lua_State *L);
 extern const luaL_Reg corio__pipe_funcs[];
 void corio__open_udp(lua_State *L);
 extern const luaL_Reg corio__udp_funcs[];
+/* tls/: corio.tls (OpenSSL; without it, functions that say so) */
+void corio__open_tls(lua_State *L);
+extern const luaL_Reg corio__tls_funcs[];
+extern const luaL_Reg corio__tlsctx_funcs[];
 extern const luaL_Reg corio__dns_funcs[];
 void corio__streams_flush(corio_loop_t *loop);  /* the loop's after_batch */
 /* net/procpipe.c, for processes: a pipe Stream that uv_spawn opens

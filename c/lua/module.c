@@ -64,6 +64,7 @@ int luaopen_corio_core(lua_State *L) {
   corio__open_tcp(L);
   corio__open_pipe(L);
   corio__open_udp(L);
+  corio__open_tls(L);
   corio__iomod_add(S, &corio__net_iomod);
   corio__open_process(L);
   corio__iomod_add(S, &corio__proc_iomod);
@@ -84,6 +85,8 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__tcp_funcs);
   add(L, st, corio__pipe_funcs);
   add(L, st, corio__udp_funcs);
+  add(L, st, corio__tls_funcs);
+  add(L, st, corio__tlsctx_funcs);
   add(L, st, corio__dns_funcs);
   add(L, st, corio__process_funcs);
   add(L, st, corio__signal_funcs);

@@ -349,6 +349,7 @@ end
 for k, v in pairs(require "corio.net") do corio[k] = v end
 for k, v in pairs(require "corio.process") do corio[k] = v end
 corio.fs = require "corio.fs"
+require("corio.tls").install(corio)  -- corio.tls; the tls option of connect, serve
 
 -- Lua names a C function in an argument error by searching
 -- package.loaded two levels deep; a function reachable both as

@@ -53,6 +53,7 @@ enum {
 
 struct netserver;
 struct netfile;
+struct netlayer;
 
 typedef struct netstream {
   nethandle h;
@@ -69,6 +70,7 @@ typedef struct netstream {
   int8_t stdfd;          /* 0, 1, 2 for a standard stream; else -1 */
   int fdflags;           /* a shared standard fd: its flags to restore, or -1 */
   struct netfile *file;  /* NS_FILE: its requests and queue (stdio.c) */
+  struct netlayer *layer;  /* a transform under the bytes (TLS), or NULL */
   /* reading: buffered bytes are buf[rpos .. rpos+rlen) */
   char *buf;
   size_t cap, rpos, rlen;
@@ -196,6 +198,44 @@ connop *corio__connect_begin(lua_State *L, corio_State *S, const char *fname,
                              int opts);
 void corio__connect_cb(uv_connect_t *req, int status);
 int corio__connect_wait(lua_State *L, corio_State *S, connop *op);
+
+/* A transform layer under a stream (TLS: c/lua/tls/). With one, libuv
+   reads into the layer's buffer (in, insize) and the layer appends what
+   it makes of those bytes to the read buffer itself; writes and what was
+   gathered go through its write, which sends its output with
+   corio__stream_send; close runs before the stream flushes for its end
+   (and on shutdown); the stream frees the layer with itself. */
+#define NET_ELAYER (-30000)  /* rerr/werr: the layer's error (its push) */
+typedef struct netlayer netlayer;
+typedef struct netlayer_ops {
+  /* n > 0 bytes at p from the socket, or its end (n < 0): the count of
+     bytes appended to the read buffer (0: none yet), or a code < 0 that
+     ends the reading (UV_EOF, NET_ELAYER...) */
+  ssize_t (*read)(netstream *st, const char *p, ssize_t n);
+  int (*write)(netstream *st, const uv_buf_t *bufs, int n);  /* 0 or a code */
+  void (*close)(netstream *st);
+  int (*error)(lua_State *L, netstream *st);  /* pushes nil, msg, code */
+  void (*free)(netlayer *ly);
+} netlayer_ops;
+struct netlayer {
+  const netlayer_ops *ops;
+  char *in;              /* where libuv reads */
+  size_t insize;
+};
+
+/* nil, msg, code for a stream's rerr or werr (the layer's own errors) */
+static inline int corio__stream_error(lua_State *L, netstream *st, int err) {
+  if (err == NET_ELAYER && st->layer != NULL) return st->layer->ops->error(L, st);
+  return corio__net_error(L, err);
+}
+
+/* for a layer: stream_read.c: room for n more bytes at the end of the
+   read buffer (0 or UV_ENOBUFS), and reading on if it should be;
+   stream_write.c: bytes to the socket as they are (uv_try_write, the
+   rest queued): 0 or the error, which is also the stream's werr */
+int corio__stream_room(netstream *st, size_t n);
+int corio__stream_read_more(netstream *st);
+int corio__stream_send(netstream *st, const uv_buf_t *bufs, int n, size_t total);
 
 /* server.c */
 typedef struct serveopts {

@@ -24,6 +24,7 @@ static netstream **box_of(lua_State *L, const char *fname) {
 
 static void stream_free(netstream *st) {
   if (st->stdfd >= 0) corio__stdio_closed(st);
+  if (st->layer != NULL) st->layer->ops->free(st->layer);
   free(st->obuf);
   free(st->buf);
   free(st->file);
@@ -82,6 +83,8 @@ void corio__stream_close_now(netstream *st) {
 void corio__stream_close_soon(netstream *st) {
   if (st->h.state == NET_CLOSED) return;
   if (st->olen > 0 && st->werr == 0) corio__stream_flush(st);
+  if (st->layer != NULL && st->werr == 0 && st->h.state == NET_OPEN)
+    st->layer->ops->close(st);  /* TLS: close_notify after the flush */
   if (st->queued > 0 && st->werr == 0) {
     if (st->h.state == NET_OPEN) {
       st->h.state = NET_CLOSING;
@@ -243,7 +246,7 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   corio__wake_check(L, S, t);  /* the flush and close go on without us */
   if (st->h.state != NET_CLOSED)
     return corio__stream_await(L, S, st, t, &st->empty, close_k);
-  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->werr) return corio__stream_error(L, st, st->werr);
   if (st->dropped) {  /* aborted meanwhile: what was queued is gone */
     lua_pushnil(L);
     lua_pushliteral(L, "closed");

@@ -24,6 +24,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   netstream *st = (netstream *)h->data;
   size_t end;
   (void)suggested;
+  if (st->layer != NULL) {  /* a layer's bytes go to its own buffer */
+    b->base = st->layer->in;
+    b->len = st->layer->insize;
+    return;
+  }
   if (make_room(st, 4096) != 0) {
     b->base = NULL;
     b->len = 0;  /* libuv reports UV_ENOBUFS */
@@ -42,9 +47,10 @@ static size_t read_room(const netstream *st) {
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
   netstream *st = (netstream *)h->data;
-  (void)b;
+  if (st->layer != NULL)  /* it appends to the buffer itself */
+    nread = st->layer->ops->read(st, b->base, nread);
+  else if (nread > 0) st->rlen += (size_t)nread;
   if (nread > 0) {
-    st->rlen += (size_t)nread;
     if (st->rlen >= read_room(st)) {
       uv_read_stop(h);
       st->reading = 0;
@@ -98,6 +104,14 @@ static int make_room(netstream *st, size_t n) {
   return 0;
 }
 
+int corio__stream_room(netstream *st, size_t n) {
+  return make_room(st, n);
+}
+
+int corio__stream_read_more(netstream *st) {
+  return read_more(st);
+}
+
 void corio__stream_got(netstream *st, const char *p, ssize_t nread) {
   if (st->h.state == NET_CLOSED) return;
   if (nread > 0 && make_room(st, (size_t)nread) != 0) nread = UV_ENOBUFS;
@@ -143,7 +157,7 @@ static int eof_or_error(lua_State *L, netstream *st) {
     lua_pushnil(L);
     return 1;
   }
-  return corio__net_error(L, st->rerr);
+  return corio__stream_error(L, st, st->rerr);
 }
 
 /* find sep in the buffer from where the last search stopped */
@@ -181,7 +195,7 @@ static int try_read(lua_State *L, netstream *st) {
         push_bytes(L, st, st->rlen, 0);
         return 3;
       }
-      if (st->rerr) return corio__net_error(L, st->rerr);
+      if (st->rerr) return corio__stream_error(L, st, st->rerr);
       return -1;
     case R_LINE:
     case R_UNTIL: {
@@ -207,12 +221,12 @@ static int try_read(lua_State *L, netstream *st) {
         push_bytes(L, st, st->rlen, 0);
         return 3;
       }
-      if (st->rerr) return corio__net_error(L, st->rerr);
+      if (st->rerr) return corio__stream_error(L, st, st->rerr);
       return -1;
     }
     default:  /* R_ALL */
       if (st->rerr == UV_EOF) return push_bytes(L, st, st->rlen, 0);
-      if (st->rerr) return corio__net_error(L, st->rerr);
+      if (st->rerr) return corio__stream_error(L, st, st->rerr);
       return -1;
   }
   lua_pushnil(L);

@@ -43,7 +43,7 @@ static void on_write(uv_write_t *req, int status) {
 #define MAXBUFS 16
 
 /* queue bufs[0..n) minus the first `sent` bytes in one request */
-static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
+static int queue_rest(netstream *st, const uv_buf_t *bufs, int n, size_t sent,
                       size_t total) {
   size_t len = total - sent, off = 0;
   writereq *w = (writereq *)malloc(offsetof(writereq, data) + len);
@@ -75,6 +75,23 @@ static int queue_rest(netstream *st, uv_buf_t *bufs, int n, size_t sent,
     corio__list_push(&st->wpending, &w->node);
   st->queued += len;
   return 0;
+}
+
+/* bytes to the socket as they are: what the kernel does not take at
+   once is copied into one request (a file's are all queued) */
+int corio__stream_send(netstream *st, const uv_buf_t *bufs, int n,
+                       size_t total) {
+  int err;
+  if (st->queued == 0 && st->type != NS_FILE) {
+    err = uv_try_write(&st->stream, bufs, (unsigned int)n);
+    if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
+    if (err >= 0 && (size_t)err < total)
+      err = queue_rest(st, bufs, n, (size_t)err, total);  /* copies the rest */
+    else if (err > 0) err = 0;
+  }
+  else err = queue_rest(st, bufs, n, 0, total);
+  if (err && st->werr == 0) st->werr = err;
+  return err;
 }
 
 /* ------------------------------------------------------------ gathering */
@@ -117,14 +134,9 @@ int corio__stream_flush(netstream *st) {
   int err;
   corio__stream_uncork(st);
   if (len == 0) return 0;
-  err = uv_try_write(&st->stream, &b, 1);
-  if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
-  else if (err < 0) goto failed;
-  if ((size_t)err == len) return 0;
-  err = queue_rest(st, &b, 1, (size_t)err, len);
-  if (err == 0) return 0;
-failed:
-  st->werr = err;
+  if (st->layer != NULL) err = st->layer->ops->write(st, &b, 1);  /* TLS */
+  else err = corio__stream_send(st, &b, 1, len);
+  if (err) st->werr = err;
   return err;
 }
 
@@ -152,7 +164,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   corio__stream_wait_end(st);
   corio__wake_check(L, S, t);  /* what was written stays queued */
-  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->werr) return corio__stream_error(L, st, st->werr);
   if (st->dropped) {  /* aborted: what was queued is gone */
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
@@ -194,7 +206,7 @@ static int s_write(lua_State *L) {
   }
   if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   if (st->shut) return luaL_error(L, "stream:write: the stream is shut down");
-  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->werr) return corio__stream_error(L, st, st->werr);
   if (total == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -211,18 +223,12 @@ static int s_write(lua_State *L) {
     n++;
     total += st->olen;
   }
-  if (st->queued == 0 && st->type != NS_FILE) {
-    err = uv_try_write(&st->stream, bufs, (unsigned int)n);
-    if (err == UV_EAGAIN || err == UV_ENOSYS) err = 0;
-    if (err >= 0 && (size_t)err < total)
-      err = queue_rest(st, bufs, n, (size_t)err, total);  /* copies the rest */
-    else if (err > 0) err = 0;
-  }
-  else err = queue_rest(st, bufs, n, 0, total);
+  if (st->layer != NULL) err = st->layer->ops->write(st, bufs, n);  /* TLS */
+  else err = corio__stream_send(st, bufs, n, total);
   corio__stream_uncork(st);  /* the gathered bytes are written or copied */
   if (err) {
     st->werr = err;
-    return corio__net_error(L, err);
+    return corio__stream_error(L, st, err);
   }
   if (st->queued > st->hwm && S->current != NULL && lua_isyieldable(L)) {
     luatask *t = corio__checkpoint(L, S, "stream:write");
@@ -240,7 +246,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   corio__stream_wait_end(st);
   corio__wake_check(L, S, t);
-  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->werr) return corio__stream_error(L, st, st->werr);
   if (st->queued > 0 && st->h.state != NET_CLOSED)
     return corio__stream_await(L, S, st, t, &st->empty, drain_k);
   if (st->dropped) {
@@ -267,7 +273,7 @@ static int s_drain(lua_State *L) {
   t = corio__checkpoint(L, S, "stream:drain");
   lua_settop(L, 1);
   if (st->olen > 0) corio__stream_flush(st);
-  if (st->werr) return corio__net_error(L, st->werr);
+  if (st->werr) return corio__stream_error(L, st, st->werr);
   if (st->queued == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -290,7 +296,8 @@ static int s_shutdown(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (st->olen > 0 && corio__stream_flush(st) != 0) return corio__net_error(L, st->werr);
+  if (st->olen > 0 && corio__stream_flush(st) != 0) return corio__stream_error(L, st, st->werr);
+  if (st->layer != NULL) st->layer->ops->close(st);  /* TLS: close_notify first */
   if (st->type != NS_FILE)
     err = uv_shutdown(&st->shutreq, &st->stream, on_shutdown);
   if (err) return corio__net_error(L, err);
