@@ -20,7 +20,7 @@ end
 local function context_of(fname, v, server)
   if not core.tls_available() then
     error(fname .. ": option 'tls': this corio was built without TLS "
-      .. "(OpenSSL was not found, or CORIO_TLS=OFF)", 3)
+      .. "(OpenSSL was not found, or CORIO_TLS=OFF)", 4)
   end
   if v == true and not server then
     if not default_client then
@@ -32,13 +32,13 @@ local function context_of(fname, v, server)
   end
   if is_context(v) then
     if server ~= (tostring(v) == "TLS context (server)") then
-      error(("%s: option 'tls': a %s context expected"):format(fname, server and "server" or "client"), 3)
+      error(("%s: option 'tls': a %s context expected"):format(fname, server and "server" or "client"), 4)
     end
     return v
   end
   if type(v) ~= "table" then
     error(("%s: option 'tls': %s expected"):format(fname,
-      server and "an options table or a TLS context" or "true, an options table or a TLS context"), 3)
+      server and "an options table or a TLS context" or "true, an options table or a TLS context"), 4)
   end
   if v.context ~= nil then return context_of(fname, v.context, server) end
   if made[v] then return made[v] end
@@ -66,35 +66,35 @@ function M.install(corio)
     return nil, "ETIMEDOUT: TLS handshake timed out", "ETIMEDOUT"
   end
 
-  -- corio.connect(host, port [, opts]): opts.tls (true, options or a
-  -- Context) makes it a TLS stream named host (or tls.server_name); the
-  -- timeout covers the connect and the handshake
-  function corio.connect(host, port, opts)
-    if type(opts) ~= "table" or opts.tls == nil or opts.tls == false then
-      return connect(host, port, opts)
-    end
+  -- opts without its tls field, for the plain connect or serve
+  local function plain(opts)
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "tls" then o[k] = v end end
+    return o
+  end
+
+  -- corio.connect(host, port, opts) with a true opts.tls (the C function
+  -- hands such calls here): true, options or a Context make it a TLS
+  -- stream named host (or tls.server_name); the timeout covers the
+  -- connect and the handshake
+  local function tls_connect(host, port, opts)
     local ctx, err, code = context_of("corio.connect", opts.tls, false)
     if not ctx then return nil, err, code end
     local started = core.now()
     local stream
-    stream, err, code = connect(host, port, opts)
+    stream, err, code = connect(host, port, plain(opts))
     if not stream then return nil, err, code end
     local name = type(opts.tls) == "table" and opts.tls.server_name or host
     local secs = opts.timeout and math.max(opts.timeout - (core.now() - started), 0.001)
     return handshake(stream, { context = ctx, server_name = name }, secs)
   end
 
-  -- corio.serve(host, port, handler [, opts]): opts.tls (options or a
+  -- corio.serve(host, port, handler, opts) with opts.tls (options or a
   -- server Context): each connection's handshake runs in its task
   -- (bounded by opts.handshake_timeout, default 60 s) before the handler;
-  -- a failed one closes the connection without calling it
-  function corio.serve(host, port, handler, opts)
-    if type(opts) ~= "table" or opts.tls == nil or opts.tls == false then
-      return serve(host, port, handler, opts)
-    end
-    if type(handler) ~= "function" then
-      error("bad argument #3 to 'corio.serve' (function expected, got " .. type(handler) .. ")", 2)
-    end
+  -- a failed one closes the connection without calling it (the C serve
+  -- has checked host, port and handler)
+  local function tls_serve(host, port, handler, opts)
     local ctx, err, code = context_of("corio.serve", opts.tls, true)
     if not ctx then return nil, err, code end
     local secs = opts.handshake_timeout or 60
@@ -102,9 +102,10 @@ function M.install(corio)
     return serve(host, port, function(stream, ...)
       if not handshake(stream, arg, secs) then return end
       return handler(stream, ...)
-    end, opts)
+    end, plain(opts))
   end
 
+  core._tls_hooks(tls_connect, tls_serve)
   corio.tls = tls
 end
 

@@ -389,15 +389,63 @@ static int hooked(lua_State *L, connop *op, const char *host, int port) {
 /* corio.connect(host, port [, opts]) (suspends) -> Stream, or nil, msg,
    code. opts: timeout (seconds: nil, "ETIMEDOUT..." when it passes),
    limit, high_water, nodelay (default true), happy_eyeballs_delay. */
+/* The tls option of connect and serve: the Lua layer (lua/corio/tls.lua)
+   gives the function that does the TLS part (core._tls_hooks), and
+   connect and serve, which stay the public C functions so that their
+   argument errors name them, hand such a call to it. It calls them again
+   without the option. */
+#define TLS_HOOKS "corio.tls.hooks"
+
+static int l_tls_hooks(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_createtable(L, 2, 0);
+  lua_insert(L, 1);
+  lua_rawseti(L, 1, 2);
+  lua_rawseti(L, 1, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, TLS_HOOKS);
+  return 0;
+}
+
+static int tls_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return lua_gettop(L);
+}
+
+/* opts at index o has a true tls field and a hook is set: call it with the
+   arguments (it suspends, so through lua_callk) and answer its results */
+static int tls_dispatch(lua_State *L, int o, int which) {
+  int tls;
+  if (lua_type(L, o) != LUA_TTABLE) return -1;
+  lua_getfield(L, o, "tls");
+  tls = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!tls) return -1;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TLS_HOOKS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  lua_rawgeti(L, -1, which);
+  lua_remove(L, -2);
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, tls_k);
+  return tls_k(L, LUA_OK, 0);
+}
+
 static int l_connect(lua_State *L) {
   corio_State *S = corio__state(L);
-  const char *host = corio__check_host(L, 1);
-  int p = corio__check_port(L, 2, 1);
-  lua_Number delay = corio__opt_table(L, 3) ? opt_delay(L, 3) : 0.25;
+  const char *host;
+  int p;
+  lua_Number delay;
   char port[16];
   connop *op;
   struct addrinfo hints;
   int err;
+  host = corio__check_host(L, 1);
+  p = corio__check_port(L, 2, 1);
+  if ((err = tls_dispatch(L, 3, 1)) >= 0) return err;
+  delay = corio__opt_table(L, 3) ? opt_delay(L, 3) : 0.25;
   op = corio__connect_begin(L, S, "corio.connect", 3);
   op->tcp = 1;
   op->delay = delay;
@@ -441,11 +489,15 @@ static int try_listen(void *ctx, const struct sockaddr *sa, size_t len) {
    its addresses tried in turn. */
 static int l_serve(lua_State *L) {
   corio_State *S = corio__state(L);
-  const char *host = corio__check_host(L, 1);
-  int port = corio__check_port(L, 2, 0);
+  const char *host;
+  int port;
   serveopts o;
   listening l;
   int err;
+  host = corio__check_host(L, 1);
+  port = corio__check_port(L, 2, 0);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if ((err = tls_dispatch(L, 4, 2)) >= 0) return err;
   corio__serve_prepare(L, "corio.serve", 3, 4, &o);            /* 5 */
   l.S = S;
   l.o = &o;
@@ -461,6 +513,7 @@ static int l_serve(lua_State *L) {
 const luaL_Reg corio__tcp_funcs[] = {
   {"connect", l_connect},
   {"serve", l_serve},
+  {"_tls_hooks", l_tls_hooks},
   {"_connect_hook", l_connect_hook},
   {NULL, NULL}
 };
