@@ -46,10 +46,11 @@ cc -o host-shared host.c $(pkg-config --cflags --libs corio lua5.4) \
 LD_LIBRARY_PATH="$LIBDIR" ldd ./host-shared | grep -q "$LIBDIR/libcorio.so" || fail "host-shared does not use the installed libcorio.so"
 run_host ./host-shared
 
-# static: libcorio.a, then what it needs
+# static: libcorio.a, then what it needs (libuv, Lua, and OpenSSL when it has TLS)
 # shellcheck disable=SC2046
 cc -o host-static host.c $(pkg-config --cflags corio lua5.4) "$LIBDIR/libcorio.a" \
-  $(pkg-config --libs --static libuv lua5.4) > "$TMP/cc.log" 2>&1 \
+  $(pkg-config --libs --static libuv lua5.4 $(pkg-config --print-requires-private corio)) \
+  > "$TMP/cc.log" 2>&1 \
   || { cat "$TMP/cc.log"; fail "cc against the static library"; }
 run_host ./host-static
 
