@@ -248,4 +248,14 @@ coroutine.wrap = co.wrap
 
 for k, v in pairs(require "corio.net") do corio[k] = v end
 
+-- modules loaded on first use: corio.socket (LuaSocket's API, docs/socket.md)
+local lazy = { socket = "corio.socket" }
+setmetatable(corio, { __index = function(t, k)
+  local name = lazy[k]
+  if name == nil then return nil end
+  local m = require(name)
+  rawset(t, k, m)
+  return m
+end })
+
 return corio
