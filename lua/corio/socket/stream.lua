@@ -149,7 +149,7 @@ method("receive", "c", function(self, pattern, prefix)
     error("bad argument #2 to 'receive' (string expected, got " .. type(prefix) .. ")", 2)
   end
   local n = pattern == nil and "l" or math.tointeger(tonumber(pattern) or pattern)
-  if type(n) ~= "number" then
+  if type(n) ~= "number" and pattern ~= nil then
     local p = type(pattern) == "string" and pattern:gsub("^%*", "", 1):sub(1, 1)
     if p ~= "l" and p ~= "a" then error("bad argument #1 to 'receive' (invalid receive pattern)", 2) end
     n = p
@@ -158,8 +158,11 @@ method("receive", "c", function(self, pattern, prefix)
   local dl = deadline(self)
   if n == "l" then return receive_line(self, prefix, dl) end
   if n == "a" then return receive_all(self, prefix, dl) end
-  if n <= 0 then return prefix end
-  return receive_count(self, n, prefix, dl)
+  if n < 0 then error("bad argument #1 to 'receive' (invalid receive pattern)", 2) end
+  -- as LuaSocket's: a count includes the prefix (receive(n, partial) goes on
+  -- with a partial result)
+  if n <= #prefix then return prefix end
+  return receive_count(self, n - #prefix, prefix, dl)
 end)
 
 method("send", "c", function(self, data, i, j)
@@ -432,8 +435,9 @@ local state_of = { m = "master", c = "client", s = "server" }
 
 for _, kind in ipairs { "tcp", "unix" } do
   classes[kind], any[kind] = {}, {}
+  local index = {}  -- one method table, as LuaSocket's: each method checks the class
   for letter, state in pairs(state_of) do
-    local mt = { __name = kind .. "{" .. state .. "}", __index = {} }
+    local mt = { __name = kind .. "{" .. state .. "}", __index = index }
     mt.__tostring = function(self) return ("%s: %p"):format(mt.__name, self) end
     classes[kind][state] = mt
     any[kind][mt] = letter
@@ -449,12 +453,10 @@ for _, kind in ipairs { "tcp", "unix" } do
       if not allowed[getmetatable(self)] then errors.check_self(self, allowed, fname, tname) end
       return fn(self, ...)
     end
-    for mt, letter in pairs(any[kind]) do
-      if m.states:find(letter, 1, true) then mt.__index[name] = checked end
-    end
+    for mt in pairs(any[kind]) do mt.__index[name] = checked end
   end
+  index._abort = M.abort
   for _, mt in pairs(classes[kind]) do
-    mt.__index._abort = M.abort
     mt.__close = function(self) if not self._closed then self:close() end end
   end
 end
