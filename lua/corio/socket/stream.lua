@@ -328,8 +328,10 @@ method("close", "mcs", function(self)
     local linger = self._opts.linger
     if type(linger) == "table" and linger.on and (linger.timeout or 0) == 0 then
       s:abort()
-    else
-      s:close()
+    elseif not self._done then
+      -- as the kernel does after close(2): the queued bytes go out in the
+      -- background (an accepted stream's handler closes it when it returns)
+      core.spawn_hidden(s.close, s)
     end
   end
   if self._done then self._done:set() end
