@@ -255,7 +255,7 @@ function helper.redis_server()
   p:close()
   for _ = 1, 5 do
     local port = helper.free_port()
-    os.execute(("redis-server --port %d --bind 127.0.0.1 --dir %s --save '' --appendonly no " ..
+    os.execute(("redis-server --port %d --bind 127.0.0.1 --dir %s --save '' --appendonly no --hz 100 " ..
       "--daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log"):format(port, dir, dir, dir))
     for _ = 1, 100 do
       local q = io.popen(("redis-cli -p %d ping 2>/dev/null"):format(port))
