@@ -38,6 +38,7 @@ socket.unix = unix
 
 -- socket.connect(host, port [, laddress, lport, family]) -> client
 function socket.connect(host, port, laddress, lport, family)
+  common.need_loop("socket.connect")
   if laddress ~= nil or lport ~= nil then
     return nil, "corio.socket: connecting from a chosen local address is not supported"
   end
@@ -51,15 +52,18 @@ function socket.connect(host, port, laddress, lport, family)
 end
 
 function socket.connect4(host, port, laddress, lport)
+  common.need_loop("socket.connect4")
   return socket.connect(host, port, laddress, lport, "inet")
 end
 
 function socket.connect6(host, port, laddress, lport)
+  common.need_loop("socket.connect6")
   return socket.connect(host, port, laddress, lport, "inet6")
 end
 
 -- socket.bind(host, port [, backlog]) -> server
 function socket.bind(host, port)
+  common.need_loop("socket.bind")
   local s = stream.new("tcp", type(host) == "string" and host:find(":", 1, true) and "inet6" or nil)
   s:setoption("reuseaddr", true)
   local ok, e = s:bind(host, port)
