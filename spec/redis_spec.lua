@@ -128,9 +128,10 @@ describe_redis("lua-redis over corio.socket", function()
       local admin = connect()
       admin:del("jobs")
       local before = client_count(admin)
+      local blocked_client
       local blocked = corio.spawn(function()
-        local c = connect()
-        return c:blpop("jobs", 0)
+        blocked_client = connect()
+        return blocked_client:blpop("jobs", 0)
       end)
       -- wait (bounded) until the server sees the extra client blocked
       for _ = 1, 500 do
@@ -141,6 +142,11 @@ describe_redis("lua-redis over corio.socket", function()
       corio.sleep(0.05)
       blocked:cancel()
       helper.cancelled_await(blocked)
+      -- its socket is closed: the protocol state was unknown
+      local sock = blocked_client.network.socket
+      local r, e = sock:receive("*l")
+      assert.same({ nil, "closed" }, { r, e })
+      assert.error_matches(function() blocked_client:ping() end, "closed")
       -- the server drops the connection, and nothing was taken from the list
       for _ = 1, 500 do
         if client_count(admin) == before then break end
