@@ -148,8 +148,12 @@ method("receive", "c", function(self, pattern, prefix)
   elseif type(prefix) ~= "string" then
     error("bad argument #2 to 'receive' (string expected, got " .. type(prefix) .. ")", 2)
   end
-  local n = pattern == nil and "l" or math.tointeger(tonumber(pattern) or pattern)
-  if type(n) ~= "number" and pattern ~= nil then
+  local n = tonumber(pattern)
+  if n then
+    n = math.floor(n)
+  elseif pattern == nil then
+    n = "l"
+  else
     local p = type(pattern) == "string" and pattern:gsub("^%*", "", 1):sub(1, 1)
     if p ~= "l" and p ~= "a" then error("bad argument #1 to 'receive' (invalid receive pattern)", 2) end
     n = p
@@ -172,7 +176,7 @@ method("send", "c", function(self, data, i, j)
     error("bad argument #1 to 'send' (string expected, got " .. type(data) .. ")", 2)
   end
   local size = #data
-  i, j = math.tointeger(i or 1) or 1, math.tointeger(j or -1) or -1
+  i, j = math.floor(tonumber(i) or 1), math.floor(tonumber(j) or -1)
   if i < 0 then i = size + i + 1 end
   if j < 0 then j = size + j + 1 end
   if i < 1 then i = 1 end
@@ -313,6 +317,7 @@ method("close", "mcs", function(self)
   self._closed = true
   local s, srv = self._stream, self._server
   self._stream, self._server = nil, nil
+  self._buf, self._pos = "", 1
   if srv then
     srv:close()
     local pending = self._ready
@@ -342,6 +347,7 @@ end)
 function M.abort(self)
   local s = self._stream
   self._stream, self._closed, self._eof = nil, true, "closed"
+  self._buf, self._pos = "", 1
   if s and core.running() then s:abort() end
   if self._done then self._done:set() end
 end
