@@ -20,7 +20,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
              lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl libedit-dev \
-             libssl-dev openssl
+             libssl-dev openssl redis-server lua-redis lua-socket
 BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs nginx
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.

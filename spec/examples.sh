@@ -471,6 +471,49 @@ https_example() {
   verdict "$status"
 }
 
+# ---- redis: a redis-server of its own, on a free port, in $TMP ----------------
+
+redis_example() {  # NAME ARGS...: example NAME PORT ARGS against a fresh redis-server
+  name=$1
+  shift
+  dir=$TMP/redis-$name
+  mkdir -p "$dir"
+  # redis-server cannot take port 0: bind one, note it, let it go
+  rport=$(timeout 10 "$CORIO" -e "
+    local corio = require 'corio'
+    local s = assert(corio.serve('127.0.0.1', 0, function() end))
+    print((select(2, s:address())))
+    s:close()" 2>/dev/null) || rport=0
+  redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+    --hz 100 --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+    >/dev/null 2>&1 || true
+  i=0
+  until redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  example "$name" "$rport" "$@"
+  redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true
+  pid=$(cat "$dir/redis.pid" 2>/dev/null || true)
+  i=0
+  while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+}
+
+check_redis_fanout() {  # 100 lua-redis clients over corio.socket, then one after another
+  has "100 tasks against redis at 127.0.0.1:"
+  has_count 2 "counter: 200 (expected 200)"
+  has_line "^concurrent: 100 clients, 2700 commands in "
+  has_line "^sequential: 100 clients, 2700 commands in "
+  conc=$(num "concurrent: 100 clients, 2700 commands in" 1)
+  seq=$(num "sequential: 100 clients, 2700 commands in" 1)
+  holds "$conc < $seq / 3" "the 100 concurrent clients should be several times faster"
+  has_line "^timeout: the blocked BLPOP gave up after 0\.[0-9]+ s \(an error\): .*connection error: timeout"
+}
+
 # ---- run them all ---------------------------------------------------------------
 
 example io_latency 0.1
@@ -490,6 +533,7 @@ server_example http_hello 0
 example fetch_many 0.2
 example parallel_primes 200000
 https_example
+redis_example redis_fanout
 
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -283,6 +283,59 @@ end
 function helper.tls_cleanup()
   if certs then os.execute("rm -rf " .. helper.quote(certs.dir)) end
   certs = nil
+-- For the specs that talk to a real redis-server -----------------------------
+
+-- free_port() -> a loopback TCP port nobody listens on (for servers such as
+-- redis-server that cannot take port 0): bound with port 0, then released
+function helper.free_port()
+  return corio.run(function()
+    local s = assert(corio.serve("127.0.0.1", 0, function() end))
+    local _, port = s:address()
+    s:close()
+    return port
+  end)
+end
+
+-- redis_server() -> port, stop: a redis-server of its own on a free port in
+-- a temporary directory (nothing saved); stop() shuts it down and removes
+-- the directory. nil and a reason when redis-server is not installed.
+function helper.redis_server()
+  if os.execute("command -v redis-server >/dev/null && command -v redis-cli >/dev/null") ~= true then
+    return nil, "redis-server or redis-cli is not installed"
+  end
+  local p = assert(io.popen("mktemp -d"))
+  local dir = p:read("l")
+  p:close()
+  for _ = 1, 5 do
+    local port = helper.free_port()
+    os.execute(("redis-server --port %d --bind 127.0.0.1 --dir %s --save '' --appendonly no --hz 100 " ..
+      "--daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log"):format(port, dir, dir, dir))
+    for _ = 1, 100 do
+      local q = io.popen(("redis-cli -p %d ping 2>/dev/null"):format(port))
+      local answer = q:read("a")
+      q:close()
+      if answer:find("PONG", 1, true) then
+        local function stop()
+          os.execute(("redis-cli -p %d shutdown nosave >/dev/null 2>&1; " ..
+            "pid=$(cat %s/redis.pid 2>/dev/null); i=0; " ..
+            "while [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; " ..
+            "[ -n \"$pid\" ] && kill -9 \"$pid\" 2>/dev/null; rm -rf %s"):format(port, dir, dir))
+        end
+        return port, stop
+      end
+      os.execute("sleep 0.1")
+    end
+  end
+  os.execute("rm -rf " .. dir)
+  error("redis-server did not start")
+end
+
+-- lua_redis() -> Debian's lua-redis client module (pure Lua, installed for
+-- Lua 5.1-5.3 only: its directory goes on package.path), or nil
+function helper.lua_redis()
+  local path = package.searchpath("redis", "/usr/share/lua/5.4/?.lua;/usr/share/lua/5.3/?.lua;/usr/share/lua/5.1/?.lua")
+  if not path then return nil end
+  return dofile(path)
 end
 
 return helper

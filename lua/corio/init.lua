@@ -374,4 +374,14 @@ for _, name in ipairs(names) do
   if sub and (sub == "core" or package.loaded[name] ~= corio[sub]) then hide(name) end
 end
 
+-- modules loaded on first use: corio.socket (LuaSocket's API, docs/socket.md)
+local lazy = { socket = "corio.socket" }
+setmetatable(corio, { __index = function(t, k)
+  local name = lazy[k]
+  if name == nil then return nil end
+  local m = require(name)
+  rawset(t, k, m)
+  return m
+end })
+
 return corio
