@@ -283,6 +283,8 @@ end
 function helper.tls_cleanup()
   if certs then os.execute("rm -rf " .. helper.quote(certs.dir)) end
   certs = nil
+end
+
 -- For the specs that talk to a real redis-server -----------------------------
 
 -- free_port() -> a loopback TCP port nobody listens on (for servers such as
