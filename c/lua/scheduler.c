@@ -194,6 +194,7 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
 static void side_copy(lua_State *L, int side, const char *key) {
   lua_getfield(L, side, key);
   lua_newtable(L);
+  if (lua_getmetatable(L, -2)) lua_setmetatable(L, -2);  /* weak stays weak */
   lua_pushnil(L);
   while (lua_next(L, -3)) {
     lua_pushvalue(L, -2);
