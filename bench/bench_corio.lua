@@ -12,7 +12,9 @@
 --   w6     minimal HTTP/1.1 keep-alive server: read_line for the request line and headers
 --   w6until the same with read_until("\r\n\r\n") for the whole header block
 -- The servers take --port P (default 6400), listen on 127.0.0.1, print "READY P" and
--- run until killed; bench/run.sh loads them as the peers' run.sh does.
+-- run until killed; bench/run.sh loads them as the peers' run.sh does. With
+-- --workers K, K worker processes serve the port (reuse_port) and this one waits;
+-- SIGTERM stops them all.
 -- "secs" runs from just before the first spawn to just after the gather returns,
 -- as in the peers (interpreter start-up and teardown excluded).
 local corio = require "corio"
@@ -191,8 +193,41 @@ end
 
 local servers = { w5 = w5_conn, w5buf = w5buf_conn, w6 = w6_conn, w6until = w6until_conn }
 
-local function serve(handler, port)
-  local server = assert(corio.serve("127.0.0.1", port, handler, { backlog = 1024 }))
+-- workers: 1 serves here; K > 1 starts K worker processes (this script again, with
+-- --worker), all accepting on the port with reuse_port, and waits. A worker ends
+-- when its stdin (a pipe from here) does, so none outlives this process.
+local function serve(handler, port, workers, worker)
+  local server = assert(corio.serve("127.0.0.1", port, handler,
+                                    { backlog = 1024, reuse_port = workers > 1 or worker }))
+  if worker then
+    local out = corio.stdout()
+    out:write("READY ", port, "\n")
+    out:drain()
+    corio.stdin():read_all()
+    server:close({ cancel = true })
+    return
+  end
+  if workers > 1 then
+    local interp, i = arg[-1], -1
+    while arg[i - 1] do i = i - 1; interp = arg[i] end
+    local procs = {}
+    for k = 1, workers do
+      local argv = { interp }
+      for j = i + 1, #arg do argv[#argv + 1] = arg[j] end
+      argv[#argv + 1] = "--worker"
+      procs[k] = assert(corio.exec(argv, { stdin = "pipe", stdout = "pipe" }))
+      assert(procs[k].stdout:read_line():match("^READY"), "a worker did not start")
+    end
+    server:close()  -- it held the port while the workers started
+    local term = corio.signal("SIGTERM")
+    io.write("READY ", port, "\n")
+    io.flush()
+    term:wait()
+    for _, p in ipairs(procs) do p.stdin:close() end
+    for _, p in ipairs(procs) do p:wait(); p:close() end
+    term:close()
+    return
+  end
   io.write("READY ", port, "\n")
   io.flush()
   server:wait_closed()
@@ -204,13 +239,18 @@ local function empty()
 end
 
 local workloads = { w1 = w1, w2 = w2, w3 = w3, w4 = w4 }
-local args, port = {}, 6400
+local args, port, workers, worker = {}, 6400, 1, false
 do
   local i = 1
   while arg[i] do
     if arg[i] == "--port" then
       port = math.tointeger(tonumber(arg[i + 1]))
       i = i + 1
+    elseif arg[i] == "--workers" then
+      workers = math.tointeger(tonumber(arg[i + 1])) or 1
+      i = i + 1
+    elseif arg[i] == "--worker" then
+      worker = true
     else
       args[#args + 1] = arg[i]
     end
@@ -223,7 +263,7 @@ if wl == "empty" then
 elseif workloads[wl] then
   corio.run(workloads[wl], n)
 elseif servers[wl] and port then
-  corio.run(serve, servers[wl], port)
+  corio.run(serve, servers[wl], port, workers, worker)
 else
-  error("usage: lua5.4 bench/bench_corio.lua empty|w1|w2|w3|w4 [N] | w5|w5buf|w6|w6until [--port P]")
+  error("usage: lua5.4 bench/bench_corio.lua empty|w1|w2|w3|w4 [N] | w5|w5buf|w6|w6until [--port P] [--workers K]")
 end

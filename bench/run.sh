@@ -10,7 +10,8 @@
 # warm-up each, the measured runs go round the servers, one load at a time, REPS times.
 # Server CPU per request = utime+stime of the server process (/proc/PID/stat) over the
 # run, divided by the requests made. W5: redis-benchmark -t ping_inline -n N_W5 -c 50,
-# -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS.
+# -P 16 and -P 1; W6: wrk -t1 -c100 -dWRK_SECS. The corio-2proc rows run two worker
+# processes on one port (reuse_port); their CPU is the sum over the processes.
 # W9 (files) is a task row with its own N (N_W9), run in a fresh directory of W9_TMPDIR
 # (tmpfs, as the peers' run.sh) for every row, corio's and the peers'.
 #
@@ -103,10 +104,10 @@ ROWS=(
 # servers (they get --port P); corio's are plain corio code (bench/bench_corio.lua)
 UVSERVER=$OUT/uv_server
 NET_ROWS=(
-  "w5|corio|$CORIO w5"  "w5|corio-buf|$CORIO w5buf"
+  "w5|corio|$CORIO w5"  "w5|corio-buf|$CORIO w5buf"  "w5|corio-2proc|$CORIO w5 --workers 2"
   "w5|node|$NODE w5"  "w5|uvloop-proto|$ASYNCIO w5 --uvloop"  "w5|asyncio-proto|$ASYNCIO w5"
   "w5|luv-cb|$LUV w5"  "w5|cqueues|$CQ w5"  "w5|c-uv|$UVSERVER w5"
-  "w6|corio|$CORIO w6"  "w6|corio-until|$CORIO w6until"
+  "w6|corio|$CORIO w6"  "w6|corio-until|$CORIO w6until"  "w6|corio-2proc|$CORIO w6 --workers 2"
   "w6|node|$NODE w6"  "w6|uvloop-proto|$ASYNCIO w6 --uvloop"  "w6|asyncio-proto|$ASYNCIO w6"
   "w6|luv-cb|$LUV w6"  "w6|cqueues|$CQ w6"  "w6|c-uv|$UVSERVER w6"
 )
@@ -219,8 +220,14 @@ stop_servers() {
 trap stop_servers EXIT
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() {  # PID of `timeout`: utime+stime (every thread) of the server it runs
-  local pid; pid=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null)
-  awk '{print $14 + $15}' "/proc/${pid:-$1}/stat" 2>/dev/null || echo 0
+  # and of that server's own children (the worker processes of a -2proc row)
+  local pid k files=(); pid=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null)
+  pid=${pid:-$1}
+  for k in "$pid" $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
+    [ -r "/proc/$k/stat" ] && files+=("/proc/$k/stat")
+  done
+  [ ${#files[@]} -gt 0 ] || { echo 0; return; }
+  awk '{s += $14 + $15} END {print s + 0}' "${files[@]}" 2>/dev/null || echo 0
 }
 per_req() { awk -v a="$1" -v b="$2" -v t="$TICKS" -v n="$3" 'BEGIN{printf "%.3f", (b-a)/t*1e6/n}'; }
 

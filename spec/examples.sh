@@ -412,6 +412,45 @@ check_http_hello() {
   has_line "^served [0-9]+ requests$"
 }
 
+ask_prefork() {  # PORT N: N requests, one connection each; prints the answers
+  timeout 20 "$CORIO" -e "
+    local corio = require 'corio'
+    for _ = 1, $2 do
+      local s = assert(corio.connect('127.0.0.1', $1))
+      s:write('GET / HTTP/1.1\\r\\nHost: here\\r\\nConnection: close\\r\\n\\r\\n')
+      print((s:read_all():match('\\r\\n\\r\\n(.*)\\n\$')))
+      s:close()
+    end" 2>&1
+}
+
+talk_prefork() {  # PORT: both workers answer; kill one, see it restarted; SIGTERM
+  got=$(ask_prefork "$1" 16) || problem "the corio client failed: $got"
+  printf '%s\n' "$got" | grep -qx 'hello from worker 1' || problem "worker 1 never answered: $got"
+  printf '%s\n' "$got" | grep -qx 'hello from worker 2' || problem "worker 2 never answered: $got"
+  wpid=$(sed -n 's/^worker 1 started (pid \([0-9]*\))$/\1/p' "$OUT" | head -n 1)
+  if [ -n "$wpid" ]; then
+    kill -KILL "$wpid"
+    i=0
+    while [ $i -lt 50 ] && [ "$(grep -c '^worker 1 started' "$OUT")" -lt 2 ]; do
+      sleep 0.1
+      i=$((i + 1))
+    done
+    got=$(ask_prefork "$1" 16) || problem "the corio client failed after the kill: $got"
+    printf '%s\n' "$got" | grep -qx 'hello from worker 1' || problem "worker 1 never answered again: $got"
+  else
+    problem "no pid for worker 1"
+  fi
+  kill -TERM "$pid"  # timeout passes it on to the parent
+}
+
+check_prefork() {
+  has_count 1 "listening on 127.0.0.1"
+  has_line "^worker 1 \(pid [0-9]+\) exited: SIGKILL; restarting$"
+  has_count 2 "worker 1 started"
+  has_count 1 "worker 2 started"
+  in_order "exited: SIGKILL" "SIGTERM: stopping 2 workers" "stopped"
+}
+
 check_fetch_many() {  # run with scale 0.2: pages take 4 to 20 ms, 0.6 s in all
   has "50 pages from 127.0.0.1:"
   seq=$(num "sequential: 50 pages in" 1)
@@ -534,6 +573,7 @@ example fetch_many 0.2
 example parallel_primes 200000
 https_example
 redis_example redis_fanout
+server_example prefork 0 2
 
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -101,6 +101,7 @@ typedef struct corio_State {
   int debug;
   int warned;            /* debug: the current step was reported slow */
   uint32_t nlive;
+  uint32_t live_hi;      /* the most live tasks since the live table's last shrink */
   uint32_t npool;
   uint32_t next_id;
   uint64_t step_start;   /* debug: when the current step began */

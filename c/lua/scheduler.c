@@ -22,6 +22,7 @@
 #include "binding.h"
 
 #define POOL_MAX 256
+#define LIVE_SHRINK_MIN 4096  /* a live table this big shrinks after a burst */
 
 /* The side tables are reached through the registry, not S->L's slots:
    this runs from finalizers and callbacks too, on any thread. */
@@ -169,6 +170,7 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   lua_pop(L, 1);
   corio_task_init(&S->loop, &t->core);
   t->live = ++S->nlive;
+  if (S->nlive > S->live_hi) S->live_hi = S->nlive;
   if (corio_task_schedule(&S->loop, &t->core) != 0) {  /* undo: never ran */
     lua_pushnil(S->L);  /* an existing key: no allocation */
     lua_rawseti(S->L, SLOT_LIVE, t->live);
@@ -180,6 +182,54 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   if (S->hostgroups > 0 && S->current != NULL)  /* a host group's task: joins it */
     corio__hostgroup_inherit(L, S, -1);
   return t;
+}
+
+/* ------------------------------------------------------------ bursts */
+
+/* A Lua table never shrinks as its slots empty: after a burst of tasks, the
+   live table would keep a slot (16 bytes) per task of the burst, and the
+   side tables of what live tasks hold (the anchors of their scopes, their
+   cancel messages) a node (32 bytes) per entry they once had. Once fewer
+   than a quarter of the highest count of tasks are live, copies of the
+   right size replace them (O(live), so O(1) per task finished). Out of
+   memory, the old tables stay. */
+static void side_copy(lua_State *L, int side, const char *key) {
+  lua_getfield(L, side, key);
+  lua_newtable(L);
+  if (lua_getmetatable(L, -2)) lua_setmetatable(L, -2);  /* weak stays weak */
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_setfield(L, side, key);
+  lua_pop(L, 1);
+}
+
+static int live_copy(lua_State *L) {
+  corio_State *S = (corio_State *)lua_touserdata(L, 2);
+  lua_Integer i, n = (lua_Integer)S->nlive;
+  lua_getfield(L, LUA_REGISTRYINDEX, SIDE_REGKEY);  /* 3: the side table */
+  side_copy(L, 3, SIDE_GROUPS);
+  side_copy(L, 3, SIDE_MESSAGES);
+  lua_createtable(L, (int)n, 0);                   /* 4 */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    lua_rawseti(L, 4, i);
+  }
+  return 1;
+}
+
+static void live_shrink(corio_State *S) {
+  lua_State *L = S->L;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, live_copy);
+  lua_pushvalue(L, SLOT_LIVE);
+  lua_pushlightuserdata(L, S);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) lua_replace(L, SLOT_LIVE);
+  lua_settop(L, top);
+  S->live_hi = S->nlive;
 }
 
 /* ------------------------------------------------------------ stepping */
@@ -314,6 +364,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
     corio__finish(S, t, base + 1, CORIO_FAILED, 1);
   }
   lua_settop(L, base);
+  if (S->live_hi >= LIVE_SHRINK_MIN && S->nlive < S->live_hi / 4) live_shrink(S);
 }
 
 /* ------------------------------------------------------------ checkpoints */

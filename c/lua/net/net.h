@@ -121,6 +121,7 @@ typedef struct netserver {
   size_t limit, hwm;     /* for the accepted streams */
   int backlog;
   uint8_t nodelay;       /* TCP_NODELAY on the accepted streams */
+  uint8_t reuse_port;    /* SO_REUSEPORT on the listener */
   uint8_t timer_closed;  /* the backoff timer's close callback ran */
   uint8_t paused;        /* the listener is closed until the backoff fires */
   uint8_t logged;        /* EMFILE was reported once */
@@ -242,6 +243,7 @@ typedef struct serveopts {
   size_t limit, hwm;     /* for the accepted streams */
   int backlog;
   int nodelay;           /* TCP_NODELAY on the accepted streams (default) */
+  int reuse_port;        /* SO_REUSEPORT on the listener (TCP) */
 } serveopts;
 void corio__open_server(lua_State *L);
 void corio__serve_prepare(lua_State *L, const char *fname, int handler,

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include "net.h"
 
@@ -72,13 +75,36 @@ static void on_handler_done(corio_loop_t *loop, corio_waiter_t *w,
 
 static void on_connection(uv_stream_t *server, int status);
 
+/* srv->tcp (initialised) gets a socket of its own with SO_REUSEPORT set,
+   before the bind: libuv has no flag for it */
+static int open_reuse_port(netserver *srv) {
+#ifdef SO_REUSEPORT
+  int on = 1, err;
+  int fd = socket(srv->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    err = uv_translate_sys_error(errno);
+    close(fd);
+    return err;
+  }
+  err = uv_tcp_open(&srv->tcp, (uv_os_sock_t)fd);  /* makes it non-blocking */
+  if (err) close(fd);
+  return err;
+#else
+  (void)srv;
+  return UV_ENOTSUP;
+#endif
+}
+
 /* a new listener handle, bound to srv->addr, listening */
 static int listen_on(netserver *srv) {
   uv_loop_t *uv = srv->h.S->loop.uv;
-  int err;
+  int err = 0;
   if (srv->type == NS_TCP) {
     uv_tcp_init(uv, &srv->tcp);
-    err = uv_tcp_bind(&srv->tcp, (const struct sockaddr *)&srv->addr, 0);
+    if (srv->reuse_port) err = open_reuse_port(srv);
+    if (err == 0)
+      err = uv_tcp_bind(&srv->tcp, (const struct sockaddr *)&srv->addr, 0);
   }
   else {
     uv_pipe_init(uv, &srv->pipe, 0);
@@ -226,6 +252,7 @@ void corio__serve_prepare(lua_State *L, const char *fname, int handler,
   backlog = corio__opt_size(L, opts, "backlog", 511);
   o->backlog = backlog > 65535 ? 65535 : (int)backlog;
   o->nodelay = corio__opt_bool(L, opts, "nodelay", 1);
+  o->reuse_port = corio__opt_bool(L, opts, "reuse_port", 0);
   lua_settop(L, opts);
   box = (netserver **)lua_newuserdatauv(L, sizeof *box, 1);
   *box = NULL;
@@ -254,6 +281,7 @@ netserver *corio__server_listen(corio_State *S, int type,
   srv->hwm = o->hwm;
   srv->backlog = o->backlog;
   srv->nodelay = (uint8_t)o->nodelay;
+  srv->reuse_port = (uint8_t)(type == NS_TCP && o->reuse_port);
   *err = listen_on(srv);
   if (*err == 0) return srv;
   srv->h.gone = 1;

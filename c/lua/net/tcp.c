@@ -484,7 +484,8 @@ static int try_listen(void *ctx, const struct sockaddr *sa, size_t len) {
 
 /* corio.serve(host, port, handler [, opts]) -> Server, or nil, msg, code:
    handler(stream) runs in a task of its own for each connection. opts:
-   backlog (511), limit, high_water (for the streams). The host is
+   backlog (511), limit, high_water, nodelay (for the streams),
+   reuse_port (SO_REUSEPORT before the bind). The host is
    resolved at once (a name costs one blocking lookup, here), and each of
    its addresses tried in turn. */
 static int l_serve(lua_State *L) {
