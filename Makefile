@@ -6,6 +6,9 @@
 #   make test       C tests, specs, luacheck, examples, luarocks install check
 #   make test-asan  C tests and specs against an ASan+UBSan build (build-asan/)
 #   make bench      benchmark table against the peers in ../shared/bench-peers
+#   make test-valgrind  memcheck over the C tests (leak check on) and part of the specs
+#   make fuzz       each libFuzzer target in spec/fuzz/ for FUZZ_SECS (default 60) seconds
+#   make soak       the long-running checks in spec/soak/ (not in CI; see RELIABILITY.md)
 #   make lint | clean | deps | bench-deps
 
 BUILD      = build
@@ -17,6 +20,10 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
              lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl
 BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs
+VALGRIND_DEPS = valgrind
+FUZZ_DEPS  = clang libclang-rt-14-dev
+FUZZ_BUILD = build-fuzz
+FUZZ_SECS  = 60
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
 # apt-get update runs only when something is missing, so a warm machine stays offline.
@@ -32,6 +39,7 @@ apt_install = missing=; \
 	fi
 
 .PHONY: all build deps bench-deps run test test-asan bench lint clean
+.PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak
 
 all: build
 
@@ -67,6 +75,14 @@ test-asan: deps
 	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  busted --run=asan
 
+# The C tests with leak check on, the specs named in spec/c/valgrind.sh with it off
+# (Lua's own allocations at exit); any memcheck error fails. Runs the build/ binaries.
+valgrind-deps: deps
+	@$(call apt_install,$(VALGRIND_DEPS))
+
+test-valgrind: valgrind-deps build
+	sh spec/c/valgrind.sh $(BUILD)
+
 bench: bench-deps build
 	bench/run.sh
 
@@ -74,4 +90,4 @@ lint: deps
 	luacheck .
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build.luarocks
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build.luarocks
