@@ -83,6 +83,17 @@ valgrind-deps: deps
 test-valgrind: valgrind-deps build
 	sh spec/c/valgrind.sh $(BUILD)
 
+# libFuzzer targets (spec/fuzz/fuzz_*.c) built with clang, ASan and UBSan in build-fuzz/;
+# each runs FUZZ_SECS seconds from its seed corpus: `make fuzz FUZZ_SECS=600`.
+fuzz-deps: deps
+	@$(call apt_install,$(FUZZ_DEPS))
+
+fuzz: fuzz-deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCORIO_FUZZ=ON -DCORIO_WERROR=OFF \
+	  -DCORIO_BUILD_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $$(cd spec/fuzz && ls fuzz_*.c | sed 's/\.c$$//')
+	sh spec/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECS)
+
 bench: bench-deps build
 	bench/run.sh
 
