@@ -94,6 +94,11 @@ fuzz: fuzz-deps
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $$(cd spec/fuzz && ls fuzz_*.c | sed 's/\.c$$//')
 	sh spec/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECS)
 
+# Long-running checks (not in CI): 1000 TCP connections for 60 s, a server under
+# ulimit -n 256, 100,000 timers, a process storm. Smaller: make soak SOAK_SECS=10 ...
+soak: build
+	sh spec/soak/run.sh $(BUILD)/bin/corio
+
 bench: bench-deps build
 	bench/run.sh
 
