@@ -82,7 +82,8 @@ typedef struct scenario {
 #define FIRST_STEP "panic: lua_newthread in a task's first step (pool_take) is unprotected"
 #define POOL_GIVE  "panic: lua_rawseti returning a thread to the pool (pool_give) is unprotected"
 #define FINISH     "panic: corio__finish is unprotected (the results or the error handed on)"
-#define NET_HANG   "hang: after a refused allocation a connection's peer waits forever"
+#define NET_HANG   "hang: a refused allocation early in corio.serve/serve_unix leaves the loop " \
+                   "alive (a handle the caller never gets to close)"
 #define PROC_LEAK  "a handle stays open after a refused allocation: uv_loop_close fails"
 
 #define SERVE_TCP \
