@@ -8,6 +8,9 @@
 #   make test-tsan  the C tests that post from threads, under ThreadSanitizer (build-tsan/)
 #   make bench      benchmark table against the peers in ../shared/bench-peers
 #   make install PREFIX=/usr/local   the command, libcorio, corio.h, corio.pc, the CMake package
+#   make test-valgrind  memcheck over the C tests (leak check on) and part of the specs
+#   make fuzz       each libFuzzer target in spec/fuzz/ for FUZZ_SECS (default 60) seconds
+#   make soak       the long-running checks in spec/soak/ (not in CI; see RELIABILITY.md)
 #   make lint | clean | deps | bench-deps
 
 BUILD      = build
@@ -22,6 +25,10 @@ DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
              lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl libedit-dev \
              libssl-dev openssl redis-server lua-redis lua-socket
 BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs nginx
+VALGRIND_DEPS = valgrind
+FUZZ_DEPS  = clang libclang-rt-14-dev
+FUZZ_BUILD = build-fuzz
+FUZZ_SECS  = 60
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
 # apt-get update runs only when something is missing, so a warm machine stays offline.
@@ -37,6 +44,7 @@ apt_install = missing=; \
 	fi
 
 .PHONY: all build deps bench-deps run test test-asan test-tsan bench lint clean install
+.PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak
 
 all: build
 
@@ -86,6 +94,30 @@ test-tsan: deps
 	cd $(TSAN_BUILD) && CORIO_STRESS_POSTS=20000 TSAN_OPTIONS=halt_on_error=1 \
 	  ctest --output-on-failure -R '^($(shell echo $(TSAN_TESTS) | tr ' ' '|'))$$'
 
+# The C tests with leak check on, the specs named in spec/c/valgrind.sh with it off
+# (Lua's own allocations at exit); any memcheck error fails. Runs the build/ binaries.
+valgrind-deps: deps
+	@$(call apt_install,$(VALGRIND_DEPS))
+
+test-valgrind: valgrind-deps build
+	sh spec/c/valgrind.sh $(BUILD)
+
+# libFuzzer targets (spec/fuzz/fuzz_*.c) built with clang, ASan and UBSan in build-fuzz/;
+# each runs FUZZ_SECS seconds from its seed corpus: `make fuzz FUZZ_SECS=600`.
+fuzz-deps: deps
+	@$(call apt_install,$(FUZZ_DEPS))
+
+fuzz: fuzz-deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCORIO_FUZZ=ON -DCORIO_WERROR=OFF \
+	  -DCORIO_BUILD_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $$(cd spec/fuzz && ls fuzz_*.c | sed 's/\.c$$//')
+	sh spec/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECS)
+
+# Long-running checks (not in CI): 1000 TCP connections for 60 s, a server under
+# ulimit -n 256, 100,000 timers, a process storm. Smaller: make soak SOAK_SECS=10 ...
+soak: build
+	sh spec/soak/run.sh $(BUILD)/bin/corio
+
 bench: bench-deps build
 	bench/run.sh
 
@@ -93,4 +125,4 @@ lint: deps
 	luacheck .
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build.luarocks
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) build.luarocks
