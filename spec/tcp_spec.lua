@@ -662,3 +662,22 @@ describe("server:close", function()
     end)
   end)
 end)
+
+describe("separator reads after a limit", function()
+  -- a search that ended in "limit exceeded" looked at the buffer for its
+  -- own separator: a read for another one searches those bytes again
+  it("finds a separator another read had scanned past", function()
+    helper.run(function()
+      local srv, host, port = serve(function(s) s:write("ab\ncdefgh;ij\n"); s:close() end)
+      local s = assert(corio.connect(host, port, { limit = 4 }))
+      local data, err = s:read_until("#")
+      assert.is_nil(data)
+      assert.equals("limit exceeded", err)
+      assert.equals("ab", s:read_line())
+      assert.equals("cd", s:read_exactly(2))
+      assert.equals("efgh", s:read_until(";"))   -- scanned by the line search
+      s:close()
+      srv:close()
+    end)
+  end)
+end)

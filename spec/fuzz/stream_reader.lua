@@ -11,13 +11,6 @@
 -- then 2 bytes per read (kind, parameter), then the data.
 local corio = require "corio"
 
--- Known defect: after a line or delimiter read ends in "limit exceeded", the next
--- one, with another separator, resumes the search where the failed one stopped
--- (the scan position is kept across separators), so it can miss a separator that
--- sits in the bytes already scanned and report "limit exceeded" wrongly. While
--- this is set, the program skips line and delimiter reads after a "limit exceeded"
--- until a read has consumed bytes. Input that shows it: spec/fuzz/known/.
-local KNOWN_STALE_SCAN = true
 
 local SEPS = { "\n", "\r\n", "ab", "aab", ";", "xyzzy", "\0", "aa" }
 
@@ -54,7 +47,6 @@ end
 local function reader(s, p, fail)
   local rest = p.data
   local limit = p.limit or 65536
-  local stale = false  -- a "limit exceeded" since the last read that consumed
   local function same(what, exp, ...)
     if os.getenv("FUZZ_TRACE") then io.stderr:write(what, " -> ", show(...), "\n") end
     local got = table.pack(...)
@@ -92,12 +84,9 @@ local function reader(s, p, fail)
     return same(what, table.pack(nil, "eof", v), ...)
   end
   for _, op in ipairs(p.ops) do
-    local before = #rest
     if os.getenv("FUZZ_TRACE") then io.stderr:write(("op %d %d rest %d\n"):format(op[1], op[2], #rest)) end
     local k, a = op[1], op[2]
-    if stale and KNOWN_STALE_SCAN and k <= 2 then  -- luacheck: ignore 542
-      -- skipped: see KNOWN_STALE_SCAN
-    elseif k == 0 or k == 1 then
+    if k == 0 or k == 1 then
       local keep = k == 1
       sep_read("read_line(" .. tostring(keep) .. ")", rest:find("\n", 1, true), 1, keep, true,
         s:read_line(keep))
@@ -132,8 +121,6 @@ local function reader(s, p, fail)
       same("read_all", table.pack(rest), s:read_all())
       rest = ""
     end
-    if #rest < before then stale = false
-    elseif k <= 2 and #rest > 0 then stale = true end
   end
   same("read_all at the end", table.pack(rest), s:read_all())
   same("read_line after the end", table.pack(nil), s:read_line())

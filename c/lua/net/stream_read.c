@@ -160,11 +160,15 @@ static int eof_or_error(lua_State *L, netstream *st) {
   return corio__stream_error(L, st, st->rerr);
 }
 
-/* find sep in the buffer from where the last search stopped */
+/* find sep in the buffer from where the last search for it stopped (the
+   same read, woken by more bytes; a new read starts from 0) */
 static const char *find_sep(netstream *st, const char *sep, size_t len) {
-  const char *p = st->buf + st->rpos, *end = p + st->rlen;
+  const char *p, *end, *q;
   size_t from = st->scanned >= len ? st->scanned - len + 1 : 0;
-  const char *q = p + from;
+  if (st->rlen == 0) return NULL;  /* no buffer yet: buf may be NULL */
+  p = st->buf + st->rpos;
+  end = p + st->rlen;
+  q = p + from;
   while (q + len <= end) {
     const char *c = (const char *)memchr(q, sep[0], (size_t)(end - q));
     if (c == NULL || c + len > end) break;
@@ -339,6 +343,7 @@ static int s_read_line(lua_State *L) {
   netstream *st = corio__stream_check_open(L, S, "stream:read_line");
   int keep = lua_toboolean(L, 2);
   if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
+  if (st->reader == NULL) st->scanned = 0;  /* see s_read_until */
   if (line_now(L, S, st, keep) > 0) return 1;
   lua_settop(L, 1);
   if (st->reader == NULL) st->keep = (uint8_t)keep;
@@ -355,7 +360,13 @@ static int s_read_until(lua_State *L) {
   luaL_argcheck(L, len > 0, 2, "empty separator");
   if (st == NULL) return corio__stream_closed(L, corio__stream_at(L));
   lua_settop(L, 2);
-  if (st->reader == NULL) st->keep = (uint8_t)keep;
+  if (st->reader == NULL) {
+    st->keep = (uint8_t)keep;
+    /* what an earlier search looked at (one that ended in "limit
+       exceeded", a timeout or a cancellation) was looked at for its own
+       separator: a new read searches the buffer again */
+    st->scanned = 0;
+  }
   return do_read(L, S, st, R_UNTIL, 0);
 }
 
