@@ -24,6 +24,50 @@ static void live_remove(corio_State *S, luatask *t) {
   t->live = 0;
 }
 
+/* ---- allocation under lua_pcall: out of memory while a task ends must
+   not reach Lua's panic handler (S->L has no protection of its own) */
+
+static int new_pack(lua_State *L) {  /* (narr, with_n) -> a table */
+  lua_Integer n = lua_tointeger(L, 1);
+  int with_n = lua_toboolean(L, 2);
+  lua_createtable(L, (int)n, with_n);
+  if (with_n) {
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+  }
+  return 1;
+}
+
+/* pushes a table with room for narr values (and field n = narr), or
+   returns 0 with the memory error pushed */
+static int try_pack(lua_State *L, int narr, int with_n) {
+  lua_pushcfunction(L, new_pack);
+  lua_pushinteger(L, narr);
+  lua_pushboolean(L, with_n);
+  return lua_pcall(L, 2, 1, 0) == LUA_OK;
+}
+
+static int new_sentinel(lua_State *L) {
+  lua_newuserdatauv(L, 0, 2);
+  return 1;
+}
+
+static int rawset3(lua_State *L) {  /* (t, k, v): t[k] = v */
+  lua_rawset(L, 1);
+  return 0;
+}
+
+/* t[k] = true for the table and key at the top two slots (popped); 0 when
+   memory ran out (nothing stored) */
+static int try_mark(lua_State *L) {
+  lua_pushcfunction(L, rawset3);
+  lua_insert(L, -3);
+  lua_pushboolean(L, 1);
+  if (lua_pcall(L, 3, 0, 0) == LUA_OK) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* The error of the failed or cancelled task at tidx, and its traceback
    (nil if none): in uservalues 1 and 2, or packed in a table in 1 for a
    task with one uservalue. The traceback slot may hold the sentinel. */
@@ -152,18 +196,20 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
       }
       for (i = n; i >= 1; i--) lua_setiuservalue(L, tidx, i);
     }
-    else {
-      lua_createtable(L, n, 1);
+    else if (try_pack(L, n, 1)) {  /* room made first: the stores allocate nothing */
       lua_insert(L, -n - 1);
       for (i = n; i >= 1; i--) lua_rawseti(L, -i - 1, i);
-      lua_pushinteger(L, n);
-      lua_setfield(L, -2, "n");
       lua_setiuservalue(L, tidx, 1);
       t->bits |= TASK_PACKED;
     }
-    t->n = (uint16_t)(n <= t->nuv ? n : 0xFFFF);
+    else {  /* no memory for the results: the task fails with that error */
+      lua_insert(L, -n - 1);
+      lua_pop(L, n);  /* the error replaces the results */
+      state = CORIO_FAILED;
+    }
+    if (state == CORIO_DONE) t->n = (uint16_t)(n <= t->nuv ? n : 0xFFFF);
   }
-  else {
+  if (state != CORIO_DONE) {
     int err = lua_gettop(L);                       /* the error value */
     if (state == CORIO_FAILED && t->core.group != NULL) {
       if (!lua_isnil(L, SLOT_ERRS))  /* errors it replaced, oldest first */
@@ -171,28 +217,37 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
       corio__group_record_error(L, S, t, err);
     }
     if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
-      lua_newuserdatauv(L, 0, 2);                  /* the sentinel */
-      lua_pushvalue(L, tidx);
-      lua_setiuservalue(L, -2, 1);
-      lua_pushvalue(L, SLOT_TB);
-      lua_setiuservalue(L, -2, 2);
-      lua_pushvalue(L, SLOT_STATE);
-      lua_getiuservalue(L, -1, 2);  /* the sentinel metatable */
-      lua_remove(L, -2);
-      lua_setmetatable(L, -2);
+      lua_pushcfunction(L, new_sentinel);          /* the sentinel */
+      if (lua_pcall(L, 0, 1, 0) != LUA_OK) {       /* no memory: no report */
+        lua_pop(L, 1);
+        lua_pushvalue(L, SLOT_TB);
+      }
+      else {
+        lua_pushvalue(L, tidx);
+        lua_setiuservalue(L, -2, 1);
+        lua_pushvalue(L, SLOT_TB);
+        lua_setiuservalue(L, -2, 2);
+        lua_pushvalue(L, SLOT_STATE);
+        lua_getiuservalue(L, -1, 2);  /* the sentinel metatable */
+        lua_remove(L, -2);
+        lua_setmetatable(L, -2);
+      }
     }
     else lua_pushvalue(L, SLOT_TB);
     if (t->nuv >= 2) {
       lua_setiuservalue(L, tidx, 2);
       lua_setiuservalue(L, tidx, 1);
     }
-    else {  /* one slot: error and traceback go in a table */
-      lua_createtable(L, 2, 0);
+    else if (try_pack(L, 2, 0)) {  /* one slot: error and traceback in a table */
       lua_insert(L, err);
       lua_rawseti(L, err, 2);
       lua_rawseti(L, err, 1);
       lua_setiuservalue(L, tidx, 1);
       t->bits |= TASK_ERRPACK;
+    }
+    else {  /* no memory for the table: the error alone, no traceback */
+      lua_pop(L, 2);
+      lua_setiuservalue(L, tidx, 1);
     }
     for (i = 3; i <= t->nuv; i++) {
       lua_pushnil(L);
@@ -219,8 +274,7 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
   if (state == CORIO_FAILED && !(t->bits & (TASK_RETRIEVED | TASK_HIDDEN))) {
     corio__push_side(L, S, SIDE_FAILED);         /* reported at the run's end */
     lua_pushvalue(L, tidx);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
+    (void)try_mark(L);  /* out of memory: only the sentinel reports it */
     lua_pop(L, 1);
   }
   corio_task_finish(&S->loop, &t->core, state);

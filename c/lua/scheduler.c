@@ -111,16 +111,27 @@ static int trampoline(lua_State *co) {
 /* Slots above npool may still name threads that were taken: that keeps at
    most POOL_MAX threads alive a little longer, and saves clearing a slot
    on every take. */
+static int new_thread(lua_State *L) {
+  lua_newthread(L);
+  return 1;
+}
+
+/* a thread pushed on S->L, or NULL with the memory error pushed instead
+   (a new one is made under lua_pcall: out of memory there fails the
+   task, never the process) */
 static lua_State *pool_take(corio_State *S) {
   lua_State *L = S->L;
   if (S->npool > 0) {
     lua_rawgeti(L, SLOT_POOL, S->npool--);
     return lua_tothread(L, -1);
   }
-  return lua_newthread(L);
+  lua_pushcfunction(L, new_thread);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) return NULL;
+  return lua_tothread(L, -1);
 }
 
-/* the thread is at index idx of S->L */
+/* the thread is at index idx of S->L; the pool table was made with room
+   for POOL_MAX, so storing it allocates nothing */
 static void pool_give(corio_State *S, lua_State *co, int idx) {
   lua_settop(co, 0);
   if (S->npool < POOL_MAX) {
@@ -260,7 +271,8 @@ static void slow_hook(lua_State *co, lua_Debug *ar) {
 
 /* First step: a coroutine from the pool starts the trampoline with the
    task's function and arguments. Leaves the task at base+1 and the
-   thread at base+2; returns how many values to resume with. */
+   thread at base+2; returns how many values to resume with, or -1 when
+   memory ran out (the error at base+2). */
 static int first_step(corio_State *S, luatask *t, int base) {
   lua_State *L = S->L;
   int i, nargs;
@@ -270,6 +282,15 @@ static int first_step(corio_State *S, luatask *t, int base) {
   }
   lua_rawgeti(L, SLOT_LIVE, t->live);              /* base+1: the task */
   t->co = pool_take(S);                            /* base+2: the thread */
+  if (t->co == NULL || !lua_checkstack(t->co, t->n + 2)) {
+    if (t->co != NULL) {  /* no room on the thread's stack: back to the pool */
+      pool_give(S, t->co, base + 2);
+      lua_settop(L, base + 1);
+      lua_pushliteral(L, "not enough memory");     /* Lua's own message, made */
+      t->co = NULL;
+    }
+    return -1;
+  }
   lua_pushvalue(L, SLOT_TRAMP);
   lua_getiuservalue(L, base + 1, 1);               /* the function */
   for (i = 1; i <= t->n; i++) lua_getiuservalue(L, base + 1, i + 1);
@@ -298,6 +319,11 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
       return;
     }
     nargs = first_step(S, t, base);
+    if (nargs < 0) {  /* out of memory before the body could start */
+      corio__finish(S, t, base + 1, CORIO_FAILED, 1);
+      lua_settop(L, base);
+      return;
+    }
   }
   co = t->co;  /* a started task's thread, anchored by its uservalue 1 */
   S->current = t;
@@ -463,7 +489,7 @@ void corio__init_scheduler(lua_State *L, corio_State *S) {
   for (i = 1; i <= NSLOTS; i++) lua_pushnil(S->L);
   lua_newtable(S->L);
   lua_replace(S->L, SLOT_LIVE);
-  lua_newtable(S->L);
+  lua_createtable(S->L, POOL_MAX, 0);  /* its size never changes (pool_give) */
   lua_replace(S->L, SLOT_POOL);
   lua_pushvalue(L, -1);
   lua_xmove(L, S->L, 1);
