@@ -57,15 +57,17 @@ static int rawset3(lua_State *L) {  /* (t, k, v): t[k] = v */
   return 0;
 }
 
-/* t[k] = true for the table and key at the top two slots (popped); 0 when
-   memory ran out (nothing stored) */
+/* t[k] = true for the table t and key k at the top two slots (k is
+   popped, t stays); 0 when memory ran out (nothing stored) */
 static int try_mark(lua_State *L) {
+  int ok;
   lua_pushcfunction(L, rawset3);
-  lua_insert(L, -3);
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
   lua_pushboolean(L, 1);
-  if (lua_pcall(L, 3, 0, 0) == LUA_OK) return 1;
-  lua_pop(L, 1);
-  return 0;
+  ok = lua_pcall(L, 3, 0, 0) == LUA_OK;
+  lua_pop(L, ok ? 1 : 2);  /* k, and the error */
+  return ok;
 }
 
 /* The error of the failed or cancelled task at tidx, and its traceback
