@@ -58,6 +58,7 @@ test: build
 	CORIO_BIN=$(CURDIR)/$(BUILD)/bin/corio busted
 	luacheck .
 	if [ -f spec/examples.sh ]; then sh spec/examples.sh $(BUILD)/bin/corio; fi
+	$(BUILD)/bin/corio spec/docs_check.lua
 	sh spec/luarocks_check.sh
 	sh spec/install_check.sh $(BUILD)
 	sh examples/host/test.sh $(BUILD)
