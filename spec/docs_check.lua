@@ -161,9 +161,26 @@ local function collect()
 end
 collect()
 
+-- docs/guide.md shows examples/guide/*.lua verbatim: a block that starts
+-- with "-- examples/guide/NAME.lua" must be that file, as make test runs it.
+do
+  local guide = assert(io.open("docs/guide.md")):read("a")
+  for block in guide:gmatch("```lua\n(.-)```") do
+    local file = block:match("^%-%- (examples/guide/[%w_]+%.lua)")
+    if file then
+      local f = io.open(file)
+      local text = f and f:read("a")
+      if f then f:close() end
+      if text ~= block then
+        missing[#missing + 1] = "docs/guide.md differs from " .. file
+      end
+    end
+  end
+end
+
 if #missing > 0 then
-  io.stderr:write("docs_check: ", #missing, " of ", checked,
-    " public names are not in docs/*.md:\n")
+  io.stderr:write("docs_check: ", #missing, " problem(s), ", checked,
+    " public names checked; not in docs/*.md, or out of date:\n")
   for _, name in ipairs(missing) do io.stderr:write("  ", name, "\n") end
   os.exit(1)
 end
