@@ -7,6 +7,7 @@
 #   make test-asan  C tests and specs against an ASan+UBSan build (build-asan/)
 #   make test-tsan  the C tests that post from threads, under ThreadSanitizer (build-tsan/)
 #   make bench      benchmark table against the peers in ../shared/bench-peers
+#   make docs       the documentation as HTML in docs/site/ (LDoc, from docs/*.md)
 #   make install PREFIX=/usr/local   the command, libcorio, corio.h, corio.pc, the CMake package
 #   make lint | clean | deps | bench-deps
 
@@ -21,6 +22,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
              lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl libedit-dev \
              libssl-dev openssl redis-server lua-redis lua-socket
+DOCS_DEPS  = lua-ldoc lua-discount lua5.4
 BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs nginx
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
@@ -36,7 +38,7 @@ apt_install = missing=; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-.PHONY: all build deps bench-deps run test test-asan test-tsan bench lint clean install
+.PHONY: all build deps bench-deps docs run test test-asan test-tsan bench lint clean install
 
 all: build
 
@@ -49,6 +51,12 @@ bench-deps: deps
 build: deps
 	cmake -S . -B $(BUILD)
 	cmake --build $(BUILD) -j$(JOBS)
+
+docs:
+	@$(call apt_install,$(DOCS_DEPS))
+	rm -rf docs/site
+	ldoc -c docs/config.ld .
+	lua5.4 docs/site_links.lua docs/site
 
 run: build
 	$(BUILD)/bin/corio examples/tour.lua
