@@ -592,5 +592,20 @@ for guide_file in examples/guide/*.lua; do
   verdict "$status"
 done
 
+# README's example, as printed on the front page.
+check_readme_example() {
+  has "alpha ok	beta ok	gamma ok"
+  has_line "^0\.[34] s"
+}
+name=readme_example
+OUT=$TMP/$name.out
+ERR=$TMP/$name.err
+reasons=
+status=0
+awk '/^## An example/ { on = 1 } on && /^```lua/ { code = 1; next }
+     code && /^```/ { exit } code' README.md >"$TMP/readme_example.lua"
+timeout 60 "$CORIO" "$TMP/readme_example.lua" >"$OUT" 2>"$ERR" || status=$?
+verdict "$status"
+
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
