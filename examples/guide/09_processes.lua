@@ -12,12 +12,12 @@ proc.stdin:write("shout\n")
 proc.stdin:close()                     -- end of input: tr finishes
 print(proc.stdout:read_line(), proc:wait())
 
--- many at once: three 0.2 s sleeps take about 0.2 s
+-- many at once: three 0.5 s sleeps take about 0.5 s, not 1.5 s
 local t0 = corio.now()
-corio.gather(corio.spawn(corio.run_process, { "sleep", "0.2" }),
-             corio.spawn(corio.run_process, { "sleep", "0.2" }),
-             corio.spawn(corio.run_process, { "sleep", "0.2" }))
-print("three in parallel:", corio.now() - t0 < 0.5)
+corio.gather(corio.spawn(corio.run_process, { "sleep", "0.5" }),
+             corio.spawn(corio.run_process, { "sleep", "0.5" }),
+             corio.spawn(corio.run_process, { "sleep", "0.5" }))
+print("three in parallel:", corio.now() - t0 < 1.2)
 -- expect: 0	hello from a child
 -- expect: SHOUT	0
 -- expect: three in parallel:	true
