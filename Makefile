@@ -7,6 +7,7 @@
 #   make test-asan  C tests and specs against an ASan+UBSan build (build-asan/)
 #   make test-tsan  the C tests that post from threads, under ThreadSanitizer (build-tsan/)
 #   make bench      benchmark table against the peers in ../shared/bench-peers
+#   make docs       the documentation as HTML in docs/site/ (LDoc, from docs/*.md)
 #   make install PREFIX=/usr/local   the command, libcorio, corio.h, corio.pc, the CMake package
 #   make test-valgrind  memcheck over the C tests (leak check on) and part of the specs
 #   make fuzz       each libFuzzer target in spec/fuzz/ for FUZZ_SECS (default 60) seconds
@@ -24,6 +25,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS       = cmake gcc make pkg-config liblua5.4-dev lua5.4 libuv1-dev \
              lua-busted luarocks lua-check netcat-openbsd redis-tools wrk curl libedit-dev \
              libssl-dev openssl redis-server lua-redis lua-socket
+DOCS_DEPS  = lua-ldoc lua-discount lua5.4
 BENCH_DEPS = python3-uvloop lua-luv lua-cqueues time nodejs nginx
 VALGRIND_DEPS = valgrind
 FUZZ_DEPS  = clang libclang-rt-14-dev
@@ -43,7 +45,7 @@ apt_install = missing=; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-.PHONY: all build deps bench-deps run test test-asan test-tsan bench lint clean install
+.PHONY: all build deps bench-deps docs run test test-asan test-tsan bench lint clean install
 .PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak
 
 all: build
@@ -58,6 +60,12 @@ build: deps
 	cmake -S . -B $(BUILD)
 	cmake --build $(BUILD) -j$(JOBS)
 
+docs:
+	@$(call apt_install,$(DOCS_DEPS))
+	rm -rf docs/site
+	ldoc -c docs/config.ld .
+	lua5.4 docs/site_links.lua docs/site
+
 run: build
 	$(BUILD)/bin/corio examples/tour.lua
 
@@ -66,6 +74,7 @@ test: build
 	CORIO_BIN=$(CURDIR)/$(BUILD)/bin/corio busted
 	luacheck .
 	if [ -f spec/examples.sh ]; then sh spec/examples.sh $(BUILD)/bin/corio; fi
+	$(BUILD)/bin/corio spec/docs_check.lua
 	sh spec/luarocks_check.sh
 	sh spec/install_check.sh $(BUILD)
 	sh examples/host/test.sh $(BUILD)

@@ -575,5 +575,37 @@ https_example
 redis_example redis_fanout
 server_example prefork 0 2
 
+# The guide's examples (docs/guide.md): each must exit with status 0, print
+# nothing on stderr, and print every line its "-- expect: TEXT" comments give.
+check_guide_file() {
+  sed -n 's/^-- expect: //p' "$guide_file" >"$TMP/expect"
+  while IFS= read -r line; do has "$line"; done <"$TMP/expect"
+}
+for guide_file in examples/guide/*.lua; do
+  name=guide_$(basename "$guide_file" .lua)
+  eval "check_$name() { check_guide_file; }"
+  OUT=$TMP/$name.out
+  ERR=$TMP/$name.err
+  reasons=
+  status=0
+  timeout 60 "$CORIO" "$guide_file" >"$OUT" 2>"$ERR" || status=$?
+  verdict "$status"
+done
+
+# README's example, as printed on the front page.
+check_readme_example() {
+  has "alpha ok	beta ok	gamma ok"
+  has_line "^[0-9.]+ s"
+}
+name=readme_example
+OUT=$TMP/$name.out
+ERR=$TMP/$name.err
+reasons=
+status=0
+awk '/^## An example/ { on = 1 } on && /^```lua/ { code = 1; next }
+     code && /^```/ { exit } code' README.md >"$TMP/readme_example.lua"
+timeout 60 "$CORIO" "$TMP/readme_example.lua" >"$OUT" 2>"$ERR" || status=$?
+verdict "$status"
+
 echo "examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
