@@ -55,20 +55,24 @@ static void find_closing(uv_handle_t *h, void *arg) {
    a corio timer: no ready task, no request in flight (a write, a
    connect, a file operation, a thread's job, a DNS lookup...), the only
    active handle that keeps the loop alive is corio's timer, and no handle
-   is waiting for its close callback. */
+   is waiting for its close callback. Jump again while that stays true (a
+   timer whose callback wakes nothing), since libuv would otherwise block
+   in its poll until the next deadline in real time. */
 static void jump_cb(uv_prepare_t *h) {
   corio_loop_t *loop = (corio_loop_t *)h->data;
-  corio_timer_t *first = corio__timers_first(loop);
-  int closing = 0;
-  if (first == NULL || loop->rcount > 0) return;
-  if (loop->uv->active_reqs.count != 0) return;
-  if (loop->uv->active_handles != 1 || !uv_is_active((uv_handle_t *)&loop->timer))
-    return;
-  uv_walk(loop->uv, find_closing, &closing);
-  if (closing) return;
-  corio_loop_update_time(loop);
-  if (first->when > loop->now) loop->offset += first->when - loop->now;
-  corio__timers_fire(loop);  /* wakes tasks: libuv then polls without blocking */
+  for (;;) {
+    corio_timer_t *first = corio__timers_first(loop);
+    int closing = 0;
+    if (first == NULL || loop->rcount > 0) return;
+    if (loop->uv->active_reqs.count != 0) return;
+    if (loop->uv->active_handles != 1 || !uv_is_active((uv_handle_t *)&loop->timer))
+      return;
+    uv_walk(loop->uv, find_closing, &closing);
+    if (closing) return;
+    corio_loop_update_time(loop);
+    if (first->when > loop->now) loop->offset += first->when - loop->now;
+    corio__timers_fire(loop);  /* a woken task makes libuv poll without blocking */
+  }
 }
 
 void corio_loop_set_autojump(corio_loop_t *loop, int on) {
