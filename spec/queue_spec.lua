@@ -283,7 +283,38 @@ describe("corio.priority_queue", function()
         got[#got + 1] = item .. ":" .. prio
       end
       assert.same({ "z:-5", "a1:1", "a2:1", "a3:1", "b:2", "c:3" }, got)
-      assert.truthy(error_of(q.put, q, "x"):find("priority_queue:put: priority must be a number or a string, got nil", 1, true))
+      assert.truthy(error_of(q.put, q, "x", {}):find("priority_queue:put: priority must be a number or a string, got table", 1, true))
+    end)
+  end)
+
+  it("orders a number or a string item by itself when no priority is given", function()
+    helper.run(function()
+      local q = corio.priority_queue()
+      q:put(5); q:put(-1); q:put_nowait(3); q:put(3.5)
+      local got = {}
+      while not q:empty() do
+        local item, prio = q:get()
+        assert.equals(item, prio)
+        got[#got + 1] = item
+      end
+      assert.same({ -1, 3, 3.5, 5 }, got)
+      q:put("pear"); q:put("apple"); q:put_nowait("fig")
+      assert.equals("apple", q:get())
+      assert.equals("fig", q:get())
+      assert.equals("pear", q:get())
+      -- an explicit priority still wins over the item's own order
+      q:put(1, 9); q:put(9, 1); q:put(5)
+      assert.same({ 9, 1 }, { q:get() })
+      assert.same({ 5, 5 }, { q:get() })
+      assert.same({ 1, 9 }, { q:get() })
+      for _, bad in ipairs { {}, true, print } do
+        local msg = error_of(q.put, q, bad)
+        assert.truthy(msg:find("priority_queue:put: no priority given, and the item (a " .. type(bad)
+          .. ") cannot be its own: only a number or a string can", 1, true), msg)
+        msg = error_of(q.put_nowait, q, bad)
+        assert.truthy(msg:find("priority_queue:put_nowait: no priority given", 1, true), msg)
+      end
+      assert.truthy(q:empty())
     end)
   end)
 

@@ -1,6 +1,11 @@
 local corio = require "corio"
 local helper = require "helper"
 
+-- Every wait here is a pure timer: the tests run on corio.testing's
+-- virtual clock, which jumps to the next deadline (so a 2 s sleep takes no
+-- real time), and its report of leaked tasks, handles and fds.
+local vrun = corio.testing.run
+
 -- ASSUMPTION (DESIGN.md says only "returns normally, with a flag, instead of
 -- raising"; contract.md is silent): corio.move_on_after(secs, fn, ...) returns
 -- ok, ...fn's results; ok is true when fn finished in time and false (and no
@@ -23,7 +28,7 @@ local only_me_alive = helper.only_me_alive
 
 describe("corio.timeout scope", function()
   it("cancels the code inside at the deadline and raises TimeoutError at the end", function()
-    helper.run(function()
+    vrun(function()
       local seen = {}
       local t0 = corio.now()
       local ok, e = pcall(function()
@@ -54,7 +59,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("raises TimeoutError when the cancellation is not caught inside", function()
-    helper.run(function()
+    vrun(function()
       local after = false
       local ok, e = pcall(function()
         local t <close> = corio.timeout(0.02)
@@ -69,7 +74,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("does not raise when the block finishes in time, and the deadline goes away", function()
-    helper.run(function()
+    vrun(function()
       do
         local t <close> = corio.timeout(5)
         corio.sleep(0.01)
@@ -85,7 +90,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("a cancellation from elsewhere stays a cancellation", function()
-    helper.run(function()
+    vrun(function()
       local started = corio.future()
       local seen = {}
       local task = corio.spawn(function()
@@ -111,7 +116,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("timeout(0) fires at the first checkpoint inside", function()
-    helper.run(function()
+    vrun(function()
       local seen = {}
       local ok, e = pcall(function()
         local t <close> = corio.timeout(0)
@@ -127,7 +132,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("function form returns fn's results or raises TimeoutError", function()
-    helper.run(function()
+    vrun(function()
       local a, b, c = corio.timeout(5, function(x, y)
         corio.sleep(0)
         return x, y, "z"
@@ -151,7 +156,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("function form passes fn's own error through unchanged", function()
-    helper.run(function()
+    vrun(function()
       local boom = setmetatable({}, { __tostring = function() return "boom" end })
       local ok, e = pcall(corio.timeout, 5, function()
         corio.sleep(0)
@@ -163,7 +168,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("timeout_at takes a corio.now()-based deadline", function()
-    helper.run(function()
+    vrun(function()
       local t0 = corio.now()
       local ok, e = pcall(function()
         local t <close> = corio.timeout_at(corio.now() + 0.05)
@@ -199,7 +204,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("move_on_after returns normally with a flag", function()
-    helper.run(function()
+    vrun(function()
       local ok, v1, v2 = corio.move_on_after(5, function(x)
         corio.sleep(0)
         return x, "two"
@@ -222,7 +227,7 @@ describe("corio.timeout scope", function()
   end)
 
   it("move_on_after lets an outside cancellation through", function()
-    helper.run(function()
+    vrun(function()
       local started = corio.future()
       local seen = {}
       local task = corio.spawn(function()
@@ -247,7 +252,7 @@ end)
 
 describe("corio.wait_for", function()
   it("returns the results of a task or a future in time", function()
-    helper.run(function()
+    vrun(function()
       local t = corio.spawn(function() corio.sleep(0.01); return "a", "b" end)
       local a, b = corio.wait_for(t, 5)
       assert.equals("a", a)
@@ -263,7 +268,7 @@ describe("corio.wait_for", function()
   end)
 
   it("raises the awaitable's own error", function()
-    helper.run(function()
+    vrun(function()
       local boom = setmetatable({}, { __tostring = function() return "boom" end })
       local t = corio.spawn(function() corio.sleep(0); error(boom) end)
       local ok, e = pcall(corio.wait_for, t, 5)
@@ -273,7 +278,7 @@ describe("corio.wait_for", function()
   end)
 
   it("raises TimeoutError and cancels the task on timeout", function()
-    helper.run(function()
+    vrun(function()
       local closed
       local t = corio.spawn(function()
         local c <close> = on_close(function(err) closed = err end)
@@ -297,7 +302,7 @@ end)
 
 describe("nested timeouts", function()
   it("inner shorter: the inner scope raises, the outer carries on", function()
-    helper.run(function()
+    vrun(function()
       local inner_err
       local t0 = corio.now()
       do
@@ -316,7 +321,7 @@ describe("nested timeouts", function()
   end)
 
   it("outer shorter: the inner scope passes a plain cancellation, the outer raises TimeoutError", function()
-    helper.run(function()
+    vrun(function()
       local inner_err
       local t0 = corio.now()
       local ok, e = pcall(function()
@@ -338,7 +343,7 @@ describe("nested timeouts", function()
   end)
 
   it("function forms nest the same way", function()
-    helper.run(function()
+    vrun(function()
       local t0 = corio.now()
       local ok, e = pcall(corio.timeout, 0.03, function()
         return corio.timeout(10, corio.sleep, 1)
@@ -360,7 +365,7 @@ end)
 
 describe("timeouts and task groups", function()
   it("a timeout inside a child stays inside that child", function()
-    helper.run(function()
+    vrun(function()
       local a, b
       corio.task_group(function(tg)
         a = tg:spawn(function()
@@ -377,7 +382,7 @@ describe("timeouts and task groups", function()
   end)
 
   it("an uncaught TimeoutError in a child is a child error", function()
-    helper.run(function()
+    vrun(function()
       local ok, e = pcall(corio.task_group, function(tg)
         tg:spawn(function()
           local t <close> = corio.timeout(0.02)
@@ -394,7 +399,7 @@ describe("timeouts and task groups", function()
   end)
 
   it("a group inside a timeout: children are cancelled and the TimeoutError comes from the scope that owns the deadline", function()
-    helper.run(function()
+    vrun(function()
       local kids = {}
       local group_err
       local t0 = corio.now()
@@ -425,7 +430,7 @@ describe("timeouts and task groups", function()
   end)
 
   it("a group in the function form of timeout", function()
-    helper.run(function()
+    vrun(function()
       local kids = {}
       local ok, e = pcall(corio.timeout, 0.03, function()
         corio.task_group(function(tg)

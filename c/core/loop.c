@@ -4,6 +4,8 @@
 ** without blocking then), and the deadline heap behind one uv_timer.
 ** When neither is active and no I/O is pending, uv_run returns: that is
 ** how the binding knows nothing can ever wake a waiting task (deadlock).
+** The clock is the real one plus an offset that only tests move
+** (corio_loop_advance, and autojump's uv_prepare).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +29,56 @@ int corio_loop_init(corio_loop_t *loop, uv_loop_t *uv) {
   loop->uv = uv;
   uv_idle_init(uv, &loop->idle);
   uv_timer_init(uv, &loop->timer);
+  uv_prepare_init(uv, &loop->jump);
+  uv_unref((uv_handle_t *)&loop->jump);  /* never keeps the loop alive */
+  loop->jump.data = loop;
   corio_loop_update_time(loop);
   return 0;
 }
 
 void corio_loop_update_time(corio_loop_t *loop) {
-  loop->now = uv_hrtime();
+  loop->now = uv_hrtime() + loop->offset;
+}
+
+void corio_loop_advance(corio_loop_t *loop, uint64_t ns) {
+  loop->offset += ns;
+  corio_loop_update_time(loop);
+  loop->armed = 0;  /* the uv timer's delay was counted on the old clock */
+  corio__timers_rearm(loop);
+}
+
+static void find_closing(uv_handle_t *h, void *arg) {
+  if (uv_is_closing(h)) *(int *)arg = 1;
+}
+
+/* Runs before each poll. Jump only when waiting could end in nothing but
+   a corio timer: no ready task, no request in flight (a write, a
+   connect, a file operation, a thread's job, a DNS lookup...), the only
+   active handle that keeps the loop alive is corio's timer, and no handle
+   is waiting for its close callback. Jump again while that stays true (a
+   timer whose callback wakes nothing), since libuv would otherwise block
+   in its poll until the next deadline in real time. */
+static void jump_cb(uv_prepare_t *h) {
+  corio_loop_t *loop = (corio_loop_t *)h->data;
+  for (;;) {
+    corio_timer_t *first = corio__timers_first(loop);
+    int closing = 0;
+    if (first == NULL || loop->rcount > 0) return;
+    if (loop->uv->active_reqs.count != 0) return;
+    if (loop->uv->active_handles != 1 || !uv_is_active((uv_handle_t *)&loop->timer))
+      return;
+    uv_walk(loop->uv, find_closing, &closing);
+    if (closing) return;
+    corio_loop_update_time(loop);
+    if (first->when > loop->now) loop->offset += first->when - loop->now;
+    corio__timers_fire(loop);  /* a woken task makes libuv poll without blocking */
+  }
+}
+
+void corio_loop_set_autojump(corio_loop_t *loop, int on) {
+  loop->autojump = on != 0;
+  if (on) uv_prepare_start(&loop->jump, jump_cb);
+  else uv_prepare_stop(&loop->jump);
 }
 
 /* Each task that is ready when the batch starts runs once; tasks made
@@ -69,6 +115,9 @@ int corio_loop_close(corio_loop_t *loop) {
   loop->closing = 1;
   uv_idle_stop(&loop->idle);
   uv_timer_stop(&loop->timer);
+  uv_prepare_stop(&loop->jump);
+  if (!uv_is_closing((uv_handle_t *)&loop->jump))
+    uv_close((uv_handle_t *)&loop->jump, on_close);
   if (!uv_is_closing((uv_handle_t *)&loop->idle))
     uv_close((uv_handle_t *)&loop->idle, on_close);
   if (!uv_is_closing((uv_handle_t *)&loop->timer))

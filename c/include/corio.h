@@ -210,6 +210,8 @@ struct corio_loop_s {
   uint64_t now;              /* readonly: cached clock, ns */
   size_t ntasks;             /* readonly: live tasks */
   uint64_t budget;           /* public: ns a batch may run ready tasks, 0 = no limit */
+  uint64_t offset;           /* readonly: ns added to the real clock (corio_loop_advance) */
+  int autojump;              /* readonly: corio_loop_set_autojump */
   /* private below */
   corio_task_t **ready;      /* ring buffer */
   size_t rhead, rcount, rcap;
@@ -224,6 +226,7 @@ struct corio_loop_s {
   uint64_t armed;            /* deadline the uv timer is armed for, 0 = none */
   int owns_uv;
   int closing;
+  uv_prepare_t jump;         /* autojump: runs before libuv would poll */
   uv_loop_t own;             /* used when the loop owns its uv loop */
 };
 
@@ -236,6 +239,15 @@ int corio_loop_close(corio_loop_t *loop);
 void corio_loop_update_time(corio_loop_t *loop);
 /* run the tasks that are ready now, each once */
 void corio_loop_run_ready(corio_loop_t *loop);
+/* Virtual time, for tests. The loop's clock is the real clock plus
+   loop->offset (0 after corio_loop_init). corio_loop_advance moves it
+   forward by ns and arms the timers that fall due, to fire at once.
+   With autojump on, whenever no task is ready and libuv would block in
+   its poll with nothing but corio's timer to wake it (no other active
+   handle, no pending request), the clock jumps to the earliest deadline
+   and its timers fire. */
+void corio_loop_advance(corio_loop_t *loop, uint64_t ns);
+void corio_loop_set_autojump(corio_loop_t *loop, int on);
 
 /* ------------------------------------------------------------- host API */
 /* For applications that embed Lua and run plugins as corio tasks (the

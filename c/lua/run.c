@@ -3,9 +3,12 @@
 ** detection, the orderly shutdown (cancel and await every task left,
 ** close every handle, close the loop), and the host API for embedding.
 */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "binding.h"
 
 static void on_closed(uv_handle_t *h) { (void)h; }
@@ -295,8 +298,89 @@ static int l_run(lua_State *L) {
 /* corio.now(): the loop's clock, read afresh (as asyncio's loop.time()) */
 static int l_now(lua_State *L) {
   corio_State *S = corio__state(L);
-  if (S->running) corio_loop_update_time(&S->loop);
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  uint64_t now = uv_hrtime();
+  if (S->running) {  /* the loop's clock: a test's virtual clock moves it */
+    corio_loop_update_time(&S->loop);
+    now = S->loop.now;
+  }
+  lua_pushnumber(L, (lua_Number)now / 1e9);
+  return 1;
+}
+
+/* ------------------------------------------------ corio.testing's hooks */
+
+static corio_State *running_state(lua_State *L, const char *fname) {
+  corio_State *S = corio__state(L);
+  if (!S->running) luaL_error(L, "%s: no loop is running", fname);
+  return S;
+}
+
+/* core.testing_autojump(on): the clock jumps whenever only timers could
+   wake a task (corio_loop_set_autojump); for this run only */
+static int l_testing_autojump(lua_State *L) {
+  corio_State *S = running_state(L, "corio.testing.run");
+  corio_loop_set_autojump(&S->loop, lua_toboolean(L, 1));
+  return 0;
+}
+
+/* core.testing_advance(secs): the loop's clock moves forward */
+static int l_testing_advance(lua_State *L) {
+  corio_State *S = running_state(L, "corio.testing.advance");
+  lua_Number secs = luaL_checknumber(L, 1);
+  luaL_argcheck(L, secs >= 0 && secs < 1e9, 1, "a number of seconds >= 0 expected");
+  corio_loop_advance(&S->loop, (uint64_t)(secs * 1e9));
+  return 0;
+}
+
+/* core.testing_ready() -> how many tasks are ready to run */
+static int l_testing_ready(lua_State *L) {
+  corio_State *S = running_state(L, "corio.testing.wait_all_blocked");
+  lua_pushinteger(L, (lua_Integer)S->loop.rcount);
+  return 1;
+}
+
+static void walk_handle(uv_handle_t *h, void *arg) {
+  lua_State *L = (lua_State *)arg;
+  corio_State *S = corio__state(L);
+  if (h == (uv_handle_t *)&S->loop.idle || h == (uv_handle_t *)&S->loop.timer ||
+      h == (uv_handle_t *)&S->loop.jump || uv_is_closing(h) || !uv_has_ref(h))
+    return;  /* corio's own, closing, or not keeping the loop alive */
+  lua_pushstring(L, uv_handle_type_name(uv_handle_get_type(h)));
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+}
+
+/* core.testing_handles() -> the type names of the libuv handles open on
+   the loop that keep it alive (corio's own loop handles left out) */
+static int l_testing_handles(lua_State *L) {
+  corio_State *S = running_state(L, "corio.testing.run");
+  lua_newtable(L);
+  uv_walk(S->loop.uv, walk_handle, L);
+  return 1;
+}
+
+/* core.testing_fds() -> {[fd] = what it is}, from /proc/self/fd, or nil
+   where that is not available */
+static int l_testing_fds(lua_State *L) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int self;
+  if (d == NULL) return 0;
+  self = dirfd(d);
+  lua_newtable(L);
+  while ((e = readdir(d)) != NULL) {
+    char path[64], target[256];
+    ssize_t n;
+    int fd;
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    fd = atoi(e->d_name);
+    if (fd == self) continue;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    n = readlink(path, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    lua_pushstring(L, target);
+    lua_rawseti(L, -2, fd);
+  }
+  closedir(d);
   return 1;
 }
 
@@ -423,5 +507,10 @@ const luaL_Reg corio__run_funcs[] = {
   {"command_host", l_command_host},
   {"command_main", l_command_main},
   {"interrupted", l_interrupted},
+  {"testing_autojump", l_testing_autojump},
+  {"testing_advance", l_testing_advance},
+  {"testing_ready", l_testing_ready},
+  {"testing_handles", l_testing_handles},
+  {"testing_fds", l_testing_fds},
   {NULL, NULL}
 };

@@ -374,8 +374,9 @@ for _, name in ipairs(names) do
   if sub and (sub == "core" or package.loaded[name] ~= corio[sub]) then hide(name) end
 end
 
--- modules loaded on first use: corio.socket (LuaSocket's API, docs/socket.md)
-local lazy = { socket = "corio.socket" }
+-- modules loaded on first use: corio.socket (LuaSocket's API, docs/socket.md), corio.testing
+-- (docs/testing.md)
+local lazy = { socket = "corio.socket", testing = "corio.testing" }
 setmetatable(corio, { __index = function(t, k)
   local name = lazy[k]
   if name == nil then return nil end

@@ -152,11 +152,20 @@ local function new_queue(kind, maxsize)
     error(("bad self to '%s' (Queue expected, got %s): use %s(...)"):format(fname, what, fname), 3)
   end
 
-  local function check_prio(fname, prio)
+  -- the priority to store: the one given, else the item itself when it is
+  -- a number or a string (it orders itself, as in asyncio's PriorityQueue)
+  local function check_prio(fname, prio, item)
+    if prio == nil then
+      local it = type(item)
+      if it == "number" or it == "string" then return item end
+      error(("priority_queue:%s: no priority given, and the item (a %s) cannot be its own: "
+        .. "only a number or a string can"):format(fname, it), 3)
+    end
     local ty = type(prio)
     if ty ~= "number" and ty ~= "string" then
       error(("priority_queue:%s: priority must be a number or a string, got %s"):format(fname, ty), 3)
     end
+    return prio
   end
 
   -- hand item to the first live getter; false if none can take it
@@ -222,11 +231,12 @@ local function new_queue(kind, maxsize)
   end
 
   -- q:put(item [, priority]) (suspends while the queue is full). For the
-  -- FIFO queue this is the slow path behind the C one.
+  -- FIFO queue this is the slow path behind the C one. A priority queue
+  -- orders a number or a string item by itself when no priority is given.
   local function put(self, item, prio)
     if self ~= q then check_q(self, "put") end
     if is_shut() then shut_error("put", 2) end
-    if is_pri then check_prio("put", prio) end
+    if is_pri then prio = check_prio("put", prio, item) end
     if getters.head ~= nil and hand_over(item, prio) then return end
     if count() < max then
       store(item, prio)
@@ -260,7 +270,7 @@ local function new_queue(kind, maxsize)
   function q.put_nowait(self, item, prio)
     if self ~= q then check_q(self, "put_nowait") end
     if is_shut() then raise(QueueShutDown, kind .. ":put_nowait: queue shut down", 2) end
-    if is_pri then check_prio("put_nowait", prio) end
+    if is_pri then prio = check_prio("put_nowait", prio, item) end
     if getters.head ~= nil and hand_over(item, prio) then return end
     if count() >= max then raise(QueueFull, kind .. ":put_nowait: queue full", 2) end
     store(item, prio)

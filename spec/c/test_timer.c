@@ -451,6 +451,70 @@ static void test_empty_loop(void) {
   CHECK(corio_loop_close(&loop) == 0);
 }
 
+/* the virtual clock: no "never early" check against uv_hrtime() here */
+static void vlog_cb(corio_loop_t *loop, corio_timer_t *timer) {
+  rec *r = CONTAINER_OF(timer, rec, t);
+  tlog *lg = (tlog *)loop->data;
+  CHECK(timer->when <= loop->now);
+  CHECK(lg->n < lg->cap);
+  lg->ids[lg->n++] = r->id;
+  r->fired++;
+}
+
+/* autojump: an hour of timers in no real time, in deadline order */
+static void test_autojump(void) {
+  corio_loop_t loop;
+  tlog lg;
+  int ids[3];
+  rec r[3];
+  uint64_t t0, real0 = uv_hrtime();
+  int i;
+  CHECK(corio_loop_init(&loop, NULL) == 0);
+  log_init(&loop, &lg, ids, 3);
+  corio_loop_set_autojump(&loop, 1);
+  t0 = loop.now;
+  for (i = 0; i < 3; i++) {
+    rec_init(&r[i], i);
+    corio_timer_init(&r[i].t, vlog_cb);
+  }
+  CHECK(corio_timer_start(&loop, &r[0].t, t0 + MS(3600000)) == 0);
+  CHECK(corio_timer_start(&loop, &r[1].t, t0 + MS(60000)) == 0);
+  CHECK(corio_timer_start(&loop, &r[2].t, t0 + MS(1800000)) == 0);
+  CHECK(corio_loop_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(lg.n == 3 && ids[0] == 1 && ids[1] == 2 && ids[2] == 0);
+  CHECK(loop.now >= t0 + MS(3600000));
+  CHECK(loop.offset >= MS(3600000) - MS(5000));
+  CHECK(uv_hrtime() - real0 < MS(5000));
+  CHECK(corio_loop_close(&loop) == 0);
+}
+
+/* advance: the clock moves by hand; due timers fire on the next turn */
+static void test_advance(void) {
+  corio_loop_t loop;
+  tlog lg;
+  int ids[2];
+  rec r[2];
+  uint64_t t0;
+  int i;
+  CHECK(corio_loop_init(&loop, NULL) == 0);
+  log_init(&loop, &lg, ids, 2);
+  t0 = loop.now;
+  for (i = 0; i < 2; i++) {
+    rec_init(&r[i], i);
+    corio_timer_init(&r[i].t, vlog_cb);
+  }
+  CHECK(corio_timer_start(&loop, &r[0].t, t0 + MS(10000)) == 0);
+  CHECK(corio_timer_start(&loop, &r[1].t, t0 + MS(20000)) == 0);
+  corio_loop_advance(&loop, MS(15000));
+  CHECK(loop.now >= t0 + MS(15000));
+  for (i = 0; i < 10 && lg.n == 0; i++) corio_loop_run(&loop, UV_RUN_NOWAIT);
+  CHECK(lg.n == 1 && ids[0] == 0);
+  corio_loop_advance(&loop, MS(5000));
+  for (i = 0; i < 10 && lg.n == 1; i++) corio_loop_run(&loop, UV_RUN_NOWAIT);
+  CHECK(lg.n == 2 && ids[1] == 1);
+  CHECK(corio_loop_close(&loop) == 0);
+}
+
 int main(void) {
   TEST_MAIN_BEGIN();
   RUN(test_empty_loop);
@@ -466,5 +530,7 @@ int main(void) {
   RUN(test_many_random_churn);
   RUN(test_mostly_in_order);
   RUN(test_run_holes_bounded);
+  RUN(test_autojump);
+  RUN(test_advance);
   TEST_MAIN_END();
 }
