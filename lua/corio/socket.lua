@@ -214,7 +214,12 @@ end
 -- modules that take the socket module when they load: dropped from
 -- package.loaded on install and uninstall, so they load again over the
 -- module then in place
-local replaced = { "socket", "socket.core", "socket.unix" }
+local replaced = { "socket", "socket.core", "socket.unix", "ssl" }
+
+-- LuaSec's "ssl" is replaced too when corio has TLS
+local function corio_tls_available()
+  return corio.tls ~= nil and corio.tls.available() == true
+end
 local dependents = { "socket.http", "socket.smtp", "socket.ftp", "socket.tp" }
 local saved  -- name -> { value = what package.loaded held }
 
@@ -229,6 +234,7 @@ function socket.install()
   package.loaded["socket"] = socket
   package.loaded["socket.core"] = socket
   package.loaded["socket.unix"] = unix
+  if corio_tls_available() then package.loaded["ssl"] = require "corio.socket.ssl" end
   for _, name in ipairs(dependents) do package.loaded[name] = nil end
   return socket
 end

@@ -223,6 +223,36 @@ method("connect", "m", function(self, host, port)
   return 1
 end)
 
+-- LuaSec's shape (corio.socket.ssl, ssl.wrap): dohandshake() makes the
+-- stream TLS with the settings ssl.wrap left; sni(name) names the server;
+-- info() is corio's stream:tls_info()
+method("dohandshake", "c", function(self)
+  local cfg = self._ssl
+  if cfg == nil then error("tcp:dohandshake: the socket was not given to ssl.wrap", 2) end
+  if cfg.done then return true end
+  local s = self._stream
+  if s == nil then return nil, "closed" end
+  local ok, r, msg = guarded(self, call, wait_secs(self, deadline(self)), corio.tls.wrap, s,
+    { context = cfg.context, server_name = cfg.server_name })
+  if not ok then return nil, "timeout" end
+  if not r then return nil, msg end
+  cfg.done = true
+  return true
+end)
+
+method("sni", "c", function(self, name)
+  if self._ssl == nil then error("tcp:sni: the socket was not given to ssl.wrap", 2) end
+  if type(name) ~= "string" then error("bad argument #1 to 'sni' (string expected)", 2) end
+  self._ssl.server_name = name
+  return true
+end)
+
+method("info", "c", function(self)
+  local s = self._stream
+  if s == nil or self._ssl == nil or not self._ssl.done then return nil end
+  return s:tls_info()
+end)
+
 local function server_handler(self)
   return function(stream)
     local done = corio.event()
