@@ -63,6 +63,7 @@ build: deps
 docs:
 	@$(call apt_install,$(DOCS_DEPS))
 	rm -rf docs/site
+	lua5.4 docs/c_api.lua c/include/corio.h > docs/c-api.md
 	ldoc -c docs/config.ld .
 	lua5.4 docs/site_links.lua docs/site
 
@@ -75,6 +76,7 @@ test: build
 	luacheck .
 	if [ -f spec/examples.sh ]; then sh spec/examples.sh $(BUILD)/bin/corio; fi
 	$(BUILD)/bin/corio spec/docs_check.lua
+	lua5.4 docs/c_api.lua --check c/include/corio.h docs/c-api.md
 	sh spec/luarocks_check.sh
 	sh spec/install_check.sh $(BUILD)
 	sh examples/host/test.sh $(BUILD)

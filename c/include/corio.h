@@ -30,6 +30,7 @@
 #define CORIO_EDONE      (-40001)  /* the future is already done */
 #define CORIO_ECLOSED    (-40002)  /* the object is closed */
 
+/* the name of an error code ("EDONE", "ECONNREFUSED"...), and its message */
 const char *corio_err_name(int err);
 const char *corio_strerror(int err);
 
@@ -63,6 +64,8 @@ struct corio_timer_s {
   corio_timer_cb cb;      /* public: called once when the deadline passes */
 };
 
+/* init once; start arms t for `when` (loop clock, ns; a started timer is
+   moved), stop disarms it; active: armed and not yet fired */
 void corio_timer_init(corio_timer_t *t, corio_timer_cb cb);
 int corio_timer_start(corio_loop_t *loop, corio_timer_t *t, uint64_t when);
 void corio_timer_stop(corio_loop_t *loop, corio_timer_t *t);
@@ -87,6 +90,7 @@ struct corio_future_s {
   int state;              /* readonly: enum corio_state */
 };
 
+/* a pending future with no waiters */
 void corio_future_init(corio_future_t *f);
 /* finish f and fire its waiters in order; CORIO_EDONE if already done */
 int corio_future_finish(corio_loop_t *loop, corio_future_t *f, int state);
@@ -130,6 +134,7 @@ struct corio_task_s {
   uint8_t flags;             /* readonly: CORIO_TASK_* */
 };
 
+/* a new task of loop, not yet scheduled (the caller sets its step) */
 void corio_task_init(corio_loop_t *loop, corio_task_t *t);
 /* put t at the end of the ready queue (a new task, or a yield) */
 int corio_task_schedule(corio_loop_t *loop, corio_task_t *t);
@@ -163,6 +168,8 @@ struct corio_scope_s {
   uint8_t entered;           /* readonly */
 };
 
+/* init s, then enter it as task t's innermost scope (CORIO_EINVAL if it
+   was entered already) */
 void corio_scope_init(corio_scope_t *s);
 int corio_scope_enter(corio_scope_t *s, corio_task_t *t);
 /* leave s; it must be the task's innermost scope (CORIO_EINVAL if not) */
@@ -185,6 +192,7 @@ struct corio_group_s {
   uint8_t closed;            /* readonly: no more spawns */
 };
 
+/* an empty, open group; enter it as its owner's scope before adding */
 void corio_group_init(corio_group_t *g);
 /* free what the group holds; call once it has no children left */
 void corio_group_free(corio_group_t *g);
@@ -273,6 +281,7 @@ void corio_loop_set_autojump(corio_loop_t *loop, int on);
 struct lua_State;
 typedef struct corio_State corio_state_t;
 
+/* the module behind require "corio" (corio.core): opens corio in L */
 int luaopen_corio_core(struct lua_State *L);
 
 /* Before opening corio in L: decline its process-wide side effects.
