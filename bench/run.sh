@@ -219,12 +219,18 @@ stop_servers() {
 }
 trap stop_servers EXIT
 TICKS=$(getconf CLK_TCK)
-cpu_ticks() {  # PID of `timeout`: utime+stime (every thread) of the server it runs
-  # and of that server's own children (the worker processes of a -2proc row)
-  local pid k files=(); pid=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null)
-  pid=${pid:-$1}
-  for k in "$pid" $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
-    [ -r "/proc/$k/stat" ] && files+=("/proc/$k/stat")
+cpu_ticks() {  # PID of `timeout`: utime+stime (every thread) of the server it runs and
+  # of all that server's descendants (the workers of a -2proc row; nginx under its wrapper)
+  local top k files=() level next
+  top=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null)
+  level=${top:-$1}
+  while [ -n "$level" ]; do
+    next=
+    for k in $level; do
+      [ -r "/proc/$k/stat" ] && files+=("/proc/$k/stat")
+      next="$next $(cat "/proc/$k/task/"*/children 2>/dev/null)"
+    done
+    level=$(echo $next)
   done
   [ ${#files[@]} -gt 0 ] || { echo 0; return; }
   awk '{s += $14 + $15} END {print s + 0}' "${files[@]}" 2>/dev/null || echo 0

@@ -61,10 +61,13 @@ TITLES = {"empty": "empty (start-up, RSS baseline)", "w1": "W1 spawn + gather",
 
 NET = {"w5-P16": "W5 Redis inline PING, redis-benchmark -c 50 -P 16",
        "w5-P1": "W5 Redis inline PING, redis-benchmark -c 50 -P 1",
-       "w6": "W6 HTTP/1.1 keep-alive hello, wrk -t1 -c100"}
+       "w6": "W6 HTTP/1.1 keep-alive hello, wrk -t1 -c100",
+       "w10ka": "W10 HTTPS keep-alive hello (TLS 1.3), wrk -t1 -c100",
+       "w10hs": "W10 HTTPS, a new connection (a handshake) per request, wrk -t1 -c100"}
 # the targets: corio's CPU/request at most TARGET x the reference's
-TARGETS = {"w5-P16": [("node", 1.0), ("c-uv", 1.3)], "w6": [("uvloop-proto", 1.0), ("c-uv", 1.1)]}
-REFS = ("node", "c-uv", "uvloop-proto")
+TARGETS = {"w5-P16": [("node", 1.0), ("c-uv", 1.3)], "w6": [("uvloop-proto", 1.0), ("c-uv", 1.1)],
+           "w10ka": [("nginx", 1.1)]}
+REFS = ("node", "c-uv", "uvloop-proto", "nginx")
 usec = lambda v: f"{v:.2f}"  # noqa: E731
 
 
