@@ -8,15 +8,7 @@ local fs = corio.fs
 
 local is_root = io.popen("id -u"):read("l") == "0"
 
--- in_dir(fn): fn(dir) in a task, dir a fresh directory removed afterwards
-local function in_dir(fn)
-  local dir
-  finally(function() if dir then os.execute("rm -rf '" .. dir .. "'") end end)
-  return helper.run(function()
-    dir = assert(fs.mkdtemp("/tmp/corio-fs-XXXXXX"))
-    return fn(dir)
-  end)
-end
+local in_dir = helper.in_dir
 
 -- the error triple's code, checking its shape: nil, "CODE: message: path", "CODE"
 local function code_of(path, ...)

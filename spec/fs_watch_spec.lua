@@ -4,14 +4,7 @@ local corio = require "corio"
 local helper = require "helper"
 local fs = corio.fs
 
-local function in_dir(fn)
-  local dir
-  finally(function() if dir then os.execute("rm -rf '" .. dir .. "'") end end)
-  return helper.run(function()
-    dir = assert(fs.mkdtemp("/tmp/corio-fs-XXXXXX"))
-    return fn(dir)
-  end)
-end
+local in_dir = helper.in_dir
 
 -- wait on w until an event (name, kind) comes; every event seen is counted in seen
 local function wait_for(w, name, kind, seen)

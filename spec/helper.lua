@@ -285,6 +285,19 @@ function helper.tls_cleanup()
   certs = nil
 end
 
+-- in_dir(fn): fn(dir) in a task (helper.run), dir a fresh directory made by
+-- corio.fs.mkdtemp and removed afterwards, whatever happens
+function helper.in_dir(fn)
+  local dir
+  local r = table.pack(pcall(helper.run, function()
+    dir = assert(corio.fs.mkdtemp("/tmp/corio-fs-XXXXXX"))
+    return fn(dir)
+  end))
+  if dir then os.execute("rm -rf " .. helper.quote(dir)) end
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
 -- For the specs that talk to a real redis-server -----------------------------
 
 -- free_port() -> a loopback TCP port nobody listens on (for servers such as
