@@ -108,9 +108,6 @@ static int trampoline(lua_State *co) {
 
 /* ------------------------------------------------------------ the pool */
 
-/* Slots above npool may still name threads that were taken: that keeps at
-   most POOL_MAX threads alive a little longer, and saves clearing a slot
-   on every take. */
 static int new_thread(lua_State *L) {
   lua_newthread(L);
   return 1;
@@ -118,7 +115,9 @@ static int new_thread(lua_State *L) {
 
 /* a thread pushed on S->L, or NULL with the memory error pushed instead
    (a new one is made under lua_pcall: out of memory there fails the
-   task, never the process) */
+   task, never the process). Slots above npool may still name threads
+   that were taken: that keeps at most POOL_MAX threads alive a little
+   longer, and saves clearing a slot on every take. */
 static lua_State *pool_take(corio_State *S) {
   lua_State *L = S->L;
   if (S->npool > 0) {

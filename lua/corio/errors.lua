@@ -45,16 +45,25 @@ function errors.raise(c, message, level)
   error(setmetatable({ message = message }, c), level and level + 1 or 2)
 end
 
--- errors.check_self(self, mt, "queue:put", "Queue"): every method of the
--- Lua layer's types checks its self with this; a wrong one (a dot written
--- for a colon) raises the message the C types raise (c/lua/selfcheck.c).
-function errors.check_self(self, mt, method, tname)
-  if getmetatable(self) ~= mt then
-    local got = type(self)
+-- errors.bad_self(self, method, tname [, got, level]): raise the message
+-- the C types raise for a method called with a wrong self (a dot written
+-- for a colon; c/lua/selfcheck.c): "bad self to 'queue:put' (Queue
+-- expected, got number): use queue:put(...)". got defaults to self's
+-- __name or type; level to the method's caller.
+function errors.bad_self(self, method, tname, got, level)
+  if got == nil then
+    got = type(self)
     local m = getmetatable(self)
     if type(m) == "table" and type(rawget(m, "__name")) == "string" then got = m.__name end
-    error(("bad self to '%s' (%s expected, got %s): use %s(...)"):format(method, tname, got, method), 3)
   end
+  error(("bad self to '%s' (%s expected, got %s): use %s(...)"):format(method, tname, got, method),
+    level or 3)
+end
+
+-- errors.check_self(self, mt, "queue:put", "Queue"): every method of the
+-- Lua layer's types checks its self with this
+function errors.check_self(self, mt, method, tname)
+  if getmetatable(self) ~= mt then errors.bad_self(self, method, tname, nil, 4) end
 end
 
 local function indent(s)

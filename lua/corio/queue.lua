@@ -23,8 +23,8 @@ local errors = require "corio.errors"
 local park, unpark = core.park, core.unpark
 local new_list, push, remove, pop, check, wait, wake_all =
   waiters.new, waiters.push, waiters.remove, waiters.pop, waiters.check, waiters.wait, waiters.wake_all
-local pcall, error, setmetatable, getmetatable, type, tostring, rawget =
-  pcall, error, setmetatable, getmetatable, type, tostring, rawget
+local pcall, error, setmetatable, getmetatable, type, tostring =
+  pcall, error, setmetatable, getmetatable, type, tostring
 local math_type, huge = math.type, math.huge
 
 local M = {}
@@ -144,12 +144,8 @@ local function new_queue(kind, maxsize)
 
   local q   -- the queue: every method checks that its self is q
   local function check_q(self, method)
-    local what = type(self)
-    local m = getmetatable(self)
-    if m == Queue then what = "another " .. kind
-    elseif type(m) == "table" and type(rawget(m, "__name")) == "string" then what = m.__name end
-    local fname = kind .. ":" .. method
-    error(("bad self to '%s' (Queue expected, got %s): use %s(...)"):format(fname, what, fname), 3)
+    errors.bad_self(self, kind .. ":" .. method, "Queue",
+      getmetatable(self) == Queue and "another " .. kind or nil, 4)
   end
 
   -- the priority to store: the one given, else the item itself when it is
