@@ -20,6 +20,24 @@
 local corio = require "corio"
 local spawn, gather, sleep = corio.spawn, corio.gather, corio.sleep
 
+-- CORIO_BENCH_GC: corio.run's collector setting for every run here, written as the
+-- corio command's --gc: generational, incremental, keep or incremental,pause=N,stepmul=M
+-- (unset: corio.run's default)
+local run_options = {}
+do
+  local s = os.getenv("CORIO_BENCH_GC")
+  if s and s ~= "" then
+    if s:find("=") then
+      local t = {}
+      for k, v in s:gsub("^incremental,", ""):gmatch("([^,=]+)=([^,]*)") do t[k] = math.tointeger(tonumber(v)) or v end
+      run_options.gc = t
+    else
+      run_options.gc = s
+    end
+  end
+end
+local function run(...) return corio.run(run_options, ...) end
+
 -- corio.now() reads the clock afresh. One thread's CPU time cannot exceed
 -- wall time, so a clock that says otherwise is stale: say so loudly.
 local now = corio.now
@@ -234,7 +252,7 @@ local function serve(handler, port, workers, worker)
 end
 
 local function empty()
-  corio.run(triv, 0)
+  run(triv, 0)
   result { "workload", "n", "secs", workload = "empty", n = 0, secs = 0 }
 end
 
@@ -261,9 +279,9 @@ local wl, n = args[1], math.tointeger(tonumber(args[2]) or 1000000)
 if wl == "empty" then
   empty()
 elseif workloads[wl] then
-  corio.run(workloads[wl], n)
+  run(workloads[wl], n)
 elseif servers[wl] and port then
-  corio.run(serve, servers[wl], port, workers, worker)
+  run(serve, servers[wl], port, workers, worker)
 else
   error("usage: lua5.4 bench/bench_corio.lua empty|w1|w2|w3|w4 [N] | w5|w5buf|w6|w6until [--port P] [--workers K]")
 end

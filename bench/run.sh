@@ -23,6 +23,7 @@
 #        PEERS="node luv cqueues asyncio uvloop c-uv nginx"  (prefix of a row label; "" = corio only)
 #        W10 (TLS): WORKLOADS="w10" runs w10ka (keep-alive) and w10hs (a new connection,
 #        so a handshake, per request: wrk -H "Connection: close") against each server
+#        CORIO_GC_ROWS="SETTING ..." (rows of W1-W6 under other collector settings, below)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
 set -u
@@ -111,6 +112,13 @@ NET_ROWS=(
   "w6|node|$NODE w6"  "w6|uvloop-proto|$ASYNCIO w6 --uvloop"  "w6|asyncio-proto|$ASYNCIO w6"
   "w6|luv-cb|$LUV w6"  "w6|cqueues|$CQ w6"  "w6|c-uv|$UVSERVER w6"
 )
+# CORIO_GC_ROWS="generational incremental,pause=400,stepmul=200": for each collector setting,
+# rows corio-gc:SETTING of W1-W6 under it (bench_corio.lua reads CORIO_BENCH_GC, written as
+# the corio command's --gc); the plain corio rows keep corio.run's default
+for g in ${CORIO_GC_ROWS:-}; do
+  for w in w1 w2 w3 w4; do ROWS+=("$w|corio-gc:$g|env CORIO_BENCH_GC=$g $CORIO $w {N}"); done
+  for w in w5 w6; do NET_ROWS+=("$w|corio-gc:$g|env CORIO_BENCH_GC=$g $CORIO $w"); done
+done
 # W10: W6 over TLS 1.3 with a P-256 certificate made for the run
 CERT=$OUT/tls-cert.pem  KEY=$OUT/tls-key.pem
 TLSARGS="--cert $CERT --key $KEY"

@@ -131,3 +131,10 @@ for wl, labels in order.items():
     if wl == "w2" and "lua-coroutines" in labels:
         r = ratio(med(wl, "corio", "rss_kb"), med(wl, "lua-coroutines", "rss_kb"))
         print(f"\nW2 memory: corio peak RSS / bare coroutines = {r} (target <= 1.20)")
+    gc_rows = [x for x in labels if x.startswith("corio-gc:")]
+    if gc_rows and "node" in labels:  # the collector settings against node, same run
+        print("\n| corio row | elapsed / node | secs / node | peak RSS / node |\n|---|---|---|---|")
+        for label in ["corio"] + gc_rows:
+            print(f"| {label} | {ratio(med(wl, label, 'elapsed'), med(wl, 'node', 'elapsed'))} "
+                  f"| {ratio(med(wl, label, 'secs'), med(wl, 'node', 'secs'))} "
+                  f"| {ratio(med(wl, label, 'rss_kb'), med(wl, 'node', 'rss_kb'))} |")

@@ -47,6 +47,7 @@ struct options {
   int interactive;    /* -i */
   int noenv;          /* -E */
   int warnings;       /* -W */
+  const char *gc;     /* --gc=SETTING, or NULL */
 };
 
 
@@ -69,6 +70,8 @@ static void print_usage (const char *badoption) {
     "  -v       show version information\n"
     "  -E       ignore environment variables\n"
     "  -W       turn warnings on\n"
+    "  --gc=S   the collector during the run: generational, incremental, keep,\n"
+    "           or incremental,pause=N,stepmul=M (corio.run's gc option)\n"
     "  --       stop handling options\n"
     "  -        run stdin as the main task (the args that follow go to it)\n"
     "With no script (and no -e or -v), the prompt runs on a terminal;\n"
@@ -106,6 +109,10 @@ static const char *collect_args (char **argv, struct options *o) {
         o->from_stdin = 1;
         return NULL;
       case '-':  /* "--": the next argument, if any, is the script */
+        if (strncmp(a, "--gc=", 5) == 0 && a[5] != '\0') {
+          o->gc = a + 5;
+          break;
+        }
         if (a[2] != '\0') return a;
         if (argv[i + 1] == NULL) break;  /* no script: stdin (see below) */
         o->script = i + 1;
@@ -351,10 +358,48 @@ static int is_cancelled (lua_State *L, int corio, int idx) {
 
 
 /*
-** require("corio").run(chunk, args...) with the chunk on top of the stack
-** (no args when there is no script, as with stdin); returns the exit status.
+** Pushes corio.run's options for --gc=S: {gc = S} for a mode word,
+** {gc = {pause = N, stepmul = M}} for "[incremental,]k=v,..." (corio.run
+** checks the fields and values). Returns 0 when S is of neither form.
 */
-static int run_main (lua_State *L, char **argv, int argc, int script) {
+static int push_run_options (lua_State *L, const char *gc) {
+  const char *p = gc;
+  lua_createtable(L, 0, 1);
+  if (strchr(gc, '=') == NULL) {
+    if (strcmp(gc, "generational") != 0 && strcmp(gc, "incremental") != 0 &&
+        strcmp(gc, "keep") != 0)
+      return 0;
+    lua_pushstring(L, gc);
+    lua_setfield(L, -2, "gc");
+    return 1;
+  }
+  if (strncmp(p, "incremental,", 12) == 0) p += 12;
+  lua_newtable(L);
+  while (*p != '\0') {
+    const char *eq = strchr(p, '='), *end;
+    char *numend;
+    long v;
+    if (eq == NULL || eq == p) return 0;
+    v = strtol(eq + 1, &numend, 10);
+    end = numend;
+    if (end == eq + 1 || (*end != ',' && *end != '\0')) return 0;
+    lua_pushlstring(L, p, (size_t)(eq - p));
+    lua_pushinteger(L, v);
+    lua_rawset(L, -3);
+    p = *end == ',' ? end + 1 : end;
+  }
+  lua_setfield(L, -2, "gc");
+  return 1;
+}
+
+
+/*
+** require("corio").run([options,] chunk, args...) with the chunk on top of
+** the stack (no args when there is no script, as with stdin); returns the
+** exit status.
+*/
+static int run_main (lua_State *L, char **argv, int argc, int script,
+                     const char *gc) {
   int i, status, corio;
   int chunk = lua_gettop(L);
   lua_getglobal(L, "require");
@@ -364,6 +409,12 @@ static int run_main (lua_State *L, char **argv, int argc, int script) {
   corio = lua_gettop(L);
   call_core(L, corio, "command_host");  /* SIGTERM too; corio.run nests */
   lua_getfield(L, corio, "run");
+  if (gc != NULL && !push_run_options(L, gc)) {
+    lua_pushfstring(L, "--gc=%s: generational, incremental, keep or "
+                    "incremental,pause=N,stepmul=M expected", gc);
+    l_message(lua_tostring(L, -1));
+    return EXIT_USAGE;
+  }
   lua_pushvalue(L, chunk);
   luaL_checkstack(L, argc - script, "too many arguments to script");
   for (i = (script > 0) ? script + 1 : argc; i < argc; i++)
@@ -421,7 +472,7 @@ static int pmain (lua_State *L) {
     lua_setglobal(L, "corio");
   }
   enable_dump(L);
-  *exit_status = run_main(L, argv, argc, o->script);
+  *exit_status = run_main(L, argv, argc, o->script, o->gc);
   return 0;
 }
 

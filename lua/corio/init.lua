@@ -319,12 +319,26 @@ core.set_hook("timeout_error", function(msg) return errors.timeout_error(msg) en
 -- it in the running loop (so a script written for plain lua5.4 as
 -- corio.run(main) runs under the command too); elsewhere a running loop
 -- makes corio.run raise.
-function corio.run(fn, ...)
+-- corio.run([options,] main, ...): options is a table that is not
+-- callable; its gc field is the collector setting of the run (checked and
+-- applied by core.run_gc; under the command, the command's run has it).
+local function run(argn, gc, fn, ...)
+  check_callable("corio.run", argn, fn)
   if core.command_main() then
-    check_callable("corio.run", 1, fn)
+    core.run_gc(gc)
     return core.spawn(fn, ...):await()
   end
-  return core.run(fn, ...)
+  return core.run_gc(gc, fn, ...)
+end
+
+function corio.run(fn, ...)
+  if type(fn) == "table" and not (type(getmetatable(fn)) == "table" and getmetatable(fn).__call) then
+    for k in pairs(fn) do
+      if k ~= "gc" then error(("corio.run: unknown option '%s'"):format(tostring(k)), 2) end
+    end
+    return run(2, fn.gc, ...)
+  end
+  return run(1, nil, fn, ...)
 end
 
 core.set_hook("slow", function(task, secs, tb)
