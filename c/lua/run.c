@@ -1,7 +1,8 @@
 /*
 ** run.c: corio.run and what surrounds a run: the clock, Ctrl-C, deadlock
 ** detection, the orderly shutdown (cancel and await every task left,
-** close every handle, close the loop), and the host API for embedding.
+** close every handle, close the loop), the collector setting of a run,
+** and the host API for embedding.
 */
 #include <dirent.h>
 #include <signal.h>
