@@ -304,6 +304,7 @@ static int l_exec(lua_State *L) {
   /* the pipes become Streams (Lua allocations): refused, the pipes no
      Stream took are closed, the child nobody will get is terminated */
   lua_settop(L, 5);
+  if (io[0].pipe == NULL && io[1].pipe == NULL && io[2].pipe == NULL) return 1;
   lua_pushcfunction(L, push_pipes);
   lua_pushlightuserdata(L, io);
   lua_pushvalue(L, 5);
