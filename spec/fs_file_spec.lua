@@ -179,7 +179,10 @@ describe("corio.fs.open", function()
       for line in r:lines() do lines[#lines + 1] = line end
       writer:await()
       assert.same({ "one", "two", "three" }, lines)
-      -- whole-file functions too
+      -- whole-file functions too: with r closed, write_file's open waits for a
+      -- reader and read_file's for a writer, so they meet (were r open, write_file
+      -- could be done before read_file opened, which would then wait for ever)
+      assert.is_true(r:close())
       writer = corio.spawn(fs.write_file, p, "whole")
       assert.equals("whole", fs.read_file(p))
       assert.is_true(writer:await())

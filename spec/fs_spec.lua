@@ -21,6 +21,38 @@ local function code_of(path, ...)
 end
 
 describe("corio.fs whole files", function()
+  it("reads to the end what has no size or outgrows it: /proc, a FIFO, a growing file", function()
+    in_dir(function(dir)
+      local status = assert(fs.read_file("/proc/self/status"))  -- stat says size 0
+      assert.truthy(status:find("^Name:"))
+      assert.truthy(status:find("\nPid:"))
+      local fifo = dir .. "/fifo"
+      assert.is_true(os.execute("mkfifo '" .. fifo .. "'"))
+      local writer = corio.spawn(function()
+        -- a child writes 300,000 bytes through the FIFO (more than a pipe holds)
+        local p = assert(corio.exec({ "sh", "-c", "head -c 300000 /dev/zero > '" .. fifo .. "'" }))
+        return p:wait()
+      end)
+      assert.equals(("\0"):rep(300000), fs.read_file(fifo))
+      assert.equals(0, writer:await())
+      -- a file that grows while it is read: all of it, up to the end the read found
+      local p = dir .. "/grows"
+      assert.is_true(fs.write_file(p, ("a"):rep(1000)))
+      local grower = corio.spawn(function()
+        for _ = 1, 50 do assert.is_true(fs.append_file(p, ("b"):rep(100000))) end
+      end)
+      local seen = 1000
+      while not grower:done() do
+        local data = fs.read_file(p)
+        assert.truthy(#data >= seen, "a read_file returned less than an earlier one")
+        assert.truthy(data:find("^a+b*$"))
+        seen = #data
+      end
+      grower:await()
+      assert.equals(1000 + 50 * 100000, #fs.read_file(p))
+    end)
+  end)
+
   it("round-trips read_file, write_file and append_file, binary-safe", function()
     in_dir(function(dir)
       local p = dir .. "/a.bin"

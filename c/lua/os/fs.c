@@ -178,6 +178,12 @@ static void orphan(fsreq *r) {
   corio__fsreq_free(r);
 }
 
+/* the task left: the request's end is nobody's (a job sees it too) */
+static void forget(fsreq *r) {
+  r->task = NULL;
+  if (r->op == OP_WHOLE) __atomic_store_n(&r->left, 1, __ATOMIC_RELEASE);
+}
+
 void corio__fsreq_finish(fsreq *r) {
   r->done = 1;
   if (r->task != NULL) {
@@ -230,8 +236,10 @@ static int fsreq_k(lua_State *L, int status, lua_KContext ctx) {
   lua_pop(L, 1);
   if (t->core.wake != CORIO_WAKE_NORMAL) {
     corio__list_remove(&r->node);
-    r->task = NULL;
+    forget(r);
     if (r->done) orphan(r);
+    else if (r->op == OP_WHOLE)
+      uv_cancel((uv_req_t *)&r->work);  /* fails once started */
     else if (r->req.fs_type != UV_FS_CLOSE)  /* a close must happen */
       uv_cancel((uv_req_t *)&r->req);  /* fails once started */
     corio__wake_check(L, S, t);  /* raises */
@@ -272,7 +280,7 @@ static void fs_abandon(corio_State *S, luatask *t) {
     n = n->next;
     if (r->task != t) continue;
     corio__list_remove(&r->node);
-    r->task = NULL;
+    forget(r);
     if (r->done) orphan(r);
   }
   corio__watch_abandon(&fs->watchers, t);

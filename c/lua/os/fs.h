@@ -12,9 +12,9 @@
 ** callback, finding no task, undoes what it made (an fd is closed, a
 ** temporary file or directory removed) and frees it.
 **
-** Operations of several steps (read_file, write_file, mkdir with
-** parents) chain their requests in the callbacks and wake the task once,
-** at the end.
+** read_file, write_file and append_file are one job of the thread pool
+** each (uv_queue_work, fsreq.work); mkdir with parents chains its
+** requests in the callbacks. Either wakes the task once, at the end.
 */
 #ifndef CORIO_FS_H
 #define CORIO_FS_H
@@ -50,6 +50,7 @@ enum {
 
 struct fsreq {
   uv_fs_t req;
+  uv_work_t work;        /* OP_WHOLE: the job */
   corio_list_t node;     /* in the fs state's list while a task waits */
   corio_State *S;
   luatask *task;         /* the waiting task; NULL once it left */
@@ -58,11 +59,12 @@ struct fsreq {
   uint8_t done;          /* the last step's callback has run */
   uint8_t step;          /* a chain's step */
   uint8_t flags;         /* a chain's flags */
-  int err;               /* a chain's result: 0 or the error */
+  int err;               /* a chain's or a job's result: 0 or the error */
+  int left;              /* OP_WHOLE: the task left (atomic: the job reads it) */
   int fd;                /* a chain's fd, or -1 */
   int perm;              /* a chain's permission bits */
   char *path;            /* a chain's path (malloc'd), or NULL */
-  char *tmp;             /* write_file atomic: the temporary file */
+  char *tmp;             /* write_file atomic: the temporary file's name */
   char *data;            /* bytes written or read */
   size_t len, off, cap;  /* of data: length, bytes done, capacity */
   int64_t pos;           /* a File write's offset */

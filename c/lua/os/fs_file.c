@@ -10,8 +10,9 @@
 ** a FIFO); reads go ahead into the File's buffer (64 KiB at a time, or
 ** what read(n) asks, at least 16 KiB), and read_line and lines read from
 ** it as a Stream's do (fs_file_read.c). A write drops what was read
-** ahead (its bytes may be the ones written). In append mode every write
-** goes to the end of the file.
+** ahead (its bytes may be the ones written), and the bytes of a write
+** that fits go through that buffer (a copy, but no allocation). In append
+** mode every write goes to the end of the file.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -264,7 +265,12 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
         lua_pushboolean(L, 1);
         return 1;
       }
-      r = new_req(L, S, f, len);
+      corio__file_drop_buffer(f);
+      if ((len <= FS_SPARE || len <= f->cap) && corio__file_make_room(f, len) == 0) {
+        r = new_req(L, S, f, 0);  /* the bytes go through the read buffer */
+        r->data = f->buf;
+      }
+      else r = new_req(L, S, f, len);
       r->len = len;
       len = 0;
       for (i = 2; i <= top; i++) {
@@ -272,7 +278,6 @@ static int run(lua_State *L, corio_State *S, luatask *t, fsfile *f) {
         memcpy(r->data + len, s, n);
         len += n;
       }
-      corio__file_drop_buffer(f);
       r->pos = f->pos;
       return issued(L, S, t, r, issue_write(f, r));
     }

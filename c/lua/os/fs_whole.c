@@ -1,200 +1,157 @@
 /*
-** fs_whole.c: the operations of several steps, chained in libuv's
-** callbacks so their task wakes once: read_file (open, read until the
-** end, close), write_file and append_file (open, write, close; atomic:
-** a new temporary file beside the target, write, fsync, close, rename),
-** and mkdir with parents (make each missing directory from the top).
+** fs_whole.c: the operations of several steps, whose task wakes once:
+** read_file (open, read until the end, close), write_file and
+** append_file (open, write, close; atomic: a new temporary file beside
+** the target, write, fsync, close, rename) are each one job of libuv's
+** thread pool (uv_queue_work), which makes every system call of it
+** itself; mkdir with parents chains its requests in their callbacks
+** (make each missing directory from the top).
 **
-** When the waiting task leaves (cancelled, timed out, abandoned), the
-** step under way is cancelled if it has not started, and the chain
-** unwinds from the next callback: an open fd is closed, a temporary
-** file removed, then the request is freed.
+** When the waiting task leaves (cancelled, timed out, abandoned), a job
+** the pool has not started is cancelled (uv_cancel) and never runs; one
+** that has started runs to its end and closes its fd (an atomic write
+** that sees the task gone before its rename removes its temporary file
+** instead); the request is freed in its callback. A mkdir chain
+** unwinds from its next callback.
 */
+#include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "fs.h"
-
-enum { S_OPEN, S_READ, S_WRITE, S_FSYNC, S_CLOSE, S_RENAME, S_UNLINK };
 
 #define W_READING 0x01   /* read_file */
 #define W_APPEND  0x02   /* append_file */
 #define W_ATOMIC  0x04   /* write_file with atomic */
-#define W_TMP     0x08   /* the temporary file exists */
+
+#define TMP_EXTRA 32     /* a temporary name: the path and this much more */
 
 #define LOOP(r) ((r)->S->loop.uv)
 
-static void whole_cb(uv_fs_t *req);
+/* ------------------------------------------------------------ the job */
 
-/* a new name for the temporary file beside r->path */
-static int tmp_name(fsreq *r) {
-  static unsigned counter;
-  size_t n = strlen(r->path) + 32;
-  free(r->tmp);
-  r->tmp = (char *)malloc(n);
-  if (r->tmp == NULL) return UV_ENOMEM;
-  snprintf(r->tmp, n, "%s.tmp-%x%04x", r->path, (unsigned)getpid(),
-           (unsigned)(++counter ^ (unsigned)uv_hrtime()) & 0xffff);
+/* In the thread pool: no Lua, no loop; r->err is the answer. */
+
+static int sys_err(void) {
+  return uv_translate_sys_error(errno);
+}
+
+static int open_retry(const char *path, int flags, int perm) {
+  int fd;
+  do fd = open(path, flags | O_CLOEXEC, perm); while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+/* close fd; its error, if nothing went wrong before (err) */
+static int close_fd(int fd, int err) {
+  if (close(fd) != 0 && err == 0 && errno != EINTR) err = sys_err();
+  return err;
+}
+
+/* fd's content into r->data (malloc'd). A regular file's size, from
+   fstat, sizes the buffer with one byte more: a read that fills less
+   than it asked is the end, so no read is made to find it (one that
+   fills all of it means the file grew, and reading goes on). Other
+   files (a FIFO, /proc) read until a read gives nothing. */
+static int read_fd(fsreq *r, int fd) {
+  struct stat st;
+  int regular;
+  if (fstat(fd, &st) != 0) return sys_err();
+  regular = S_ISREG(st.st_mode);
+  r->cap = regular && st.st_size > 0 && (uint64_t)st.st_size < FS_MAXIO
+           ? (size_t)st.st_size + 1 : FS_CHUNK;
+  r->data = (char *)malloc(r->cap);
+  if (r->data == NULL) return UV_ENOMEM;
+  for (;;) {
+    size_t ask;
+    ssize_t n;
+    if (r->len == r->cap) {
+      char *nb = (char *)realloc(r->data, r->cap * 2);
+      if (nb == NULL) return UV_ENOMEM;
+      r->data = nb;
+      r->cap *= 2;
+    }
+    ask = r->cap - r->len > FS_MAXIO ? FS_MAXIO : r->cap - r->len;
+    n = read(fd, r->data + r->len, ask);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_err();
+    }
+    if (n == 0) return 0;
+    r->len += (size_t)n;
+    if (regular && (size_t)n < ask) return 0;
+  }
+}
+
+static int write_fd(fsreq *r, int fd) {
+  while (r->off < r->len) {
+    size_t left = r->len - r->off;
+    ssize_t n = write(fd, r->data + r->off, left > FS_MAXIO ? FS_MAXIO : left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_err();
+    }
+    if (n == 0) return UV_EIO;
+    r->off += (size_t)n;
+  }
   return 0;
 }
 
-static int issue_open(fsreq *r) {
-  int flags;
-  const char *p = r->path;
-  if (r->flags & W_READING) flags = O_RDONLY;
-  else if (r->flags & W_ATOMIC) {
-    int err = tmp_name(r);
-    if (err) return err;
-    p = r->tmp;
-    flags = O_WRONLY | O_CREAT | O_EXCL;
-  }
-  else if (r->flags & W_APPEND) flags = O_WRONLY | O_CREAT | O_APPEND;
-  else flags = O_WRONLY | O_CREAT | O_TRUNC;
-  r->step = S_OPEN;
-  return uv_fs_open(LOOP(r), &r->req, p, flags | O_CLOEXEC, r->perm, whole_cb);
+static int job_read(fsreq *r) {
+  int fd = open_retry(r->path, O_RDONLY, 0);
+  if (fd < 0) return sys_err();
+  return close_fd(fd, read_fd(r, fd));
 }
 
-static int issue_read(fsreq *r) {
-  uv_buf_t b;
-  if (r->cap - r->len < 4096) {
-    size_t cap = r->cap ? r->cap * 2 : 65536;
-    char *nb = (char *)realloc(r->data, cap);
-    if (nb == NULL) return UV_ENOMEM;
-    r->data = nb;
-    r->cap = cap;
-  }
-  b = uv_buf_init(r->data + r->len, (unsigned int)(r->cap - r->len > FS_MAXIO ?
-                                                    FS_MAXIO : r->cap - r->len));
-  r->step = S_READ;
-  /* at the fd's offset: a pipe or a FIFO (no pread) reads the same */
-  return uv_fs_read(LOOP(r), &r->req, r->fd, &b, 1, -1, whole_cb);
+static int job_write(fsreq *r) {
+  int flags = O_WRONLY | O_CREAT | (r->flags & W_APPEND ? O_APPEND : O_TRUNC);
+  int fd = open_retry(r->path, flags, r->perm);
+  if (fd < 0) return sys_err();
+  return close_fd(fd, write_fd(r, fd));
 }
 
-static int issue_write(fsreq *r) {
-  size_t left = r->len - r->off;
-  uv_buf_t b = uv_buf_init(r->data + r->off,
-                           (unsigned int)(left > FS_MAXIO ? FS_MAXIO : left));
-  r->step = S_WRITE;
-  return uv_fs_write(LOOP(r), &r->req, r->fd, &b, 1, -1, whole_cb);
+/* a new temporary file beside r->path (r->tmp), written, fsync'd,
+   closed, renamed over r->path; undone on any error, or when the task
+   left before the rename */
+static int job_atomic(fsreq *r) {
+  size_t cap = strlen(r->path) + TMP_EXTRA;
+  unsigned salt = (unsigned)(uintptr_t)r ^ (unsigned)uv_hrtime();
+  int fd = -1, tries, err;
+  for (tries = 0; tries < 8; tries++) {
+    snprintf(r->tmp, cap, "%s.tmp-%x%04x", r->path, (unsigned)getpid(),
+             (salt + 0x9e37u * (unsigned)tries) & 0xffff);
+    fd = open_retry(r->tmp, O_WRONLY | O_CREAT | O_EXCL, r->perm);
+    if (fd >= 0 || errno != EEXIST) break;  /* else that name is taken */
+  }
+  if (fd < 0) return sys_err();
+  err = write_fd(r, fd);
+  if (err == 0 && fsync(fd) != 0) err = sys_err();
+  err = close_fd(fd, err);
+  if (err == 0 && __atomic_load_n(&r->left, __ATOMIC_ACQUIRE)) err = UV_ECANCELED;
+  if (err == 0 && rename(r->tmp, r->path) != 0) err = sys_err();
+  if (err != 0) unlink(r->tmp);
+  return err;
 }
 
-/* the next step after the one that ended (r->step), or the end */
-static void next(fsreq *r) {
-  int err = 0;
-  for (;;) {
-    if (r->err < 0 || err < 0) {  /* unwind */
-      if (r->err == 0) r->err = err;
-      err = 0;
-      if (r->fd >= 0) {
-        r->step = S_CLOSE;
-        err = uv_fs_close(LOOP(r), &r->req, r->fd, whole_cb);
-        r->fd = -1;
-        if (err == 0) return;
-        continue;
-      }
-      if (r->flags & W_TMP) {
-        r->flags &= ~W_TMP;
-        r->step = S_UNLINK;
-        err = uv_fs_unlink(LOOP(r), &r->req, r->tmp, whole_cb);
-        if (err == 0) return;
-        err = 0;
-        continue;
-      }
-      corio__fsreq_finish(r);
-      return;
-    }
-    switch (r->step) {
-      case S_OPEN:
-        if (r->flags & W_READING) err = issue_read(r);
-        else if (r->len > r->off) err = issue_write(r);
-        else {
-          r->step = S_WRITE;
-          continue;
-        }
-        break;
-      case S_READ:
-        err = issue_read(r);
-        break;
-      case S_WRITE:
-        if (r->len > r->off) err = issue_write(r);
-        else if (r->flags & W_ATOMIC) {
-          r->step = S_FSYNC;
-          err = uv_fs_fsync(LOOP(r), &r->req, r->fd, whole_cb);
-        }
-        else {
-          r->step = S_CLOSE;
-          err = uv_fs_close(LOOP(r), &r->req, r->fd, whole_cb);
-          r->fd = -1;
-        }
-        break;
-      case S_FSYNC:
-        r->step = S_CLOSE;
-        err = uv_fs_close(LOOP(r), &r->req, r->fd, whole_cb);
-        r->fd = -1;
-        break;
-      case S_CLOSE:
-        if (r->flags & W_ATOMIC) {
-          r->step = S_RENAME;
-          err = uv_fs_rename(LOOP(r), &r->req, r->tmp, r->path, whole_cb);
-          break;
-        }
-        corio__fsreq_finish(r);
-        return;
-      default:  /* S_RENAME, S_UNLINK */
-        corio__fsreq_finish(r);
-        return;
-    }
-    if (err == 0) return;
-  }
+static void whole_work(uv_work_t *w) {
+  fsreq *r = corio__container_of(w, fsreq, work);
+  if (r->flags & W_READING) r->err = job_read(r);
+  else if (r->flags & W_ATOMIC) r->err = job_atomic(r);
+  else r->err = job_write(r);
 }
 
-static void whole_cb(uv_fs_t *req) {
-  fsreq *r = corio__container_of(req, fsreq, req);
-  ssize_t res = req->result;
-  uv_fs_req_cleanup(req);
-  if (r->task == NULL && r->err == 0) r->err = UV_ECANCELED;  /* it left */
-  switch (r->step) {
-    case S_OPEN:
-      if (res == UV_EEXIST && (r->flags & W_ATOMIC) && r->err == 0 &&
-          r->mark++ < 8) {  /* that name is taken: another */
-        if (issue_open(r) == 0) return;
-      }
-      if (res >= 0) {
-        r->fd = (int)res;
-        if (r->flags & W_ATOMIC) r->flags |= W_TMP;
-      }
-      break;
-    case S_READ:
-      if (res > 0) r->len += (size_t)res;
-      else if (res == 0 && r->err == 0) {  /* the end: close */
-        int err;
-        r->step = S_CLOSE;
-        err = uv_fs_close(LOOP(r), &r->req, r->fd, whole_cb);
-        r->fd = -1;
-        if (err == 0) return;
-        res = err;
-      }
-      break;
-    case S_WRITE:
-      if (res > 0) r->off += (size_t)res;
-      else if (res == 0) res = UV_EIO;
-      break;
-    case S_RENAME:
-      if (res == 0) r->flags &= ~W_TMP;
-      break;
-    case S_UNLINK:
-      res = 0;  /* an unwind's: the first error stands */
-      break;
-    default: break;
-  }
-  if (res < 0 && r->err == 0) r->err = (int)res;
-  next(r);
+static void whole_done(uv_work_t *w, int status) {
+  fsreq *r = corio__container_of(w, fsreq, work);
+  if (status == UV_ECANCELED) r->err = UV_ECANCELED;  /* it never ran */
+  corio__fsreq_finish(r);
 }
 
 void corio__whole_start(fsreq *r) {
-  int err = issue_open(r);
+  int err = uv_queue_work(LOOP(r), &r->work, whole_work, whole_done);
   if (err) {
     r->err = err;
     corio__fsreq_finish(r);
@@ -322,6 +279,13 @@ static int whole(lua_State *L, const char *fname, int flags) {
   if (r->path == NULL) {
     corio__fsreq_free(r);
     return luaL_error(L, "%s: out of memory", fname);
+  }
+  if (flags & W_ATOMIC) {
+    r->tmp = (char *)malloc(plen + TMP_EXTRA);
+    if (r->tmp == NULL) {
+      corio__fsreq_free(r);
+      return luaL_error(L, "%s: out of memory", fname);
+    }
   }
   if (dlen) memcpy(r->data, d, dlen);
   r->len = dlen;

@@ -188,6 +188,20 @@ static void discard_pipes(stdio_opt io[3]) {
     if (io[i].pipe != NULL) corio__pipe_discard(io[i].pipe);
 }
 
+/* (protected) the open pipes of io (light userdata at 1) as Streams, in
+   the Process at 2; a pipe a Stream took leaves io */
+static int push_pipes(lua_State *L) {
+  stdio_opt *io = (stdio_opt *)lua_touserdata(L, 1);
+  int i;
+  for (i = 0; i < 3; i++) {
+    if (io[i].pipe == NULL) continue;
+    corio__pipe_push(L, io[i].pipe);
+    io[i].pipe = NULL;
+    lua_setiuservalue(L, 2, i + 1);
+  }
+  return 0;
+}
+
 static int spawn_error(lua_State *L, int err) {
   lua_pushnil(L);
   lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
@@ -287,12 +301,18 @@ static int l_exec(lua_State *L) {
     return spawn_error(L, err);
   }
   corio__proc_started(p);
-  for (i = 0; i < 3; i++) {
-    if (io[i].pipe == NULL) continue;
-    corio__pipe_push(L, io[i].pipe);
-    lua_setiuservalue(L, 5, i + 1);
-  }
+  /* the pipes become Streams (Lua allocations): refused, the pipes no
+     Stream took are closed, the child nobody will get is terminated */
   lua_settop(L, 5);
+  if (io[0].pipe == NULL && io[1].pipe == NULL && io[2].pipe == NULL) return 1;
+  lua_pushcfunction(L, push_pipes);
+  lua_pushlightuserdata(L, io);
+  lua_pushvalue(L, 5);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    discard_pipes(io);
+    corio__proc_terminate(p);
+    return lua_error(L);
+  }
   return 1;
 }
 
