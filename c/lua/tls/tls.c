@@ -287,7 +287,13 @@ static int l_release(lua_State *L) {
   corio_State *S = corio__state(L);
   netstream *st = *corio__stream_box(L, S, "corio.tls");
   if (st == NULL) return 0;
-  if (st->h.state == NET_OPEN) corio__stream_close_soon(st);
+  if (st->h.state == NET_OPEN) {
+    /* close_soon writes what was gathered, then calls the layer's close
+       (unless that write failed): the records and close_notify go out in
+       one send */
+    if (st->layer != NULL) ((tlslayer *)st->layer)->ending = 1;
+    corio__stream_close_soon(st);
+  }
   if (st->layer != NULL && st->h.state != NET_OPEN)
     corio__tls_layer_drop((tlslayer *)st->layer);
   return 0;

@@ -56,6 +56,8 @@ typedef struct tlslayer {
   uint8_t sni_decided;
   uint8_t hold;          /* server, TLS 1.3: the session tickets wait in the
                             write BIO for the first write (or the close) */
+  uint8_t ending;        /* a close follows the next write at once: that
+                            write's records go out with close_notify */
   char sni_name[256];    /* server: the name the client asked for */
   char *key;             /* client: the session cache's key, or NULL */
   char msg[256];         /* the ETLS message, once failed */

@@ -25,7 +25,7 @@ static int flush_out(netstream *st, tlslayer *ly) {
   long n;
   uv_buf_t b;
   int err;
-  if (ly->hold) return 0;
+  if (ly->hold || ly->wbio == NULL) return 0;  /* held; dropped */
   n = BIO_get_mem_data(ly->wbio, &data);
   if (n <= 0) return 0;
   if (st->werr != 0 || st->h.state == NET_CLOSED) {
@@ -179,18 +179,21 @@ static int tls_write(netstream *st, const uv_buf_t *bufs, int n) {
         return err;
     }
   }
-  return flush_out(st, ly);
+  return ly->ending ? 0 : flush_out(st, ly);  /* ending: tls_close sends */
 }
 
-/* close_notify, once, after a finished handshake */
+/* close_notify, once, after a finished handshake; then what waits in
+   the write BIO goes out, in one send */
 static void tls_close(netstream *st) {
   tlslayer *ly = (tlslayer *)st->layer;
-  if (!ly->done || ly->closing || ly->msg[0] != '\0') return;
-  ly->closing = 1;
   ly->hold = 0;
-  ERR_clear_error();
-  SSL_shutdown(ly->ssl);
-  ERR_clear_error();
+  ly->ending = 0;
+  if (ly->done && !ly->closing && ly->msg[0] == '\0') {
+    ly->closing = 1;
+    ERR_clear_error();
+    SSL_shutdown(ly->ssl);
+    ERR_clear_error();
+  }
   flush_out(st, ly);
 }
 
