@@ -211,6 +211,24 @@ describe("corio.tls streams", function()
     end)
   end)
 
+  it_tls("hands out a ticket from a server that never writes, with its close", function()
+    helper.run(function()
+      local srv, port = tls_serve(function(s) s:read_line() end)
+      local ctx = client_ctx()
+      local seen = {}
+      for i = 1, 2 do
+        local s = assert(corio.connect("127.0.0.1", port, { tls = ctx }))
+        s:write("bye\n")
+        assert.is_nil(s:read())  -- the ticket, then close_notify
+        seen[i] = s:tls_info().resumed
+        s:close()
+        assert.is_nil(s:tls_info())  -- closed
+      end
+      assert.same({ false, true }, seen)
+      srv:close()
+    end)
+  end)
+
   it_tls("chooses a certificate by SNI", function()
     helper.run(function()
       local other = assert(corio.tls.context { server = true, cert = certs.other, key = certs.other_key })

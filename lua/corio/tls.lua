@@ -66,6 +66,13 @@ function M.install(corio)
     return nil, "ETIMEDOUT: TLS handshake timed out", "ETIMEDOUT"
   end
 
+  -- a handler's end: its stream closes now and lets go of its SSL object
+  -- (else held until the Stream is collected); the handler's results pass
+  local function release(stream, ...)
+    core.tls_release(stream)
+    return ...
+  end
+
   -- opts without its tls field, for the plain connect or serve
   local function plain(opts)
     local o = {}
@@ -101,7 +108,7 @@ function M.install(corio)
     local arg = { context = ctx }
     return serve(host, port, function(stream, ...)
       if not handshake(stream, arg, secs) then return end
-      return handler(stream, ...)
+      return release(stream, handler(stream, ...))
     end, plain(opts))
   end
 

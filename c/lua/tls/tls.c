@@ -239,12 +239,12 @@ static void push_name(lua_State *L, X509_NAME *n) {
    issuer, resumed} for a TLS stream, nil for a plain one */
 static int s_tls_info(lua_State *L) {
   netstream *st = corio__stream_check_open(L, corio__state(L), "stream:tls_info");
-  tlslayer *ly = (tlslayer *)st->layer;
+  tlslayer *ly = st != NULL ? (tlslayer *)st->layer : NULL;
   const unsigned char *alpn;
   unsigned int alpnlen;
   const char *sn;
   X509 *peer;
-  if (ly == NULL || !ly->done) {
+  if (ly == NULL || !ly->done) {  /* plain, closed, or not yet TLS */
     lua_pushnil(L);
     return 1;
   }
@@ -278,6 +278,27 @@ static int s_tls_info(lua_State *L) {
   return 1;
 }
 
+/* core.tls_release(stream): a TLS server connection's handler has
+   returned: the stream closes as the end of the handler closes it (the
+   gathered bytes, close_notify, then the socket once flushed), and its
+   SSL object is freed now, not when the Stream is collected, so that the
+   handshakes that follow reuse warm memory */
+static int l_release(lua_State *L) {
+  corio_State *S = corio__state(L);
+  netstream *st = *corio__stream_box(L, S, "corio.tls");
+  if (st == NULL) return 0;
+  if (st->h.state == NET_OPEN) {
+    /* close_soon writes what was gathered, then calls the layer's close
+       (unless that write failed): the records and close_notify go out in
+       one send */
+    if (st->layer != NULL) ((tlslayer *)st->layer)->ending = 1;
+    corio__stream_close_soon(st);
+  }
+  if (st->layer != NULL && st->h.state != NET_OPEN)
+    corio__tls_layer_drop((tlslayer *)st->layer);
+  return 0;
+}
+
 static const luaL_Reg stream_tls_methods[] = {
   {"start_tls", s_start_tls},
   {"tls_info", s_tls_info},
@@ -293,6 +314,7 @@ static int l_available(lua_State *L) {
 const luaL_Reg corio__tls_funcs[] = {
   {"tls_wrap", l_wrap},
   {"tls_available", l_available},
+  {"tls_release", l_release},
   {NULL, NULL}
 };
 

@@ -36,6 +36,9 @@ typedef struct tlsctx {
   unsigned int alpnlen;
   tlssession *sessions;  /* client: newest first */
   int nsessions;
+  char *in;              /* where libuv reads for every layer made from it
+                            (NET_CHUNK bytes, made with the first layer):
+                            the layer takes the bytes in the read callback */
 } tlsctx;
 
 /* the layer under one stream */
@@ -51,10 +54,13 @@ typedef struct tlslayer {
   uint8_t closing;       /* close_notify was sent */
   uint8_t sni_wait;      /* server: the handshake waits for the sni function */
   uint8_t sni_decided;
+  uint8_t hold;          /* server, TLS 1.3: the session tickets wait in the
+                            write BIO for the first write (or the close) */
+  uint8_t ending;        /* a close follows the next write at once: that
+                            write's records go out with close_notify */
   char sni_name[256];    /* server: the name the client asked for */
   char *key;             /* client: the session cache's key, or NULL */
   char msg[256];         /* the ETLS message, once failed */
-  char in[NET_CHUNK];    /* what libuv reads */
 } tlslayer;
 
 /* tls_context.c */
@@ -66,6 +72,7 @@ void corio__open_tlsctx(lua_State *L);
 
 /* tls_layer.c */
 tlslayer *corio__tls_layer_new(tlsctx *c);
+void corio__tls_layer_drop(tlslayer *ly);  /* its SSL object goes now */
 int corio__tls_step(netstream *st, tlslayer *ly);  /* 0 or NET_ELAYER */
 ssize_t corio__tls_pull(netstream *st, tlslayer *ly);
 void corio__tls_fail(tlslayer *ly, const char *msg);  /* msg or OpenSSL's */

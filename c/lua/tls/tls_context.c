@@ -25,6 +25,7 @@ void corio__tlsctx_unref(tlsctx *c) {
     free(s);
   }
   SSL_CTX_free(c->ctx);
+  free(c->in);
   free(c->server_name);
   free(c->alpn);
   free(c);

@@ -13,15 +13,20 @@
 #include <openssl/err.h>
 #include "tls/tls.h"
 
-#define ROOM 16384     /* the least room given to one SSL_read */
+#define ROOM 4096      /* the least room given to one SSL_read (as a plain
+                          stream reads: a record larger than the room is
+                          read in parts, and the buffer stays at its first
+                          size rather than doubling) */
 #define WCHUNK 65536   /* plaintext encrypted before the ciphertext is sent */
 
-/* what OpenSSL wrote, to the socket: 0 or the send's error */
+/* what OpenSSL wrote, to the socket (unless held): 0 or the send's error */
 static int flush_out(netstream *st, tlslayer *ly) {
   char *data;
-  long n = BIO_get_mem_data(ly->wbio, &data);
+  long n;
   uv_buf_t b;
   int err;
+  if (ly->hold || ly->wbio == NULL) return 0;  /* held; dropped */
+  n = BIO_get_mem_data(ly->wbio, &data);
   if (n <= 0) return 0;
   if (st->werr != 0 || st->h.state == NET_CLOSED) {
     (void)BIO_reset(ly->wbio);
@@ -67,6 +72,9 @@ int corio__tls_step(netstream *st, tlslayer *ly) {
   r = SSL_do_handshake(ly->ssl);
   if (r == 1) {
     ly->done = 1;
+    /* a TLS 1.3 server's output now is its session tickets: they go out
+       with the first write or the close, not in a packet of their own */
+    if (ly->ctx->server && SSL_version(ly->ssl) == TLS1_3_VERSION) ly->hold = 1;
     flush_out(st, ly);
     corio__stream_wake_reader(st);  /* the task in the handshake */
     return 0;
@@ -112,11 +120,12 @@ ssize_t corio__tls_pull(netstream *st, tlslayer *ly) {
     if (e == SSL_ERROR_ZERO_RETURN) end = UV_EOF;  /* close_notify */
     else {
       corio__tls_fail(ly, NULL);
+      ly->hold = 0;  /* the alert goes out */
       end = NET_ELAYER;
     }
     break;
   }
-  flush_out(st, ly);  /* a key update's answer, an alert */
+  flush_out(st, ly);  /* an alert; a key update's answer (unless held) */
   if (end == 0 && ly->eof) end = ly->eof_ok ? UV_EOF : unexpected_eof(ly);
   if (end == 0 || got == 0) return end != 0 ? end : (ssize_t)got;
   st->rerr = end;  /* the bytes first, then the end */
@@ -151,6 +160,7 @@ static int tls_write(netstream *st, const uv_buf_t *bufs, int n) {
     corio__tls_fail(ly, "write during the handshake");
     return NET_ELAYER;
   }
+  ly->hold = 0;  /* the tickets go first, in the same send */
   for (i = 0; i < n; i++) {
     size_t off = 0;
     while (off < bufs[i].len) {
@@ -169,17 +179,21 @@ static int tls_write(netstream *st, const uv_buf_t *bufs, int n) {
         return err;
     }
   }
-  return flush_out(st, ly);
+  return ly->ending ? 0 : flush_out(st, ly);  /* ending: tls_close sends */
 }
 
-/* close_notify, once, after a finished handshake */
+/* close_notify, once, after a finished handshake; then what waits in
+   the write BIO goes out, in one send */
 static void tls_close(netstream *st) {
   tlslayer *ly = (tlslayer *)st->layer;
-  if (!ly->done || ly->closing || ly->msg[0] != '\0') return;
-  ly->closing = 1;
-  ERR_clear_error();
-  SSL_shutdown(ly->ssl);
-  ERR_clear_error();
+  ly->hold = 0;
+  ly->ending = 0;
+  if (ly->done && !ly->closing && ly->msg[0] == '\0') {
+    ly->closing = 1;
+    ERR_clear_error();
+    SSL_shutdown(ly->ssl);
+    ERR_clear_error();
+  }
   flush_out(st, ly);
 }
 
@@ -189,6 +203,15 @@ static int tls_error(lua_State *L, netstream *st) {
   lua_pushfstring(L, "TLS: %s", ly->msg[0] ? ly->msg : "failed");
   lua_pushliteral(L, "ETLS");
   return 3;
+}
+
+/* the SSL object (and its BIOs) of a layer whose stream is closed or
+   closing, its last bytes sent or copied: no operation reaches the layer
+   any more but its error and its free */
+void corio__tls_layer_drop(tlslayer *ly) {
+  SSL_free(ly->ssl);
+  ly->ssl = NULL;
+  ly->rbio = ly->wbio = NULL;
 }
 
 static void tls_free(netlayer *l) {
@@ -206,7 +229,9 @@ static const netlayer_ops tls_ops = {
 /* a layer for context c (one more reference to it), not yet under a
    stream; NULL when out of memory */
 tlslayer *corio__tls_layer_new(tlsctx *c) {
-  tlslayer *ly = (tlslayer *)calloc(1, sizeof *ly);
+  tlslayer *ly;
+  if (c->in == NULL && (c->in = (char *)malloc(NET_CHUNK)) == NULL) return NULL;
+  ly = (tlslayer *)calloc(1, sizeof *ly);
   if (ly == NULL) return NULL;
   ly->ssl = SSL_new(c->ctx);
   ly->rbio = BIO_new(BIO_s_mem());
@@ -222,8 +247,8 @@ tlslayer *corio__tls_layer_new(tlsctx *c) {
   SSL_set_bio(ly->ssl, ly->rbio, ly->wbio);
   SSL_set_app_data(ly->ssl, ly);
   ly->head.ops = &tls_ops;
-  ly->head.in = ly->in;
-  ly->head.insize = sizeof ly->in;
+  ly->head.in = c->in;  /* shared: each read's bytes are taken at once */
+  ly->head.insize = NET_CHUNK;
   ly->ctx = c;
   ly->eof_ok = c->eof_ok;
   c->refs++;
