@@ -8,7 +8,9 @@
 #                 SHUFFLE_RUNS (default 20) fresh random ones, printed
 #   gc            a full collection before every step of a task (CORIO_GC_STRESS=1)
 #   generational  the collector in generational mode in every Lua process
-#                 (LUA_INIT_5_4, which lua5.4 and the corio command run first)
+#   incremental   or in incremental mode (LUA_INIT_5_4, which lua5.4 and the
+#                 corio command run first; lua5.4 itself starts generational,
+#                 the corio command incremental)
 #
 # With no SPEC, the whole suite. spec/modes_spec.lua runs first in every
 # run: it checks that the mode is really on. CORIO_BIN is the command the
@@ -18,7 +20,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-mode=${1:?usage: spec/modes.sh shuffle|gc|generational [SPEC...]}
+mode=${1:?usage: spec/modes.sh shuffle|gc|generational|incremental [SPEC...]}
 shift
 CORIO_BIN=${CORIO_BIN:-$PWD/build/bin/corio}
 export CORIO_BIN
@@ -67,12 +69,11 @@ case $mode in
   gc)
     run "CORIO_GC_STRESS=1" CORIO_GC_STRESS=1 CORIO_EXPECT_MODE=gc
     ;;
-  generational)
-    run "generational collector" LUA_INIT_5_4='collectgarbage("generational")' \
-      CORIO_EXPECT_MODE=generational
+  generational|incremental)
+    run "$mode collector" LUA_INIT_5_4="collectgarbage(\"$mode\")" CORIO_EXPECT_MODE="$mode"
     ;;
   *)
-    echo "spec/modes.sh: unknown mode '$mode' (shuffle, gc or generational)" >&2
+    echo "spec/modes.sh: unknown mode '$mode' (shuffle, gc, generational or incremental)" >&2
     exit 2
     ;;
 esac
