@@ -134,7 +134,7 @@ typedef struct corio_State {
   volatile int interrupt;  /* set and taken with atomics */
   uint64_t budget;       /* corio_set_budget, kept across attaches */
   int hostgroups;        /* host groups alive: spawns look for a parent's */
-  /* test modes (scheduler.c), read from the environment at the first run */
+  /* test modes (modes.c), read from the environment at the first run */
   int modes_read;
   int gc_stress;         /* CORIO_GC_STRESS: a full collection before each step */
   uint64_t shuffle_seed; /* CORIO_SHUFFLE: 0 = off */
@@ -195,9 +195,11 @@ void corio__iomod_add(corio_State *S, const corio_iomod *m);
 void corio__iomod_abandon(corio_State *S, luatask *t);
 void corio__iomod_shutdown(lua_State *L, corio_State *S, int phase);
 
+/* modes.c: CORIO_SHUFFLE, CORIO_GC_STRESS; called as each run opens its loop */
+void corio__modes_open(corio_State *S);
+
 /* scheduler.c */
 void corio__step(corio_loop_t *loop, corio_task_t *ct);
-void corio__modes_open(corio_State *S);  /* CORIO_SHUFFLE, CORIO_GC_STRESS */
 luatask *corio__checkpoint(lua_State *L, corio_State *S, const char *fname);
 int corio__suspend(lua_State *L, corio_State *S, lua_KFunction k);
 void corio__wake_check(lua_State *L, corio_State *S, luatask *t);
