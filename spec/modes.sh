@@ -18,7 +18,7 @@
 # (asan). Every run prints its wall time; a failed run prints how to
 # repeat it, and the script exits 1 once every run has been made.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 mode=${1:?usage: spec/modes.sh shuffle|gc|generational|incremental [SPEC...]}
 shift
@@ -55,7 +55,7 @@ case $mode in
         i=$((i + 1))
       done
     fi
-    echo "modes: shuffle seeds:$seeds" | tr -s ' '
+    echo "modes: shuffle seeds: $seeds" | tr -s ' '
     total=$(date +%s)
     for seed in $seeds; do
       # the seed is printed here; CORIO_SHUFFLE_SHOWN keeps the runtime quiet,
@@ -64,7 +64,7 @@ case $mode in
       run "CORIO_SHUFFLE=$seed" CORIO_SHUFFLE="$seed" CORIO_SHUFFLE_SHOWN=1 \
         CORIO_EXPECT_MODE=shuffle
     done
-    echo "modes: shuffle: $(echo $seeds | wc -w) seeds in $(( $(date +%s) - total )) s"
+    echo "modes: shuffle: $(echo "$seeds" | wc -w) seeds in $(( $(date +%s) - total )) s"
     ;;
   gc)
     run "CORIO_GC_STRESS=1" CORIO_GC_STRESS=1 CORIO_EXPECT_MODE=gc
