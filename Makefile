@@ -12,6 +12,8 @@
 #   make test-valgrind  memcheck over the C tests (leak check on) and part of the specs
 #   make fuzz       each libFuzzer target in spec/fuzz/ for FUZZ_SECS (default 60) seconds
 #   make soak       the long-running checks in spec/soak/ (not in CI; see RELIABILITY.md)
+#   make test-shuffle | test-gc | test-modes-full   the specs under the runtime's test
+#                   modes: shuffled batches, collector stress (docs/testing.md)
 #   make lint | clean | deps | bench-deps
 
 BUILD      = build
@@ -47,6 +49,7 @@ apt_install = missing=; \
 
 .PHONY: all build deps bench-deps docs run test test-asan test-tsan bench lint clean install
 .PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak
+.PHONY: test-shuffle test-gc test-modes-full
 
 all: build
 
@@ -128,6 +131,37 @@ fuzz: fuzz-deps
 # ulimit -n 256, 100,000 timers, a process storm. Smaller: make soak SOAK_SECS=10 ...
 soak: build
 	sh spec/soak/run.sh $(BUILD)/bin/corio
+
+# The specs under the runtime's test modes (spec/modes.sh; docs/testing.md, "Test
+# modes of the runtime"). MODES_FAST: runtime specs about order and waiting,
+# without their 100,000-task and random-mix cases, small enough for 20 seeds in
+# CI; GC_SPECS: specs that finish in reasonable time with a full collection at
+# every step.
+# lua5.4 (busted) starts with the generational collector and the corio command
+# with the incremental one, so the plain suite covers each in one of them;
+# test-gc runs the other. SHUFFLE_SEEDS="1 2" names seeds instead of
+# SHUFFLE_RUNS random ones.
+MODES_FAST = spec/sleep_spec.lua spec/timeout_spec.lua spec/sync_spec.lua \
+             spec/queue_spec.lua --filter-out=00,000 --filter-out=random.mix
+GC_SPECS   = spec/future_spec.lua spec/cancel_spec.lua spec/coroutine_spec.lua \
+             spec/deadlock_spec.lua spec/sleep_spec.lua spec/timeout_spec.lua \
+             spec/sync_spec.lua spec/queue_spec.lua --filter-out=00,000
+SHUFFLE_RUNS = 20
+SHUFFLE_FULL_RUNS = 3
+
+test-shuffle: build
+	SHUFFLE_RUNS=$(SHUFFLE_RUNS) sh spec/modes.sh shuffle $(MODES_FAST)
+
+test-gc: build
+	sh spec/modes.sh gc $(GC_SPECS)
+	sh spec/modes.sh incremental $(MODES_FAST)
+	sh spec/modes.sh generational $(MODES_FAST)
+
+# not in CI: the whole suite under each collector and SHUFFLE_FULL_RUNS seeds
+test-modes-full: build
+	sh spec/modes.sh incremental
+	sh spec/modes.sh generational
+	SHUFFLE_RUNS=$(SHUFFLE_FULL_RUNS) sh spec/modes.sh shuffle
 
 bench: bench-deps build
 	bench/run.sh

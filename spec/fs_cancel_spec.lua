@@ -180,8 +180,12 @@ describe("corio.fs cancellation", function()
       local p = dir .. "/f"
       assert(fs.write_file(p, ("y"):rep(1000000)))
       local f <close> = assert(fs.open(p))
+      -- each one starts before the next is spawned (tasks spawned together
+      -- start in any order): a holds the File, b and c wait their turns
       local a = corio.spawn(function() return #f:read_all() end)
+      corio.sleep(0)
       local b = corio.spawn(function() return f:read(10) end)
+      corio.sleep(0)
       local c = corio.spawn(function() return f:seek() end)
       corio.sleep(0)
       b:cancel()

@@ -268,10 +268,19 @@ describe("corio.fs.open", function()
       assert.equals(50, #seen)
       for k = 1, 50 do assert.equals(k, seen[k]) end
       -- a task waiting its turn sees the file closed by the one before
+      -- (each task is seen to start before the next is spawned: tasks made
+      -- ready together may start in any order)
       local r = assert(fs.open(p))
-      local first = corio.spawn(function() return r:read_all() end)
-      local closer = corio.spawn(function() return r:close() end)
-      local late = corio.spawn(function() return r:read() end)
+      local started = 0
+      local function start(fn)
+        local n = started
+        local t = corio.spawn(function() started = started + 1; return fn() end)
+        while started == n do corio.sleep(0) end
+        return t
+      end
+      local first = start(function() return r:read_all() end)
+      local closer = start(function() return r:close() end)
+      local late = start(function() return r:read() end)
       assert.equals(#table.concat(lines, "\n") + 1, #first:await())
       assert.is_true(closer:await())
       assert.same({ nil, "closed" }, { late:await() })

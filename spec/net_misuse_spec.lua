@@ -134,14 +134,18 @@ describe("a stream closed by someone else", function()
 
   it("drain during another task's close waits for the flush", function()
     helper.run(function()
-      local got = corio.future()
-      local srv, host, port = serve(function(s) got:set_result(#s:read_all()) end)
+      local got, go = corio.future(), corio.event()
+      local srv, host, port = serve(function(s)
+        go:wait()  -- the flush cannot end before the drain has begun
+        got:set_result(#s:read_all())
+      end)
       local c = assert(corio.connect(host, port, { high_water = 1 << 30 }))
-      local big = string.rep("y", 4 * 1024 * 1024)
+      local big = string.rep("y", 32 * 1024 * 1024)  -- more than the kernel buffers
       assert.is_true(c:write(big))
       local closer = corio.spawn(function() return c:close() end)
       corio.sleep(0)  -- the close has begun: the stream is closing
       assert.is_true(c:is_closed())
+      go:set()
       assert.is_true(c:drain())  -- waits for the flush, does not raise
       assert.is_true(closer:await())
       assert.equals(#big, got:await())

@@ -94,13 +94,13 @@ describe("corio.queue", function()
     local got = helper.run(function()
       local q, got = corio.queue(), {}
       local tasks = {}
-      for i = 1, 3 do
+      for i = 1, 3 do  -- one by one: tasks spawned together start in any order
         tasks[i] = corio.spawn(function()
           local v = q:get()
           got[#got + 1] = i .. v
         end)
+        settle()
       end
-      settle()
       assert.truthy(tostring(tasks[1]):find("queue", 1, true))
       q:put("x"); q:put("y"); q:put("z")
       assert.equal(0, q:qsize())   -- handed straight to the waiting getters
@@ -117,8 +117,10 @@ describe("corio.queue", function()
       local q = corio.queue(1)
       q:put(0)
       local tasks = {}
-      for i = 1, 3 do tasks[i] = corio.spawn(q.put, q, i) end
-      settle()
+      for i = 1, 3 do  -- one by one: tasks spawned together start in any order
+        tasks[i] = corio.spawn(q.put, q, i)
+        settle()
+      end
       assert.equal(1, q:qsize())
       assert.equal(0, q:get())   -- putter 1's item moves in at once
       assert.is_true(q:full())

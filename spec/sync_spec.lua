@@ -153,10 +153,10 @@ describe("corio.event", function()
       local ev, order = corio.event(), {}
       assert.is_false(ev:is_set())
       local tasks = {}
-      for i = 1, 3 do
+      for i = 1, 3 do  -- one by one: tasks spawned together start in any order
         tasks[i] = corio.spawn(function() assert.is_true(ev:wait()); order[#order + 1] = i end)
+        settle()
       end
-      settle()
       assert.equal(0, #order)
       assert.truthy(tostring(tasks[1]):find("event", 1, true))
       ev:set()
@@ -200,15 +200,15 @@ describe("corio.condition", function()
     local order = helper.run(function()
       local cond, order = corio.condition(), {}
       local tasks = {}
-      for i = 1, 3 do
+      for i = 1, 3 do  -- one by one: tasks spawned together start in any order
         tasks[i] = corio.spawn(function()
           local _ <close> = cond:acquire()
           assert.is_true(cond:wait())
           assert.is_true(cond:locked())
           order[#order + 1] = i
         end)
+        settle()
       end
-      settle()
       assert.is_false(cond:locked())
       do
         local _ <close> = cond:acquire()
@@ -310,13 +310,13 @@ describe("corio.semaphore", function()
       assert.equal(sem, sem:acquire())
       assert.is_true(sem:locked())
       local tasks = {}
-      for i = 1, 3 do
+      for i = 1, 3 do  -- one by one: tasks spawned together start in any order
         tasks[i] = corio.spawn(function()
           local _ <close> = sem:acquire()
           order[#order + 1] = i
         end)
+        settle()
       end
-      settle()
       assert.truthy(tostring(tasks[1]):find("semaphore", 1, true))
       sem:release()
       sem:release()
@@ -370,8 +370,10 @@ describe("corio.barrier", function()
       assert.equal(3, b:parties())
       for round = 1, 2 do
         local tasks = {}
-        for i = 1, 2 do tasks[i] = corio.spawn(b.wait, b) end
-        settle()
+        for i = 1, 2 do  -- one by one: tasks spawned together start in any order
+          tasks[i] = corio.spawn(b.wait, b)
+          settle()
+        end
         assert.equal(2, b:n_waiting())
         assert.truthy(tostring(tasks[1]):find("barrier", 1, true))
         got[round] = { b:wait(), tasks[1]:await(), tasks[2]:await() }
@@ -414,7 +416,9 @@ describe("corio.barrier", function()
       assert.is_false(b:broken())
       assert.equal(0, b:n_waiting())
       -- a full round still works after the reset
-      local a1, a2 = corio.spawn(b.wait, b), corio.spawn(b.wait, b)
+      local a1 = corio.spawn(b.wait, b)
+      settle()  -- before a2: tasks spawned together start in any order
+      local a2 = corio.spawn(b.wait, b)
       settle()
       assert.equal(3, b:wait())
       assert.same({ 1, 2 }, { a1:await(), a2:await() })

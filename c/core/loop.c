@@ -84,8 +84,10 @@ void corio_loop_set_autojump(corio_loop_t *loop, int on) {
 /* Each task that is ready when the batch starts runs once; tasks made
    ready during the batch wait for the next one, after libuv has polled. */
 void corio_loop_run_ready(corio_loop_t *loop) {
-  size_t n = loop->rcount;
+  size_t n;
   uint64_t start;
+  if (loop->before_batch != NULL) loop->before_batch(loop);  /* may reorder them */
+  n = loop->rcount;
   corio_loop_update_time(loop);
   start = loop->now;
   while (n-- > 0 && loop->rcount > 0) {

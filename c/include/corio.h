@@ -215,6 +215,8 @@ struct corio_loop_s {
   void *data;                /* public: the binding's state */
   corio_step_cb step;        /* public: runs one step of a ready task */
   corio_batch_cb after_batch; /* public, optional: called after each batch */
+  corio_batch_cb before_batch; /* public, optional: called before each batch, whose
+                                  tasks are the loop->rcount first of the ready ring */
   uint64_t now;              /* readonly: cached clock, ns */
   size_t ntasks;             /* readonly: live tasks */
   uint64_t budget;           /* public: ns a batch may run ready tasks, 0 = no limit */

@@ -66,6 +66,7 @@ typedef struct luatask {
   uint16_t n;       /* args before the start, results after the end */
   uint8_t what;     /* W_*, what it waits on */
   uint8_t bits;     /* TASK_* */
+  uint8_t susp;     /* shuffled mode: its wait_kind when it last suspended */
 } luatask;
 
 #define CORIO_BOXES 128  /* a power of two */
@@ -133,6 +134,11 @@ typedef struct corio_State {
   volatile int interrupt;  /* set and taken with atomics */
   uint64_t budget;       /* corio_set_budget, kept across attaches */
   int hostgroups;        /* host groups alive: spawns look for a parent's */
+  /* test modes (modes.c), read from the environment at the first run */
+  int modes_read;
+  int gc_stress;         /* CORIO_GC_STRESS: a full collection before each step */
+  uint64_t shuffle_seed; /* CORIO_SHUFFLE: 0 = off */
+  uint64_t shuffle_rng;  /* the generator's state, reseeded at each run */
   corio_list_t group_waits;  /* corio_hostgroup_wait under way */
   const void *task_mt;   /* the Task and Future metatables, for a type */
   const void *future_mt; /* test by pointer on the hot paths */
@@ -188,6 +194,9 @@ uint64_t corio__check_ns(lua_State *L, int arg);
 void corio__iomod_add(corio_State *S, const corio_iomod *m);
 void corio__iomod_abandon(corio_State *S, luatask *t);
 void corio__iomod_shutdown(lua_State *L, corio_State *S, int phase);
+
+/* modes.c: CORIO_SHUFFLE, CORIO_GC_STRESS; called as each run opens its loop */
+void corio__modes_open(corio_State *S);
 
 /* scheduler.c */
 void corio__step(corio_loop_t *loop, corio_task_t *ct);

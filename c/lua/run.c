@@ -69,6 +69,7 @@ void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
   S->loop.data = S;
   S->loop.step = corio__step;
   S->loop.after_batch = corio__streams_flush;
+  corio__modes_open(S);
   S->running = 1;
   S->run_id++;
   S->loop_thread = uv_thread_self();

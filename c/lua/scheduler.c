@@ -161,6 +161,7 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   t->n = (uint16_t)nargs;
   t->what = W_NONE;
   t->bits = 0;
+  t->susp = CORIO_WAIT_NONE;
   lua_pushvalue(S->L, SLOT_TASKMT);
   lua_xmove(S->L, L, 1);
   lua_setmetatable(L, -2);
@@ -307,6 +308,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   luatask *t = (luatask *)ct;
   lua_State *co;
   int base = 0, nargs = 0, nres, status;
+  if (S->gc_stress) lua_gc(L, LUA_GCCOLLECT);  /* test mode: between resumes */
   if (!(ct->flags & CORIO_TASK_STARTED)) {
     ct->flags |= CORIO_TASK_STARTED;
     base = lua_gettop(L);
@@ -338,6 +340,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   if (status == LUA_YIELD && S->suspending && nres == 0 &&
       ct->wait_kind != CORIO_WAIT_NONE) {          /* the common case */
     S->suspending = 0;
+    if (S->shuffle_seed) t->susp = ct->wait_kind;  /* what woke it, for the shuffle */
     if (nargs) lua_settop(L, base);
     return;
   }

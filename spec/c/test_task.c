@@ -198,6 +198,39 @@ static void test_fifo_one_batch(void) {
   teardown(&loop);
 }
 
+/* before_batch sees the batch as the first rcount slots of the ready ring
+   and may reorder them (the binding's shuffled mode): here it reverses them */
+static int before_calls;
+static void reverse_batch(corio_loop_t *loop) {
+  size_t i, n = loop->rcount, mask = loop->rcap - 1;
+  before_calls++;
+  for (i = 0; i < n / 2; i++) {
+    corio_task_t **a = &loop->ready[(loop->rhead + i) & mask];
+    corio_task_t **b = &loop->ready[(loop->rhead + n - 1 - i) & mask];
+    corio_task_t *tmp = *a;
+    *a = *b;
+    *b = tmp;
+  }
+}
+
+static void test_before_batch_reorders(void) {
+  static const int expect[5] = {4, 3, 2, 1, 0};
+  corio_loop_t loop;
+  trace tr;
+  ttask t[5];
+  int i;
+  setup(&loop, &tr);
+  CHECK(loop.before_batch == NULL);  /* off by default */
+  loop.before_batch = reverse_batch;
+  before_calls = 0;
+  for (i = 0; i < 5; i++) spawn(&loop, &t[i], i, fn_finish);
+  corio_loop_run_ready(&loop);
+  CHECK(before_calls == 1);
+  check_trace(&tr, expect, 5);
+  CHECK(loop.ntasks == 0);
+  teardown(&loop);
+}
+
 /* a task finished while it waits in the ready ring (a host may finish a
    task from C) is dropped from the ring, never stepped */
 static void test_finished_while_ready(void) {
@@ -1118,6 +1151,7 @@ static void test_group_cancel(void) {
 int main(void) {
   TEST_MAIN_BEGIN();
   RUN(test_fifo_one_batch);
+  RUN(test_before_batch_reorders);
   RUN(test_fifo_many);
   RUN(test_finished_while_ready);
   RUN(test_reschedule_next_batch);
