@@ -191,6 +191,7 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   }
   if (S->hostgroups > 0 && S->current != NULL)  /* a host group's task: joins it */
     corio__hostgroup_inherit(L, S, -1);
+  if (S->inject) corio__inject_spawn(L, S);  /* corio.testing.checkpoints */
   return t;
 }
 
@@ -339,6 +340,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
       ct->wait_kind != CORIO_WAIT_NONE) {          /* the common case */
     S->suspending = 0;
     if (nargs) lua_settop(L, base);
+    if (S->inject) corio__inject_step(S, t);  /* corio.testing.checkpoints */
     return;
   }
   S->suspending = 0;
