@@ -51,20 +51,20 @@ function inject.closer(st, name, fn)
   end })
 end
 
-local function describe_run(sc, k, mode)
-  return ("%s, cancelled at checkpoint %d of the %s"):format(sc.name, k, mode)
+local function describe_run(sc, k, mode, when)
+  return ("%s, cancelled at checkpoint %d of the %s, %s"):format(sc.name, k, mode, when)
 end
 
 -- one run: returns the count of checkpoints it reached
-local function run_one(sc, k, mode, warm_up)
+local function run_one(sc, k, mode, when, warm_up)
   local fds0 = nfds()
-  local where = describe_run(sc, k, mode)
+  local where = describe_run(sc, k, mode, when)
   local count
   local ok, err = pcall(testing.run, function()
     local st = { opened = {}, closed = {} }
     if sc.setup then sc.setup(st) end
     local t, n = testing.checkpoints(function() return sc.body(st) end,
-                                     { cancel_at = k, cancel = mode })
+                                     { cancel_at = k, cancel = mode, cancel_when = when })
     count = n
     assert(t:done(), "the scenario's task has not ended")
     local outcome
@@ -110,11 +110,13 @@ end
 -- testing.run), modes (default both), no_children (check for none left).
 function inject.sweep(sc)
   -- a first run may open what the process keeps (libuv's signal pipe...)
-  run_one(sc, 0, "waiter", true)
-  local n = run_one(sc, 0, "waiter")
+  run_one(sc, 0, "waiter", "waiting", true)
+  local n = run_one(sc, 0, "waiter", "waiting")
   assert(n > 0, sc.name .. ": no checkpoint counted")
   for _, mode in ipairs(sc.modes or { "waiter", "root" }) do
-    for k = 1, n do run_one(sc, k, mode) end
+    for _, when in ipairs { "waiting", "woken" } do
+      for k = 1, n do run_one(sc, k, mode, when) end
+    end
   end
   return n
 end

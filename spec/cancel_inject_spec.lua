@@ -459,3 +459,31 @@ describe("cancellation injected at every checkpoint", function()
     end)
   end
 end)
+
+describe("bugs the sweep found", function()
+  it("a task cancelled while ready in sleep(0) raises there, not at some later checkpoint", function()
+    corio.run(function()
+      local t = corio.spawn(function() corio.sleep(0); return "finished" end)
+      corio.sleep(0)  -- t now waits in its sleep(0), ready to resume
+      assert.is_true(t:cancel())
+      local ok, err = pcall(t.await, t)
+      assert.is_false(ok)
+      assert.is_true(corio.is_cancelled(err))
+      assert.is_true(t:cancelled())
+    end)
+  end)
+
+  it("a task cancelled after its sleep's timer fired raises in the sleep", function()
+    corio.testing.run(function()
+      local t
+      -- same deadline: the canceller's timer fires first, then t's, and the
+      -- canceller runs first, while t is woken but not yet resumed
+      local canceller = corio.spawn(function() corio.sleep(1); t:cancel() end)
+      t = corio.spawn(function() corio.sleep(1); return "finished" end)
+      canceller:await()
+      local ok, err = pcall(t.await, t)
+      assert.is_false(ok)
+      assert.is_true(corio.is_cancelled(err))
+    end)
+  end)
+end)

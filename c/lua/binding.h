@@ -142,7 +142,9 @@ typedef struct corio_State {
   const corio_iomod *iomods[CORIO_MAX_IOMODS];  /* iomod.c */
   int niomods;
   int inject;            /* checkpoint injection armed: 1 waiter, 2 root (checkpoint.c) */
+  int inject_woken;      /* ... delivered once the waiter is woken */
   uint64_t inject_count, inject_at;
+  struct luatask *inject_pending;  /* woken waiter to cancel before it resumes */
 } corio_State;
 
 #define TASK_MT   "corio.Task"
@@ -256,6 +258,7 @@ extern const luaL_Reg corio__run_funcs[];
 /* checkpoint.c (corio.testing.checkpoints) */
 void corio__inject_spawn(lua_State *L, corio_State *S);
 void corio__inject_step(corio_State *S, luatask *t);
+void corio__inject_wake(corio_State *S, luatask *t);
 extern const luaL_Reg corio__checkpoint_funcs[];
 
 /* scope.c (timeouts, shields, groups) */

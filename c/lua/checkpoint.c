@@ -7,7 +7,9 @@
 ** yield: it now waits on a timer, a future, a lock, I/O...), the count
 ** goes up; at the chosen count, a cancellation is requested exactly as
 ** task:cancel() from another task would: the waiter itself ("waiter"
-** mode) or the root ("root" mode). Loop callbacks (hidden tasks) are
+** mode) or the root ("root" mode); or, with `woken`, once the waiter
+** has been woken and just before it resumes (the window where a result
+** it was handed could be dropped by a careless continuation). Loop callbacks (hidden tasks) are
 ** not counted. Nothing here runs unless armed.
 */
 #include "binding.h"
@@ -61,7 +63,9 @@ void corio__inject_step(corio_State *S, luatask *t) {
   lua_rawgeti(L, SLOT_LIVE, t->live);
   if (lua_rawget(L, -2) != LUA_TNIL) {
     S->inject_count++;
-    if (S->inject_count == S->inject_at) {
+    if (S->inject_count == S->inject_at && S->inject_woken)
+      S->inject_pending = t;  /* cancelled once woken, before it resumes */
+    else if (S->inject_count == S->inject_at) {
       if (S->inject == 2) {  /* the root */
         lua_getfield(L, top + 1, "root");
         cancel(L, S, -1);
@@ -75,14 +79,37 @@ void corio__inject_step(corio_State *S, luatask *t) {
   lua_settop(L, top);
 }
 
-/* core.testing_inject(task, at, mode): track task and its descendants;
+/* task t, woken from the k-th checkpoint, is about to resume: the
+   cancellation arrives now, after what woke it and before it runs */
+void corio__inject_wake(corio_State *S, luatask *t) {
+  lua_State *L = S->L;
+  int top = lua_gettop(L);
+  S->inject_pending = NULL;
+  if (!lua_checkstack(L, 4)) return;
+  if (S->inject == 2) {
+    push_inject(L);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "root");
+      cancel(L, S, -1);
+    }
+  }
+  else {
+    lua_rawgeti(L, SLOT_LIVE, t->live);
+    cancel(L, S, -1);
+  }
+  lua_settop(L, top);
+}
+
+/* core.testing_inject(task, at, mode, woken): track task and its descendants;
    at = 0 only counts; mode "waiter" (cancel the task at that checkpoint)
-   or "root" (cancel task). core.testing_inject() disarms. */
+   or "root" (cancel task); woken: the cancellation comes once the
+   waiter is woken, not while it waits. core.testing_inject() disarms. */
 static int l_testing_inject(lua_State *L) {
   corio_State *S = corio__state(L);
   const char *mode;
   if (lua_isnoneornil(L, 1)) {
     S->inject = 0;
+    S->inject_pending = NULL;
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, INJECT_KEY);
     return 0;
@@ -106,7 +133,25 @@ static int l_testing_inject(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, INJECT_KEY);
   S->inject_at = (uint64_t)luaL_optinteger(L, 2, 0);
   S->inject_count = 0;
+  S->inject_woken = lua_toboolean(L, 4);
+  S->inject_pending = NULL;
   S->inject = mode[0] == 'r' ? 2 : 1;
+  return 0;
+}
+
+/* core.testing_inject_track(task): task joins the tracked tree (a server's
+   handler, spawned by the loop, not by a tracked task); no effect unarmed */
+static int l_testing_inject_track(lua_State *L) {
+  corio_State *S = corio__state(L);
+  if (!lua_getmetatable(L, 1) || lua_topointer(L, -1) != S->task_mt)
+    return luaL_error(L, "corio.testing.track: a task expected");
+  lua_pop(L, 1);
+  if (!S->inject) return 0;
+  push_inject(L);
+  lua_getfield(L, -1, "tracked");
+  lua_pushvalue(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
   return 0;
 }
 
@@ -120,5 +165,6 @@ static int l_testing_inject_count(lua_State *L) {
 const luaL_Reg corio__checkpoint_funcs[] = {
   {"testing_inject", l_testing_inject},
   {"testing_inject_count", l_testing_inject_count},
+  {"testing_inject_track", l_testing_inject_track},
   {NULL, NULL}
 };

@@ -151,7 +151,9 @@ end
 -- every task it spawns, transitively, until fn's task has ended. With
 -- opts.cancel_at = k, the k-th one is cancelled as a task:cancel() from
 -- elsewhere arriving while the task waits there: the task waiting there
--- (opts.cancel = "waiter", the default) or fn's task ("root").
+-- (opts.cancel = "waiter", the default) or fn's task ("root"); while the
+-- task waits (opts.cancel_when = "waiting", the default) or once it has
+-- been woken, just before it resumes ("woken").
 function testing.checkpoints(fn, opts)
   local fname = "corio.testing.checkpoints"
   check_active(fname)
@@ -170,13 +172,32 @@ function testing.checkpoints(fn, opts)
   if mode ~= "waiter" and mode ~= "root" then
     error(fname .. ": cancel must be \"waiter\" or \"root\", got " .. tostring(mode), 2)
   end
+  local when = opts.cancel_when or "waiting"
+  if when ~= "waiting" and when ~= "woken" then
+    error(fname .. ": cancel_when must be \"waiting\" or \"woken\", got " .. tostring(when), 2)
+  end
   local t = core.spawn(fn)
-  core.testing_inject(t, at, mode)
+  core.testing_inject(t, at, mode, when == "woken")
   local _ <close> = setmetatable({}, { __close = function() core.testing_inject() end })
   local f = core.future()
   t:add_done_callback(function() f:set_result(true) end)
   f:await()
   return t, core.testing_inject_count()
+end
+
+-- testing.track([task]): task (default: the current one) and what it
+-- spawns from now on join the tree that testing.checkpoints counts (for a
+-- task the loop spawned, such as a server's handler); no effect when no
+-- testing.checkpoints is under way.
+function testing.track(task)
+  if task == nil then task = core.current_task() end
+  if task == nil then
+    error("corio.testing.track: not inside a task", 2)
+  end
+  if getmetatable(task) ~= core.Task then
+    error("corio.testing.track: bad argument #1 (task expected, got " .. type(task) .. ")", 2)
+  end
+  core.testing_inject_track(task)
 end
 
 -- testing.it(name, fn, opts): busted's it, with the body run under
