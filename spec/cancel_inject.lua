@@ -81,13 +81,17 @@ local function run_one(sc, k, mode, when, warm_up)
     if k == 0 then
       assert(outcome == "ok", "the run without injection did not succeed")
     end
+    if sc.strict and k > 0 and n >= k and mode == "waiter" and when == "waiting" then
+      -- cancelled while it waited, handed nothing: it must raise there
+      assert(outcome == "cancelled", "the cancellation was lost: the task ended " .. outcome)
+    end
     for name, n_open in pairs(st.opened) do
       local n_closed = st.closed[name] or 0
       assert(n_closed == n_open, ("<close> %s: opened %d, handler ran %d times")
              :format(name, n_open, n_closed))
     end
-    if sc.check then sc.check(st, outcome, t) end
     if sc.teardown then sc.teardown(st) end
+    if sc.check then sc.check(st, outcome, t) end
   end, sc.run_opts)
   if not ok then error(where .. ": " .. tostring(err), 0) end
   local s = corio.core.stats()
@@ -105,7 +109,8 @@ end
 -- inject.sweep(sc) -> the number of checkpoints counted. sc: name, body(st)
 -- (the scenario, run as a task; st is fresh per run), and optionally
 -- setup(st) and teardown(st) (in the main task, around it), check(st,
--- outcome, task), accept(err, st) (an error the scenario's task may end
+-- outcome, task), strict (the task catches nothing and spawns nothing: a
+-- cancellation while it waits must end it cancelled), accept(err, st) (an error the scenario's task may end
 -- with when a cancellation was handled inside it), run_opts (for
 -- testing.run), modes (default both), no_children (check for none left).
 function inject.sweep(sc)
