@@ -106,7 +106,7 @@ local function run_one(sc, k, mode, when, warm_up)
   return count
 end
 
--- inject.sweep(sc) -> the number of checkpoints counted. sc: name, body(st)
+-- inject.sweep(sc) -> the number of checkpoints counted, the runs made. sc: name, body(st)
 -- (the scenario, run as a task; st is fresh per run), and optionally
 -- setup(st) and teardown(st) (in the main task, around it), check(st,
 -- outcome, task), strict (the task catches nothing and spawns nothing: a
@@ -123,7 +123,7 @@ function inject.sweep(sc)
       for k = 1, n do run_one(sc, k, mode, when) end
     end
   end
-  return n
+  return n, 2 + n * 2 * #(sc.modes or { 1, 2 })
 end
 
 return inject

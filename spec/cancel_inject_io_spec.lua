@@ -296,6 +296,69 @@ local scenarios = {
       assert(r:wait() == "SIGUSR1")
     end,
   },
+  {
+    name = "TCP close with a large write still queued",
+    accept = peer_gone,
+    body = function(st)
+      local srv = assert(corio.serve("127.0.0.1", 0, tracked_echo(st)))
+      local _srv <close> = server_closer(st, srv)
+      local _, port = srv:address()
+      local s = assert(corio.connect("127.0.0.1", port))
+      local _s <close> = stream_closer(st, s)
+      assert(s:write("size\n", ("z"):rep(4 << 20)))
+      assert(s:close())  -- flushes first
+    end,
+  },
+  {
+    name = "process output read line by line, then wait",
+    no_children = true,
+    body = function(st)
+      local p <close> = assert(corio.exec({ "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.01; done" },
+                                          { stdout = "pipe" }))
+      local _c <close> = closer(st, "reader")
+      local n = 0
+      for line in p.stdout:lines() do n = n + tonumber(line) end
+      assert(n == 6)
+      assert(p:wait() == 0)
+    end,
+  },
+  {
+    name = "a file shared by two tasks, taking turns",
+    setup = dir_setup,
+    teardown = dir_teardown,
+    body = function(st)
+      local p = st.dir .. "/shared"
+      assert(fs.write_file(p, ("line\n"):rep(100)))
+      local f <close> = assert(fs.open(p))
+      local tg <close> = corio.task_group()
+      for i = 1, 2 do
+        tg:spawn(function()
+          local _c <close> = closer(st, "reader" .. i)
+          for _ = 1, 3 do assert(f:read_line() == "line") end
+        end)
+      end
+    end,
+  },
+  {
+    name = "a timeout around TCP reads that expires",
+    body = function(st)
+      local srv = assert(corio.serve("127.0.0.1", 0, function(s)
+        s:read_line()  -- never answers; ends when the client goes
+        s:close()
+      end))
+      local _srv <close> = server_closer(st, srv)
+      local _, port = srv:address()
+      local s = assert(corio.connect("127.0.0.1", port))
+      local _s <close> = stream_closer(st, s)
+      local ok, err = pcall(corio.timeout, 0.05, function()
+        local _c <close> = closer(st, "in")
+        s:read_line()
+      end)
+      assert(not ok)
+      if corio.is_cancelled(err) then error(err, 0) end
+      assert(corio.TimeoutError.is(err), tostring(err))
+    end,
+  },
 }
 
 if has_tls then
@@ -320,8 +383,8 @@ describe("cancellation injected at every checkpoint of I/O", function()
   teardown(helper.tls_cleanup)
   for _, sc in ipairs(scenarios) do
     it(sc.name, function()
-      local n = inject.sweep(sc)
-      if os.getenv("INJECT_VERBOSE") then print(sc.name, n) end
+      local n, runs = inject.sweep(sc)
+      if os.getenv("INJECT_VERBOSE") then print(("\n%s: %d checkpoints, %d runs"):format(sc.name, n, runs)) end
     end)
   end
 end)

@@ -290,8 +290,8 @@ describe("a cancellation at any checkpoint ends a task that does not catch it", 
   for _, sc in ipairs(probes) do
     sc.strict = true
     it(sc.name, function()
-      local n = inject.sweep(sc)
-      if os.getenv("INJECT_VERBOSE") then print(sc.name, n) end
+      local n, runs = inject.sweep(sc)
+      if os.getenv("INJECT_VERBOSE") then print(("\n%s: %d checkpoints, %d runs"):format(sc.name, n, runs)) end
     end)
   end
 end)

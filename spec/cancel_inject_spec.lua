@@ -219,6 +219,44 @@ local scenarios = {
     end,
   },
   {
+    name = "wait_for that expires, and as_completed with a timeout",
+    body = function(st)
+      local _r <close>, t = reaped(st, "reap", function()
+        local _c <close> = closer(st, "slow")
+        corio.sleep(10)
+      end)
+      local ok, err = pcall(corio.wait_for, t, 1)
+      if corio.is_cancelled(err) then error(err, 0) end
+      assert(not ok and corio.TimeoutError.is(err), tostring(err))
+      assert(t:done(), "wait_for left its task running")
+      local ts = {}
+      for i = 1, 2 do ts[i] = corio.spawn(corio.sleep, i * 2) end
+      local _q <close> = closer(st, "reap2", function()
+        corio.shield(function()
+          for _, x in ipairs(ts) do x:cancel(); pcall(x.await, x) end
+        end)
+      end)
+      local n = 0
+      ok, err = pcall(function()
+        for x in corio.as_completed(ts, { timeout = 3 }) do x:await(); n = n + 1 end
+      end)
+      if corio.is_cancelled(err) then error(err, 0) end
+      assert(not ok and corio.TimeoutError.is(err) and n == 1, tostring(err))
+    end,
+  },
+  {
+    name = "gather whose children clean up with awaits",
+    body = function(st)
+      corio.gather(function()
+        local _c <close> = closer(st, "a", function() corio.shield(corio.sleep, 1) end)
+        corio.sleep(1)
+      end, function()
+        local _c <close> = closer(st, "b", function() corio.shield(corio.sleep, 0.5) end)
+        corio.sleep(2)
+      end)
+    end,
+  },
+  {
     name = "shield around work that awaits",
     body = function(st)
       corio.sleep(0)
@@ -454,8 +492,8 @@ local scenarios = {
 describe("cancellation injected at every checkpoint", function()
   for _, sc in ipairs(scenarios) do
     it(sc.name, function()
-      local n = inject.sweep(sc)
-      if os.getenv("INJECT_VERBOSE") then print(sc.name, n) end
+      local n, runs = inject.sweep(sc)
+      if os.getenv("INJECT_VERBOSE") then print(("\n%s: %d checkpoints, %d runs"):format(sc.name, n, runs)) end
     end)
   end
 end)
