@@ -144,7 +144,7 @@ typedef struct corio_State {
   int inject;            /* checkpoint injection armed: 1 waiter, 2 root (checkpoint.c) */
   int inject_woken;      /* ... delivered once the waiter is woken */
   uint64_t inject_count, inject_at;
-  struct luatask *inject_pending;  /* woken waiter to cancel before it resumes */
+  uint32_t inject_pending;  /* id of the woken waiter to cancel before it resumes */
 } corio_State;
 
 #define TASK_MT   "corio.Task"

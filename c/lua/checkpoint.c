@@ -9,8 +9,10 @@
 ** task:cancel() from another task would: the waiter itself ("waiter"
 ** mode) or the root ("root" mode); or, with `woken`, once the waiter
 ** has been woken and just before it resumes (the window where a result
-** it was handed could be dropped by a careless continuation). Loop callbacks (hidden tasks) are
-** not counted. Nothing here runs unless armed.
+** it was handed could be dropped by a careless continuation). Loop
+** callbacks (hidden tasks) are not counted. Nothing here runs unless
+** armed, and it is for tests: out of memory between steps, where it
+** stores the cancel message, is not guarded against.
 */
 #include "binding.h"
 
@@ -64,7 +66,7 @@ void corio__inject_step(corio_State *S, luatask *t) {
   if (lua_rawget(L, -2) != LUA_TNIL) {
     S->inject_count++;
     if (S->inject_count == S->inject_at && S->inject_woken)
-      S->inject_pending = t;  /* cancelled once woken, before it resumes */
+      S->inject_pending = t->id;  /* cancelled once woken, before it resumes */
     else if (S->inject_count == S->inject_at) {
       if (S->inject == 2) {  /* the root */
         lua_getfield(L, top + 1, "root");
@@ -84,7 +86,7 @@ void corio__inject_step(corio_State *S, luatask *t) {
 void corio__inject_wake(corio_State *S, luatask *t) {
   lua_State *L = S->L;
   int top = lua_gettop(L);
-  S->inject_pending = NULL;
+  S->inject_pending = 0;
   if (!lua_checkstack(L, 4)) return;
   if (S->inject == 2) {
     push_inject(L);
@@ -109,7 +111,7 @@ static int l_testing_inject(lua_State *L) {
   const char *mode;
   if (lua_isnoneornil(L, 1)) {
     S->inject = 0;
-    S->inject_pending = NULL;
+    S->inject_pending = 0;
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, INJECT_KEY);
     return 0;
@@ -134,7 +136,7 @@ static int l_testing_inject(lua_State *L) {
   S->inject_at = (uint64_t)luaL_optinteger(L, 2, 0);
   S->inject_count = 0;
   S->inject_woken = lua_toboolean(L, 4);
-  S->inject_pending = NULL;
+  S->inject_pending = 0;
   S->inject = mode[0] == 'r' ? 2 : 1;
   return 0;
 }

@@ -325,7 +325,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
       return;
     }
   }
-  if (S->inject && S->inject_pending == t)  /* corio.testing.checkpoints */
+  if (S->inject && S->inject_pending == t->id)  /* corio.testing.checkpoints */
     corio__inject_wake(S, t);
   co = t->co;  /* a started task's thread, anchored by its uservalue 1 */
   S->current = t;
