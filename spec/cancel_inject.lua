@@ -12,6 +12,7 @@ local testing = corio.testing
 local inject = {}
 
 local function nfds()
+  collectgarbage()  -- files that earlier code dropped are closed by now
   local n = 0
   for _ in pairs(corio.core.testing_fds() or {}) do n = n + 1 end
   return n
