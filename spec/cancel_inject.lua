@@ -29,14 +29,23 @@ local function pid()
 end
 inject.pid = pid
 
--- the child processes of this one (any state, zombies included)
+-- the child processes of this one (any state, zombies included), as
+-- "pid state (name)", from /proc (no command run: under the sanitizer
+-- build's LD_PRELOAD, ps can hang). libuv spawns from the loop's thread,
+-- the main one here.
 local function children()
   local list = {}
-  local p = io.popen("ps -o pid=,stat=,args= --ppid " .. pid())
-  for line in p:lines() do
-    if not line:find("ps -o", 1, true) then list[#list + 1] = line end
+  local f = io.open(("/proc/%s/task/%s/children"):format(pid(), pid()))
+  if not f then return list end
+  local ids = f:read("a")
+  f:close()
+  for cpid in ids:gmatch("%d+") do
+    local sf = io.open("/proc/" .. cpid .. "/stat")
+    local stat = sf and sf:read("l")
+    if sf then sf:close() end
+    local name, state = (stat or ""):match("%((.*)%) (%S)")
+    list[#list + 1] = ("%s %s (%s)"):format(cpid, state or "?", name or "?")
   end
-  p:close()
   return list
 end
 inject.children = children
