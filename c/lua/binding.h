@@ -147,6 +147,10 @@ typedef struct corio_State {
   corio_list_t corked;   /* streams holding small writes until the batch ends */
   const corio_iomod *iomods[CORIO_MAX_IOMODS];  /* iomod.c */
   int niomods;
+  int inject;            /* checkpoint injection armed: 1 waiter, 2 root (checkpoint.c) */
+  int inject_woken;      /* ... delivered once the waiter is woken */
+  uint64_t inject_count, inject_at;
+  uint32_t inject_pending;  /* id of the woken waiter to cancel before it resumes */
 } corio_State;
 
 #define TASK_MT   "corio.Task"
@@ -259,6 +263,12 @@ void corio__host_error(lua_State *L, corio_State *S, const char *what);
 void corio__call_hook(lua_State *L, corio_State *S);
 void corio__open_run(lua_State *L);
 extern const luaL_Reg corio__run_funcs[];
+
+/* checkpoint.c (corio.testing.checkpoints) */
+void corio__inject_spawn(lua_State *L, corio_State *S);
+void corio__inject_step(corio_State *S, luatask *t);
+void corio__inject_wake(corio_State *S, luatask *t);
+extern const luaL_Reg corio__checkpoint_funcs[];
 
 /* scope.c (timeouts, shields, groups) */
 void corio__open_scope(lua_State *L);

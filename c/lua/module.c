@@ -90,6 +90,7 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__dns_funcs);
   add(L, st, corio__process_funcs);
   add(L, st, corio__signal_funcs);
+  add(L, st, corio__checkpoint_funcs);
   corio__open_thread(L, st);
   corio__open_fs(L, st);
   lua_setfield(L, -2, "fs");

@@ -192,6 +192,7 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   }
   if (S->hostgroups > 0 && S->current != NULL)  /* a host group's task: joins it */
     corio__hostgroup_inherit(L, S, -1);
+  if (S->inject) corio__inject_spawn(L, S);  /* corio.testing.checkpoints */
   return t;
 }
 
@@ -326,6 +327,8 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
       return;
     }
   }
+  if (S->inject && S->inject_pending == t->id)  /* corio.testing.checkpoints */
+    corio__inject_wake(S, t);
   co = t->co;  /* a started task's thread, anchored by its uservalue 1 */
   S->current = t;
   if (S->debug) {  /* the hook removes itself once debug mode is off */
@@ -342,6 +345,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
     S->suspending = 0;
     if (S->shuffle_seed) t->susp = ct->wait_kind;  /* what woke it, for the shuffle */
     if (nargs) lua_settop(L, base);
+    if (S->inject) corio__inject_step(S, t);  /* corio.testing.checkpoints */
     return;
   }
   S->suspending = 0;

@@ -155,6 +155,14 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (S->current->core.wake != CORIO_WAKE_NORMAL)
     corio__wake_check(L, S, S->current);
+  /* a cancellation that came while the task was ready to resume (sleep(0),
+     or a timer that had fired): a sleep was handed nothing that raising
+     could lose, so it raises here rather than at some later checkpoint */
+  if (corio_task_cancelled_by(&S->current->core) != NULL) {
+    S->current->what = W_NONE;
+    corio__push_cancel(L, S, S->current);
+    return lua_error(L);
+  }
   S->current->what = W_NONE;
   return lua_gettop(L) - 1;
 }

@@ -146,6 +146,60 @@ function testing.async(fn, opts)
   return function() return testing.run(fn, opts) end
 end
 
+-- testing.checkpoints(fn, opts) (suspends) -> task, count. Runs fn in a
+-- new task and counts the checkpoints (suspensions) of that task and of
+-- every task it spawns, transitively, until fn's task has ended. With
+-- opts.cancel_at = k, the k-th one is cancelled as a task:cancel() from
+-- elsewhere arriving while the task waits there: the task waiting there
+-- (opts.cancel = "waiter", the default) or fn's task ("root"); while the
+-- task waits (opts.cancel_when = "waiting", the default) or once it has
+-- been woken, just before it resumes ("woken").
+function testing.checkpoints(fn, opts)
+  local fname = "corio.testing.checkpoints"
+  check_active(fname)
+  if type(fn) ~= "function" then
+    error(fname .. ": bad argument #1 (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error(fname .. ": bad argument #2 (options table expected, got " .. type(opts) .. ")", 2)
+  end
+  local at = opts.cancel_at or 0
+  if math.type(at) ~= "integer" or at < 0 then
+    error(fname .. ": cancel_at must be an integer >= 0, got " .. tostring(opts.cancel_at), 2)
+  end
+  local mode = opts.cancel or "waiter"
+  if mode ~= "waiter" and mode ~= "root" then
+    error(fname .. ": cancel must be \"waiter\" or \"root\", got " .. tostring(mode), 2)
+  end
+  local when = opts.cancel_when or "waiting"
+  if when ~= "waiting" and when ~= "woken" then
+    error(fname .. ": cancel_when must be \"waiting\" or \"woken\", got " .. tostring(when), 2)
+  end
+  local t = core.spawn(fn)
+  core.testing_inject(t, at, mode, when == "woken")
+  local _ <close> = setmetatable({}, { __close = function() core.testing_inject() end })
+  local f = core.future()
+  t:add_done_callback(function() f:set_result(true) end)
+  f:await()
+  return t, core.testing_inject_count()
+end
+
+-- testing.track([task]): task (default: the current one) and what it
+-- spawns from now on join the tree that testing.checkpoints counts (for a
+-- task the loop spawned, such as a server's handler); no effect when no
+-- testing.checkpoints is under way.
+function testing.track(task)
+  if task == nil then task = core.current_task() end
+  if task == nil then
+    error("corio.testing.track: not inside a task", 2)
+  end
+  if getmetatable(task) ~= core.Task then
+    error("corio.testing.track: bad argument #1 (task expected, got " .. type(task) .. ")", 2)
+  end
+  core.testing_inject_track(task)
+end
+
 -- testing.it(name, fn, opts): busted's it, with the body run under
 -- testing.run so that it may wait directly.
 function testing.it(name, fn, opts)
