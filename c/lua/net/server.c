@@ -64,13 +64,30 @@ static void on_handler_done(corio_loop_t *loop, corio_waiter_t *w,
   netserver *srv = st->srv;
   (void)loop;
   (void)f;
+  st->handler = NULL;
+  corio__stream_close_soon(st);
+  if (srv == NULL) return;  /* the server was collected first (forget_conns) */
   corio__list_remove(&st->conn);
   st->srv = NULL;
-  st->handler = NULL;
   srv->nconns--;
-  corio__stream_close_soon(st);
   server_maybe_done(srv);
   server_maybe_free(srv);
+}
+
+/* The Server userdata is collected while handlers run: nothing can close
+   it or wait for it any more (a task waiting in wait_closed holds the
+   userdata, so that happens only at lua_close, where such a task is
+   gone with the state). The connections forget it, so its memory goes
+   once its own handles have closed, whether or not their handlers ever
+   finish (at lua_close they never do). */
+static void forget_conns(netserver *srv) {
+  while (srv->conns.next != &srv->conns) {
+    netstream *st = corio__container_of(srv->conns.next, netstream, conn);
+    corio__list_remove(&st->conn);
+    st->srv = NULL;
+  }
+  srv->nconns = 0;
+  corio_future_init(&srv->done);  /* its waiters went with their tasks */
 }
 
 static void on_connection(uv_stream_t *server, int status);
@@ -393,6 +410,7 @@ static int srv_gc(lua_State *L) {
   *box = NULL;
   srv->h.gone = 1;
   corio__server_close(srv, 0);  /* only reached once closed: anchored before */
+  forget_conns(srv);
   server_maybe_free(srv);
   return 0;
 }
