@@ -79,12 +79,15 @@ typedef struct scenario {
 } scenario;
 
 /* why the known failures fail (the run that shows it: ALLOC_FAIL_ONLY="name=k") */
-#define NET_HANG   "hang: a refused allocation early in corio.serve/serve_unix leaves the loop " \
-                   "alive (a handle the caller never gets to close)"
 #define PROC_LEAK  "a handle stays open after a refused allocation: uv_loop_close fails"
 
+/* The server and the client are globals, closed by the wrapper after the
+   body: a refused allocation can stop Lua from calling a <close>
+   variable's __close at all (the call's own stack growth fails), and a
+   server or a connection nobody closed rightly keeps the host's loop alive
+   (a handler waits for the peer) until the collector finds it. */
 #define SERVE_TCP \
-  "local srv <close> = assert(corio.serve('127.0.0.1', 0, function(s)\n" \
+  "srv = assert(corio.serve('127.0.0.1', 0, function(s)\n" \
   "  local l = s:read_line(); if l then s:write(l, '\\n') end\n" \
   "end))\n" \
   "local _, port = srv:address()\n"
@@ -141,23 +144,23 @@ static const scenario scenarios[] = {
                      "ev:wait()\n"
                      "l:acquire(); l:release()", NULL},
   {"tcp connect", SERVE_TCP
-                  "local c <close> = assert(corio.connect('127.0.0.1', port))", NET_HANG},
+                  "c = assert(corio.connect('127.0.0.1', port))", NULL},
   {"tcp write and read", SERVE_TCP
-                         "local c <close> = assert(corio.connect('127.0.0.1', port))\n"
+                         "c = assert(corio.connect('127.0.0.1', port))\n"
                          "assert(c:write('hello\\n'))\n"
-                         "assert(c:read_line() == 'hello')", NET_HANG},
+                         "assert(c:read_line() == 'hello')", NULL},
   {"tcp large write", SERVE_TCP
-                      "local c <close> = assert(corio.connect('127.0.0.1', port))\n"
+                      "c = assert(corio.connect('127.0.0.1', port))\n"
                       "local big = string.rep('x', 60000)\n"
                       "assert(c:write(big, '\\n'))\n"
-                      "assert(#c:read_line() == 60000)", NET_HANG},
+                      "assert(#c:read_line() == 60000)", NULL},
   {"unix stream", "local path = os.tmpname(); os.remove(path)\n"
-                  "local srv <close> = assert(corio.serve_unix(path, function(s)\n"
+                  "srv = assert(corio.serve_unix(path, function(s)\n"
                   "  s:write(s:read_exactly(3) or '')\n"
                   "end))\n"
-                  "local c <close> = assert(corio.connect_unix(path))\n"
+                  "c = assert(corio.connect_unix(path))\n"
                   "assert(c:write('abc'))\n"
-                  "assert(c:read_exactly(3) == 'abc')", NET_HANG},
+                  "assert(c:read_exactly(3) == 'abc')", NULL},
   {"udp", "local u <close> = assert(corio.udp())\n"
           "assert(u:bind('127.0.0.1', 0))\n"
           "local _, port = u:address()\n"
@@ -208,7 +211,9 @@ static lua_Integer run_one(const scenario *sc, unsigned long fail_at) {
   CHECK(luaL_loadstring(L, "arm()\n"
                         "local ok, err = pcall(body)\n"
                         "disarm()\n"
-                        "outcome = ok and 'ok' or tostring(err)\n") == LUA_OK);
+                        "outcome = ok and 'ok' or tostring(err)\n"
+                        "if c then c:close() end\n"
+                        "if srv then srv:close() end\n") == LUA_OK);
   fa.fail_at = fail_at;
   fa.attempts = fa.failures = 0;
   CHECK(corio_spawn(L, 0) == 0);

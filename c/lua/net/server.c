@@ -308,10 +308,28 @@ netserver *corio__server_listen(corio_State *S, int type,
   return NULL;
 }
 
+static int anchor_lua(lua_State *L) {
+  corio__net_anchor(L, lua_touserdata(L, 1), 2);
+  return 0;
+}
+
 /* The listening srv goes into the Server userdata at the top of the
-   stack, which is returned. */
+   stack, which is returned. The anchor is the one allocation after the
+   listener is open: if it fails (out of memory), the listener is closed
+   before the error goes on, so no handle the caller never got is left on
+   the loop. */
 int corio__server_start(lua_State *L, netserver *srv) {
   corio_State *S = srv->h.S;
+  lua_pushcfunction(L, anchor_lua);  /* the serve functions use few of the 20 slots */
+  lua_pushlightuserdata(L, srv);
+  lua_pushvalue(L, -3);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    srv->h.gone = 1;
+    srv->h.state = NET_CLOSED;
+    srv->timer_closed = 1;
+    uv_close(&srv->handle, on_listener_closed);
+    return lua_error(L);  /* the pcall's error: not enough memory */
+  }
   if (srv->type == NS_TCP) {  /* the bound address (port 0: the kernel's) */
     int len = (int)sizeof srv->addr;
     uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&srv->addr, &len);
@@ -321,7 +339,6 @@ int corio__server_start(lua_State *L, netserver *srv) {
   srv->h.state = NET_OPEN;
   *(netserver **)lua_touserdata(L, -1) = srv;
   corio__net_track(S, &srv->h);
-  corio__net_anchor(L, srv, -1);
   return 1;
 }
 
