@@ -7,7 +7,8 @@
 ** make it raise). Each scenario is a piece of Lua run as a task; it is run
 ** once to count its allocations, then again for k over that count (every
 ** k, or evenly spaced ones when there are many; ALLOC_FAIL_FULL=1 takes
-** every k). Each run happens in a child process and must end with:
+** every k; under valgrind, about 4 per scenario). Each run happens in a
+** child process and must end with:
 **  - no crash, no abort (Lua's panic), no hang;
 **  - the scenario finished, or "not enough memory" reached Lua code: the
 **    task that asked (its error), the error handler (a task nobody awaited),
@@ -239,6 +240,13 @@ static lua_Integer run_one(const scenario *sc, unsigned long fail_at) {
   return 0;
 }
 
+/* under valgrind (make test-valgrind): each run is 20-50 times slower, so a
+   run gets more time and a scenario fewer runs (ASan sweeps them all) */
+static int under_valgrind(void) {
+  const char *p = getenv("LD_PRELOAD");
+  return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
 /* the child's verdict: 0 clean, else a description in why */
 static int run_child(const scenario *sc, unsigned long fail_at, char *why, size_t cap) {
   pid_t pid;
@@ -254,7 +262,7 @@ static int run_child(const scenario *sc, unsigned long fail_at, char *why, size_
   CHECK(pid >= 0);
   if (pid == 0) {
     dup2(fileno(err), 2);
-    alarm(5);
+    alarm(under_valgrind() ? 120 : 5);
     run_one(sc, fail_at);
     exit(0);  /* not _exit: LeakSanitizer runs at exit */
   }
@@ -289,6 +297,7 @@ static void test_alloc_fail_sweep(void) {
   size_t i;
   int failed = 0, runs = 0;
   int full = getenv("ALLOC_FAIL_FULL") != NULL;
+  unsigned long most = under_valgrind() ? 4 : 40;  /* runs per scenario, about */
   int sweep_known = getenv("ALLOC_FAIL_KNOWN") != NULL;  /* sweep the known failures too */
   const char *only = getenv("ALLOC_FAIL_ONLY");  /* "name=k": that run, in this process */
   char why[1024];
@@ -323,7 +332,7 @@ static void test_alloc_fail_sweep(void) {
       continue;
     }
     total = rep->attempts;
-    step = full || total <= 40 ? 1 : total / 40;
+    step = full || total <= most ? 1 : total / most;
     for (k = 0; k < total; k += step) {
       runs++;
       if (run_child(sc, k, why, sizeof why) == 0) continue;
