@@ -10,7 +10,8 @@
 #   make docs       the documentation as HTML in docs/site/ (LDoc, from docs/*.md)
 #   make install PREFIX=/usr/local   the command, libcorio, corio.h, corio.pc, the CMake package
 #   make test-valgrind  memcheck over the C tests (leak check on) and part of the specs
-#   make fuzz       each libFuzzer target in spec/fuzz/ for FUZZ_SECS (default 60) seconds
+#   make fuzz       each libFuzzer target in spec/fuzz/ for FUZZ_SECS (default 60) seconds,
+#                   FUZZ_JOBS (default 2) at a time
 #   make soak       the long-running checks in spec/soak/ (not in CI; see RELIABILITY.md)
 #   make test-shuffle | test-gc | test-modes-full   the specs under the runtime's test
 #                   modes: shuffled batches, collector stress (docs/testing.md)
@@ -33,6 +34,7 @@ VALGRIND_DEPS = valgrind
 FUZZ_DEPS  = clang libclang-rt-14-dev
 FUZZ_BUILD = build-fuzz
 FUZZ_SECS  = 60
+FUZZ_JOBS  = 2
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
 # apt-get update runs only when something is missing, so a warm machine stays offline.
@@ -117,7 +119,7 @@ test-valgrind: valgrind-deps build
 	sh spec/c/valgrind.sh $(BUILD)
 
 # libFuzzer targets (spec/fuzz/fuzz_*.c) built with clang, ASan and UBSan in build-fuzz/;
-# each runs FUZZ_SECS seconds from its seed corpus: `make fuzz FUZZ_SECS=600`.
+# each runs FUZZ_SECS seconds from its seed corpus, FUZZ_JOBS at a time: `make fuzz FUZZ_SECS=600`.
 fuzz-deps: deps
 	@$(call apt_install,$(FUZZ_DEPS))
 
@@ -125,7 +127,7 @@ fuzz: fuzz-deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCORIO_FUZZ=ON -DCORIO_WERROR=OFF \
 	  -DCORIO_BUILD_TESTS=OFF
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $$(cd spec/fuzz && ls fuzz_*.c | sed 's/\.c$$//')
-	sh spec/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECS)
+	sh spec/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECS) $(FUZZ_JOBS)
 
 # Long-running checks (not in CI): 1000 TCP connections for 60 s, a server under
 # ulimit -n 256, 100,000 timers, a process storm. Smaller: make soak SOAK_SECS=10 ...

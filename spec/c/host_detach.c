@@ -154,6 +154,96 @@ static void test_detach_from_a_task(void) {
   host_close(L, &loop);
 }
 
+/* ------------------------------------------------ detach with open streams */
+
+/* A server whose handler never reads, a client with bytes queued for it
+   (written from outside a task: nothing waits), neither closed. */
+static const char *const OPEN_STREAMS =
+  "srv = assert(corio.serve('127.0.0.1', 0, function(s) held = s; corio.sleep(1000) end))\n"
+  "local _, port = srv:address()\n"
+  "client = assert(corio.connect('127.0.0.1', port))\n"
+  "while not held do corio.sleep(0.001) end\n"
+  "connected = 1\n"
+  "corio.sleep(1000)";
+
+static uv_check_t watch;
+static int in_detach, nested;
+
+/* runs once per iteration of the host's loop: never inside a detach */
+static void on_watch(uv_check_t *h) {
+  (void)h;
+  if (in_detach) nested++;
+}
+
+static void open_streams(uv_loop_t *loop, lua_State *L) {
+  int i;
+  host_spawn(L, OPEN_STREAMS);
+  for (i = 0; i < 10000 && host_int(L, "connected") == 0; i++)
+    CHECK(uv_run(loop, UV_RUN_ONCE) >= 0);
+  CHECK(host_int(L, "connected") == 1);
+  host_do(L, "local chunk = string.rep('x', 1 << 20)\n"
+             "for _ = 1, 32 do assert(client:write(chunk)) end");
+  CHECK(uv_check_init(loop, &watch) == 0);
+  CHECK(uv_check_start(&watch, on_watch) == 0);
+  uv_unref((uv_handle_t *)&watch);
+  in_detach = nested = 0;
+}
+
+static lua_State *detach_L;
+static int detach_status;
+
+static void on_detach_timer(uv_timer_t *h) {
+  in_detach = 1;
+  detach_status = corio_detach_wait(detach_L, 50);
+  in_detach = 0;
+  uv_close((uv_handle_t *)h, NULL);
+  uv_close((uv_handle_t *)&watch, NULL);
+}
+
+/* the blocking detach from one of the host's callbacks (inside its
+   uv_run) with a server, streams and queued bytes: the host's loop is
+   never run from inside the detach; the closes finish on the host's loop */
+static void test_detach_in_host_callback_with_streams(void) {
+  uv_loop_t loop;
+  uv_timer_t timer;
+  lua_State *L;
+  CHECK(uv_loop_init(&loop) == 0);
+  L = host_attached(&loop);
+  open_streams(&loop, L);
+  detach_L = L;
+  detach_status = -1;
+  CHECK(uv_timer_init(&loop, &timer) == 0);
+  CHECK(uv_timer_start(&timer, on_detach_timer, 0, 0) == 0);
+  CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(detach_status == 0);
+  CHECK(nested == 0);
+  lua_close(L);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+static void on_detached_streams(lua_State *L, int status, const char *unfinished, void *ud) {
+  (void)unfinished;
+  (void)ud;
+  cb_calls++;
+  cb_status = status;
+  uv_close((uv_handle_t *)&watch, NULL);
+  lua_close(L);
+}
+
+/* the same with the asynchronous detach, the state closed in its callback */
+static void test_async_detach_with_streams(void) {
+  uv_loop_t loop;
+  lua_State *L;
+  CHECK(uv_loop_init(&loop) == 0);
+  L = host_attached(&loop);
+  open_streams(&loop, L);
+  cb_calls = 0;
+  CHECK(corio_detach_async(L, 5000, on_detached_streams, NULL) == 0);
+  CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(cb_calls == 1 && cb_status == 0);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void) {
   TEST_MAIN_BEGIN();
   RUN(test_cleanup_runs_with_timers);
@@ -162,5 +252,7 @@ int main(void) {
   RUN(test_async_detach_deadline_and_close);
   RUN(test_lua_close_during_async_detach);
   RUN(test_detach_from_a_task);
+  RUN(test_detach_in_host_callback_with_streams);
+  RUN(test_async_detach_with_streams);
   TEST_MAIN_END();
 }

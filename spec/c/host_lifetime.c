@@ -143,6 +143,33 @@ static void test_reattach(void) {
   CHECK(uv_loop_close(&loop) == 0);
 }
 
+/* lua_close without a detach while a TCP server has live connections
+   (handlers waiting to read, a task waiting for the server to close):
+   nothing leaks (under ASan, LeakSanitizer checks at exit), the loop
+   finishes and closes */
+static void test_lua_close_with_live_server(void) {
+  uv_loop_t loop;
+  lua_State *L;
+  int i;
+  CHECK(uv_loop_init(&loop) == 0);
+  L = host_attached(&loop);
+  host_spawn(L, "srv = assert(corio.serve('127.0.0.1', 0, function(s)\n"
+                "  served = (served or 0) + 1; s:read_line() end))\n"
+                "local _, port = srv:address()\n"
+                "corio.spawn(function() srv:wait_closed() end)\n"
+                "clients = {}\n"
+                "for i = 1, 3 do clients[i] = assert(corio.connect('127.0.0.1', port)) end\n"
+                "while (served or 0) < 3 do corio.sleep(0.001) end\n"
+                "connected = 1\n"
+                "corio.sleep(1000)");
+  for (i = 0; i < 10000 && host_int(L, "connected") == 0; i++)
+    CHECK(uv_run(&loop, UV_RUN_ONCE) >= 0);
+  CHECK(host_int(L, "connected") == 1);
+  lua_close(L);
+  CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void) {
   TEST_MAIN_BEGIN();
   RUN(test_lua_close_without_detach);
@@ -151,5 +178,6 @@ int main(void) {
   RUN(test_detach_from_a_post);
   RUN(test_posts_dropped_at_lua_close);
   RUN(test_reattach);
+  RUN(test_lua_close_with_live_server);
   TEST_MAIN_END();
 }

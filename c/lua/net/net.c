@@ -317,19 +317,44 @@ static void grace_start(netstate *ns, corio_State *S) {
   ns->grace = g;
 }
 
+/* On a host's loop (a detach, or lua_close after one began): every
+   stream still flushing is closed at once, its queued bytes dropped. The
+   loop is the host's: corio must not run it from here (libuv does not
+   support a uv_run inside another, and a detach may be called from one
+   of the host's callbacks), and nothing of corio may stay on it after a
+   detach, since the Lua state may be closed next. The close callbacks
+   run on the host's loop as it goes on. */
+static void host_drop_streams(netstate *ns) {
+  while (ns->handles.next != &ns->handles) {
+    nethandle *h = corio__container_of(ns->handles.next, nethandle, node);
+    if (h->kind == NET_STREAM && h->state != NET_CLOSED)
+      corio__stream_close_now((netstream *)h);  /* unlinks h */
+    else corio__net_untrack(h);  /* closed above: not expected */
+  }
+  if (ns->grace != NULL) {
+    uv_close((uv_handle_t *)&ns->grace->timer, on_grace_closed);
+    ns->grace = NULL;
+  }
+}
+
 /* The run's shutdown (corio__finish_all, through corio__net_iomod) calls
    this twice: before it cancels the tasks, to stop every server accepting (no new handler is
    spawned meanwhile) and start the grace clock, and once every task has
    finished, to close the streams nobody closed: their queued writes are
-   flushed first, here, within the grace period. */
+   flushed first, here, within the grace period (corio.run's own loop
+   only: on a host's loop, host_drop_streams). */
 static void net_shutdown(lua_State *L, corio_State *S, int streams) {
   netstate *ns = get_net(L);
   if (ns == NULL) return;
   close_all(ns, NET_SERVER);
-  grace_start(ns, S);
+  if (S->host == NULL) grace_start(ns, S);
   if (!streams) return;
   close_all(ns, NET_UDP);  /* at once (a send still in libuv is dropped) */
   close_all(ns, NET_STREAM);
+  if (S->host != NULL) {
+    host_drop_streams(ns);
+    return;
+  }
   if (ns->grace == NULL) {  /* no clock (out of memory): no flush either */
     corio_list_t *n = ns->handles.next;
     while (n != &ns->handles) {

@@ -64,13 +64,30 @@ static void on_handler_done(corio_loop_t *loop, corio_waiter_t *w,
   netserver *srv = st->srv;
   (void)loop;
   (void)f;
+  st->handler = NULL;
+  corio__stream_close_soon(st);
+  if (srv == NULL) return;  /* the server was collected first (forget_conns) */
   corio__list_remove(&st->conn);
   st->srv = NULL;
-  st->handler = NULL;
   srv->nconns--;
-  corio__stream_close_soon(st);
   server_maybe_done(srv);
   server_maybe_free(srv);
+}
+
+/* The Server userdata is collected while handlers run: nothing can close
+   it or wait for it any more (a task waiting in wait_closed holds the
+   userdata, so that happens only at lua_close, where such a task is
+   gone with the state). The connections forget it, so its memory goes
+   once its own handles have closed, whether or not their handlers ever
+   finish (at lua_close they never do). */
+static void forget_conns(netserver *srv) {
+  while (srv->conns.next != &srv->conns) {
+    netstream *st = corio__container_of(srv->conns.next, netstream, conn);
+    corio__list_remove(&st->conn);
+    st->srv = NULL;
+  }
+  srv->nconns = 0;
+  corio_future_init(&srv->done);  /* its waiters went with their tasks */
 }
 
 static void on_connection(uv_stream_t *server, int status);
@@ -291,10 +308,28 @@ netserver *corio__server_listen(corio_State *S, int type,
   return NULL;
 }
 
+static int anchor_lua(lua_State *L) {
+  corio__net_anchor(L, lua_touserdata(L, 1), 2);
+  return 0;
+}
+
 /* The listening srv goes into the Server userdata at the top of the
-   stack, which is returned. */
+   stack, which is returned. The anchor is the one allocation after the
+   listener is open: if it fails (out of memory), the listener is closed
+   before the error goes on, so no handle the caller never got is left on
+   the loop. */
 int corio__server_start(lua_State *L, netserver *srv) {
   corio_State *S = srv->h.S;
+  lua_pushcfunction(L, anchor_lua);  /* the serve functions use few of the 20 slots */
+  lua_pushlightuserdata(L, srv);
+  lua_pushvalue(L, -3);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    srv->h.gone = 1;
+    srv->h.state = NET_CLOSED;
+    srv->timer_closed = 1;
+    uv_close(&srv->handle, on_listener_closed);
+    return lua_error(L);  /* the pcall's error: not enough memory */
+  }
   if (srv->type == NS_TCP) {  /* the bound address (port 0: the kernel's) */
     int len = (int)sizeof srv->addr;
     uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&srv->addr, &len);
@@ -304,7 +339,6 @@ int corio__server_start(lua_State *L, netserver *srv) {
   srv->h.state = NET_OPEN;
   *(netserver **)lua_touserdata(L, -1) = srv;
   corio__net_track(S, &srv->h);
-  corio__net_anchor(L, srv, -1);
   return 1;
 }
 
@@ -393,6 +427,7 @@ static int srv_gc(lua_State *L) {
   *box = NULL;
   srv->h.gone = 1;
   corio__server_close(srv, 0);  /* only reached once closed: anchored before */
+  forget_conns(srv);
   server_maybe_free(srv);
   return 0;
 }

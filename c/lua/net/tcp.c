@@ -252,6 +252,14 @@ static void op_abandon(connop *op) {
   }
 }
 
+/* the connected stream's userdata, under lua_pcall: if it cannot be
+   made, connect_k closes the stream at once (the caller never got it, so
+   nothing else would until the request is collected) */
+static int push_stream_lua(lua_State *L) {
+  corio__stream_push(L, (netstream *)lua_touserdata(L, 1));
+  return 1;
+}
+
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   corio_State *S = (corio_State *)ctx;
   luatask *t = S->current;
@@ -278,7 +286,13 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   op->task = NULL;
   if (op->st == NULL) return corio__net_error(L, op->err ? op->err : UV_EAI_NONAME);
   if (op->nodelay) uv_tcp_nodelay(&op->st->tcp, 1);
-  corio__stream_push(L, op->st);
+  lua_pushcfunction(L, push_stream_lua);
+  lua_pushlightuserdata(L, op->st);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {  /* out of memory: never handed out */
+    corio__stream_discard(op->st);
+    op->st = NULL;
+    return lua_error(L);
+  }
   op->st = NULL;
   return 1;
 }
