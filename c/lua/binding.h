@@ -109,6 +109,7 @@ typedef struct corio_State {
   void *gathers;         /* gathers that a failure must alert (gather.c) */
   int signals;           /* corio.run's SIGINT handler is installed */
   uint32_t run_id;       /* counts runs: objects of an ended run know it */
+  uint32_t close_failed; /* loops whose uv_loop_close failed (introspect.c) */
   int command;           /* the corio command hosts the run (run.c) */
   /* host/: posts from other threads, the host's error hook, lifetimes */
   uv_async_t post_async;
@@ -250,6 +251,7 @@ void corio__host_error(lua_State *L, corio_State *S, const char *what);
 void corio__call_hook(lua_State *L, corio_State *S);
 void corio__open_run(lua_State *L);
 extern const luaL_Reg corio__run_funcs[];
+extern const luaL_Reg corio__introspect_funcs[];  /* introspect.c */
 
 /* scope.c (timeouts, shields, groups) */
 void corio__open_scope(lua_State *L);
