@@ -265,6 +265,9 @@ void corio__group_record_replaced(lua_State *L, corio_State *S, luatask *t, int 
 int corio__scope_cause(lua_State *L, corio_State *S, luatask *t, void *by);
 /* t is finishing inside scopes it never left: drop them */
 void corio__scopes_release(lua_State *L, corio_State *S, luatask *t);
+/* a child of g has finished: a group nobody is inside any more (its body
+   left or dropped) lets go of its anchor with its last child */
+void corio__group_child_ended(lua_State *L, corio_State *S, corio_group_t *g);
 
 /* gather.c */
 void corio__gather_alert(corio_State *S);
