@@ -6,13 +6,10 @@ local luassert = require "luassert"
 
 local helper = {}
 
-local function count_fds()
-  local p = io.popen("ls /proc/self/fd 2>/dev/null")
-  if not p then return 0 end
-  local n = 0
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
+-- the open fds of this process, {[fd] = what it points at}, read here
+-- (a child such as `ls /proc/self/fd` would see only the inheritable ones)
+local function open_fds()
+  return corio.core.testing_fds() or {}
 end
 
 local function assert_clean(fds_before)
@@ -22,14 +19,18 @@ local function assert_clean(fds_before)
   assert(s.loops == 0, "a loop is still open: " .. s.loops)
   assert(s.tasks == 0, "tasks still alive after run: " .. s.tasks)
   assert(s.handles == 0, "handles still open after run: " .. s.handles)
-  local fds = count_fds()
-  assert(fds <= fds_before, ("file descriptors leaked: %d before, %d after"):format(fds_before, fds))
+  local left = {}
+  for fd, target in pairs(open_fds()) do
+    if fds_before[fd] ~= target then left[#left + 1] = ("%d (%s)"):format(fd, target) end
+  end
+  table.sort(left)
+  assert(#left == 0, "file descriptors leaked: " .. table.concat(left, ", "))
 end
 
 -- helper.run(main, ...) -> the results of corio.run(main, ...), after checking
 -- that the run left nothing behind. Errors from main propagate unchanged.
 function helper.run(main, ...)
-  local fds = count_fds()
+  local fds = open_fds()
   local res = table.pack(pcall(corio.run, main, ...))
   assert_clean(fds)
   if not res[1] then error(res[2], 0) end
@@ -38,7 +39,7 @@ end
 
 -- helper.run_error(main, ...) -> the error corio.run raised (fails if it did not).
 function helper.run_error(main, ...)
-  local fds = count_fds()
+  local fds = open_fds()
   local ok, err = pcall(corio.run, main, ...)
   assert_clean(fds)
   assert(not ok, "expected corio.run to raise, but it returned")

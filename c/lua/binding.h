@@ -110,6 +110,7 @@ typedef struct corio_State {
   void *gathers;         /* gathers that a failure must alert (gather.c) */
   int signals;           /* corio.run's SIGINT handler is installed */
   uint32_t run_id;       /* counts runs: objects of an ended run know it */
+  uint32_t close_failed; /* loops whose uv_loop_close failed (introspect.c) */
   int command;           /* the corio command hosts the run (run.c) */
   /* host/: posts from other threads, the host's error hook, lifetimes */
   uv_async_t post_async;
@@ -263,6 +264,7 @@ void corio__host_error(lua_State *L, corio_State *S, const char *what);
 void corio__call_hook(lua_State *L, corio_State *S);
 void corio__open_run(lua_State *L);
 extern const luaL_Reg corio__run_funcs[];
+extern const luaL_Reg corio__introspect_funcs[];  /* introspect.c */
 
 /* checkpoint.c (corio.testing.checkpoints) */
 void corio__inject_spawn(lua_State *L, corio_State *S);
@@ -282,6 +284,9 @@ void corio__group_record_replaced(lua_State *L, corio_State *S, luatask *t, int 
 int corio__scope_cause(lua_State *L, corio_State *S, luatask *t, void *by);
 /* t is finishing inside scopes it never left: drop them */
 void corio__scopes_release(lua_State *L, corio_State *S, luatask *t);
+/* a child of g has finished: a group nobody is inside any more (its body
+   left or dropped) lets go of its anchor with its last child */
+void corio__group_child_ended(lua_State *L, corio_State *S, corio_group_t *g);
 
 /* gather.c */
 void corio__gather_alert(corio_State *S);

@@ -189,6 +189,7 @@ void corio__run_callbacks(lua_State *L, corio_State *S, int tidx) {
    top n values of S->L, or its error (FAILED/CANCELLED) the top one. */
 void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
   lua_State *L = S->L;
+  corio_group_t *group;
   int i;
   if (state == CORIO_DONE) {
     if (n <= t->nuv) {
@@ -279,7 +280,9 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
     (void)try_mark(L);  /* out of memory: only the sentinel reports it */
     lua_pop(L, 1);
   }
+  group = t->core.group;  /* corio_task_finish takes t out of it */
   corio_task_finish(&S->loop, &t->core, state);
+  if (group != NULL) corio__group_child_ended(L, S, group);
   if (state != CORIO_DONE && (t->bits & TASK_GATHERED) && S->gathers != NULL)
     corio__gather_alert(S);
   if (t->bits & TASK_HASCB) corio__run_callbacks(L, S, tidx);

@@ -79,6 +79,7 @@ int luaopen_corio_core(lua_State *L) {
   add(L, st, corio__task_funcs);
   add(L, st, corio__future_funcs);
   add(L, st, corio__run_funcs);
+  add(L, st, corio__introspect_funcs);
   add(L, st, corio__scope_funcs);
   add(L, st, corio__gather_funcs);
   add(L, st, corio__queue_funcs);

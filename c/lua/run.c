@@ -203,6 +203,26 @@ void corio__finish_all(lua_State *L, corio_State *S) {
   corio__iomod_shutdown(L, S, 1);  /* the streams nobody closed */
 }
 
+/* The scopes and task groups of the run that were never closed (made
+   without <close>, or left by an error) stay anchored under their address
+   while a task could reach them; no task of the run is left now. Cleared
+   in place: nothing to allocate at a run's end. */
+static void drop_anchors(lua_State *L) {
+  int top = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, SIDE_REGKEY);
+  if (lua_type(L, -1) == LUA_TTABLE &&
+      lua_getfield(L, -1, SIDE_GROUPS) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, top + 2)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, top + 2);  /* clearing a field during a traversal is allowed */
+    }
+  }
+  lua_settop(L, top);
+}
+
 int corio__close_loop(lua_State *L, corio_State *S) {
   int err;
   stop_signals(S);
@@ -212,12 +232,18 @@ int corio__close_loop(lua_State *L, corio_State *S) {
     S->sigusr1.data = NULL;
   }
   err = corio__host_close(S);  /* the loop's handles and the post handle */
+  if (err) S->close_failed++;
   S->running = 0;
   S->main = NULL;
   lua_pushnil(S->L);
   lua_replace(S->L, SLOT_MAIN);
   lua_pushnil(S->L);
   lua_replace(S->L, SLOT_DEADLOCK);
+  drop_anchors(L);
+  lua_pushnil(S->L);  /* the last error an await re-raised: not the next run's */
+  lua_replace(S->L, SLOT_CHAIN);
+  lua_pushnil(S->L);
+  lua_replace(S->L, SLOT_CHAINTB);
   report_failed(L, S);
   return err;
 }

@@ -198,7 +198,9 @@ void corio__scopes_release(lua_State *L, corio_State *S, luatask *t) {
     corio_scope_drop(&S->loop, s);
     lua_pushlightuserdata(L, s);
     if (lua_rawget(L, top + 1) == LUA_TUSERDATA &&
-        luaL_testudata(L, -1, SCOPE_MT) != NULL) {
+        (luaL_testudata(L, -1, SCOPE_MT) != NULL ||
+         (luaL_testudata(L, -1, GROUP_MT) != NULL &&
+          ((luagroup *)lua_touserdata(L, -1))->core.nchildren == 0))) {
       lua_pushlightuserdata(L, s);
       lua_pushnil(L);
       lua_rawset(L, top + 1);
@@ -206,6 +208,11 @@ void corio__scopes_release(lua_State *L, corio_State *S, luatask *t) {
     lua_settop(L, top + 1);
   }
   lua_settop(L, top);
+}
+
+void corio__group_child_ended(lua_State *L, corio_State *S, corio_group_t *g) {
+  if (g->nchildren == 0 && !g->body.entered)
+    anchor(L, S, g, 0);  /* luagroup and its core share their address */
 }
 
 /* Why scope `by` cancels t (see binding.h). by is a timeout or shield
@@ -435,6 +442,8 @@ static int g_spawn(lua_State *L) {
                       "this task group has ended)");
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (g->core.closed) return luaL_error(L, "task group: closed (no more spawns)");
+  if (!g->core.body.entered)  /* its anchor may have gone with its last child */
+    anchor(L, S, g, 1);
   t = corio__spawn(L, S, 2, lua_gettop(L) - 2);
   if (corio_group_add(&g->core, &t->core) != 0) {  /* out of memory */
     corio_task_cancel(&S->loop, &t->core);
