@@ -12,6 +12,7 @@
 #   make test-valgrind  memcheck over the C tests (leak check on) and part of the specs
 #   make fuzz       each libFuzzer target in spec/fuzz/ for FUZZ_SECS (default 60) seconds
 #   make soak       the long-running checks in spec/soak/ (not in CI; see RELIABILITY.md)
+#   make test-fault libuv fault injection: the k-th request of a kind fails (build-fault/)
 #   make lint | clean | deps | bench-deps
 
 BUILD      = build
@@ -31,6 +32,7 @@ VALGRIND_DEPS = valgrind
 FUZZ_DEPS  = clang libclang-rt-14-dev
 FUZZ_BUILD = build-fuzz
 FUZZ_SECS  = 60
+FAULT_BUILD = build-fault
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
 # apt-get update runs only when something is missing, so a warm machine stays offline.
@@ -46,7 +48,7 @@ apt_install = missing=; \
 	fi
 
 .PHONY: all build deps bench-deps docs run test test-asan test-tsan bench lint clean install
-.PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak
+.PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak test-fault
 
 all: build
 
@@ -129,6 +131,14 @@ fuzz: fuzz-deps
 soak: build
 	sh spec/soak/run.sh $(BUILD)/bin/corio
 
+# libuv fault injection (c/fault/fault.c, RELIABILITY.md): the command built with ASan and
+# UBSan and its libuv calls wrapped; spec/fault/sweep.lua fails the k-th request of each
+# kind in each scenario of spec/fault/scenarios.lua. FAULT_ONLY=tcp:write narrows it.
+test-fault: deps
+	cmake -S . -B $(FAULT_BUILD) -DCORIO_FAULT=ON -DCORIO_SANITIZE=ON -DCORIO_BUILD_TESTS=OFF
+	cmake --build $(FAULT_BUILD) -j$(JOBS) --target corio
+	lua5.4 spec/fault/sweep.lua $(FAULT_BUILD)/bin/corio
+
 bench: bench-deps build
 	bench/run.sh
 
@@ -136,4 +146,4 @@ lint: deps
 	luacheck .
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) build.luarocks
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(FAULT_BUILD) build.luarocks
