@@ -303,6 +303,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 int __wrap_uv_read_start(uv_stream_t *h, uv_alloc_cb alloc, uv_read_cb cb) {
   int i;
   if (hit_sync(K_READ)) {
+    break_stream(h);
     delivered();
     return F.code;
   }

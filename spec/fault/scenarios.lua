@@ -93,7 +93,7 @@ function scenarios.tcp_many()  -- two clients at once, each with a write the ker
         local s = check("connect", corio.connect("127.0.0.1", port))
         if not s then return end
         if check("write", s:write(("y"):rep(4 << 20))) and check("shutdown", s:shutdown()) then
-          check("read_line", s:read_line())
+          if check("read_line", s:read_line()) then check("read end", s:read()) end
         end
         check("close", s:close())
       end)
@@ -181,7 +181,10 @@ end
 
 function scenarios.run_process()
   local code, out = check("run_process", corio.run_process({ "tr", "a-z", "A-Z" }, { input = "hello\n" }))
-  if code == 0 and out ~= "HELLO\n" then fail("run_process: %q", out) end
+  -- a failed write of the input is the child's business (docs/process.md):
+  -- the child reads an early end and says less
+  local input_failed = (os.getenv("CORIO_FAULT") or ""):match("^write:")
+  if code == 0 and out ~= "HELLO\n" and not input_failed then fail("run_process: %q", out) end
   code = check("run_process true", corio.run_process({ "true" }))
   if code ~= nil and code ~= 0 then fail("run_process true: %s", tostring(code)) end
 end
