@@ -15,6 +15,7 @@
 #   make soak       the long-running checks in spec/soak/ (not in CI; see RELIABILITY.md)
 #   make test-shuffle | test-gc | test-modes-full   the specs under the runtime's test
 #                   modes: shuffled batches, collector stress (docs/testing.md)
+#   make test-fault libuv fault injection: the k-th request of a kind fails (build-fault/)
 #   make lint | clean | deps | bench-deps
 
 BUILD      = build
@@ -35,6 +36,7 @@ FUZZ_DEPS  = clang libclang-rt-14-dev
 FUZZ_BUILD = build-fuzz
 FUZZ_SECS  = 60
 FUZZ_JOBS  = 2
+FAULT_BUILD = build-fault
 
 # $(call apt_install,PKGS): install those of PKGS that dpkg does not have installed.
 # apt-get update runs only when something is missing, so a warm machine stays offline.
@@ -50,7 +52,7 @@ apt_install = missing=; \
 	fi
 
 .PHONY: all build deps bench-deps docs run test test-asan test-tsan bench lint clean install
-.PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak
+.PHONY: valgrind-deps test-valgrind fuzz-deps fuzz soak test-fault
 .PHONY: test-shuffle test-gc test-modes-full
 
 all: build
@@ -164,6 +166,13 @@ test-modes-full: build
 	sh spec/modes.sh incremental
 	sh spec/modes.sh generational
 	SHUFFLE_RUNS=$(SHUFFLE_FULL_RUNS) sh spec/modes.sh shuffle
+# libuv fault injection (c/fault/fault.c, RELIABILITY.md): the command built with ASan and
+# UBSan and its libuv calls wrapped; spec/fault/sweep.lua fails the k-th request of each
+# kind in each scenario of spec/fault/scenarios.lua. FAULT_ONLY=tcp:write narrows it.
+test-fault: deps
+	cmake -S . -B $(FAULT_BUILD) -DCORIO_FAULT=ON -DCORIO_SANITIZE=ON -DCORIO_BUILD_TESTS=OFF
+	cmake --build $(FAULT_BUILD) -j$(JOBS) --target corio
+	lua5.4 spec/fault/sweep.lua $(FAULT_BUILD)/bin/corio
 
 bench: bench-deps build
 	bench/run.sh
@@ -172,4 +181,4 @@ lint: deps
 	luacheck .
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) build.luarocks
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(FAULT_BUILD) build.luarocks

@@ -21,17 +21,29 @@ local function feed(p, input)
   p.stdin:close()
 end
 
+-- all a pipe gives, or {msg, code} when reading it failed
+local function drain(s)
+  local data, msg, code = s:read_all()
+  if data == nil and msg ~= nil then return { msg, code } end
+  return data or ""
+end
+
+-- code, out, errout, signal; or nil, msg, code when reading the output failed
 local function collect(p, input)
   local _, out, errout, st = core.gather(
     function() if input then feed(p, input) end return true end,
-    function() return p.stdout:read_all() or "" end,
-    function() return p.stderr:read_all() or "" end,
+    function() return drain(p.stdout) end,
+    function() return drain(p.stderr) end,
     function() return table.pack(p:wait()) end)
+  for _, r in ipairs { out, errout } do
+    if type(r) == "table" then return nil, r[1], r[2] end
+  end
   return st[1], out, errout, st[2]
 end
 
 -- corio.run_process(argv [, opts]) (suspends) -> code, stdout, stderr
--- [, signal], or nil, msg, code when the program cannot start. opts:
+-- [, signal], or nil, msg, code when the program cannot start or reading
+-- its output fails. opts:
 -- input (a string for its stdin; else stdin is /dev/null), timeout
 -- (seconds: then the child is terminated and corio.TimeoutError raised),
 -- check (raise a corio.ProcessError unless it exits with 0), and exec's
@@ -60,6 +72,7 @@ function process.run_process(argv, opts)
   else
     code, out, errout, sig = collect(p, input)
   end
+  if code == nil then return nil, out, errout end  -- reading the output failed
   if opts.check and code ~= 0 then
     error(errors.process_error(argv, code, sig, out, errout), 2)
   end

@@ -270,6 +270,8 @@ static int s_close(lua_State *L) {
     return 1;
   }
   corio__stream_close_soon(st);
+  if (st->werr != 0 && st->werr != UV_ECANCELED && st->h.state == NET_CLOSED)
+    return corio__stream_error(L, st, st->werr);  /* a failed write ended it (as close_k) */
   t = S->current;
   if (st->h.state == NET_CLOSED || t == NULL || !lua_isyieldable(L) ||
       corio_task_cancelled_by(&t->core) != NULL) {

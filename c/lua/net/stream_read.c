@@ -259,7 +259,8 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   t->what = W_NONE;
   n = try_read(L, st);
   if (n >= 0) return read_done(st, n);
-  read_more(st);
+  if (read_more(st) != 0 && (n = try_read(L, st)) >= 0)
+    return read_done(st, n);  /* libuv refused to read: that is the answer */
   corio__stream_wait_begin(st, t);
   corio_task_park(&S->loop, &t->core);
   return corio__suspend(L, S, read_k);
@@ -281,8 +282,11 @@ static int do_read(lua_State *L, corio_State *S, netstream *st, int kind,
     if (!st->reading) read_more(st);
     return n;
   }
+  if (read_more(st) != 0 && (n = try_read(L, st)) >= 0) {
+    st->want = 0;  /* libuv refused to read: that is the answer */
+    return n;
+  }
   st->reader = t;
-  read_more(st);
   corio__stream_wait_begin(st, t);
   corio_task_park(&S->loop, &t->core);
   return corio__suspend(L, S, read_k);

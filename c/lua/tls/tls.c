@@ -92,9 +92,11 @@ static int hs_check(lua_State *L, corio_State *S, netstream *st, luatask *t) {
     lua_settop(L, 1);
     return 1;
   }
+  if (st->werr) return hs_failed(L, st, st->werr);  /* a failed send, before the end it led to */
   if (st->rerr) return hs_failed(L, st, st->rerr);
+  if (corio__stream_read_more(st) != 0)  /* libuv refused to read */
+    return hs_failed(L, st, st->rerr);
   st->reader = t;
-  corio__stream_read_more(st);
   corio__stream_wait_begin(st, t);
   corio_task_park(&S->loop, &t->core);
   return corio__suspend(L, S, hs_k);

@@ -81,7 +81,8 @@ int corio__tls_step(netstream *st, tlslayer *ly) {
   }
   e = SSL_get_error(ly->ssl, r);
   if (e == SSL_ERROR_WANT_READ) {
-    flush_out(st, ly);
+    int err = flush_out(st, ly);
+    if (err) return err;  /* the handshake's bytes could not go: that ends it */
     return ly->eof ? unexpected_eof(ly) : 0;
   }
   if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {

@@ -1,0 +1,222 @@
+-- Scenarios for the libuv fault sweep (spec/fault/sweep.lua), run by the
+-- CORIO_FAULT build's command: corio spec/fault/scenarios.lua NAME DIR [CERTDIR]
+-- DIR is a fresh directory the scenario may use; CERTDIR holds server.pem,
+-- server_key.pem and ca.pem for the TLS scenario.
+--
+-- Each scenario does ordinary work and checks every failure it meets: an
+-- operational failure must be `nil, "CODE: message", "CODE"` (or
+-- `nil, "closed"` on a stream or file another failure has closed, or
+-- `nil, "eof", partial` for an early end). The codes seen are printed on the
+-- last line, `ok CODE CODE ...`, once corio.run has returned and the fds open
+-- are the ones open before it. Anything else (a raised error, a failure of
+-- another form, an fd left open) prints `FAIL ...` and exits 1.
+local corio = require "corio"
+local fs = corio.fs
+
+local name, dir, certdir = arg[1], arg[2], arg[3]
+local seen = {}
+
+local function fail(fmt, ...)
+  io.stdout:write("FAIL ", fmt:format(...), "\n")
+  io.stdout:flush()
+  os.exit(1)
+end
+
+-- check(what, ok, msg, code) -> ok, msg, code: records a failure's code after
+-- checking its form
+local trace = os.getenv("FAULT_TRACE") == "1"
+local function check(what, ok, msg, code)
+  if trace then io.stderr:write(what, ": ", tostring(ok), " ", tostring(msg), " ", tostring(code), "\n") end
+  if ok ~= nil or msg == nil then return ok, msg, code end
+  if msg == "closed" and code == nil then
+    seen[#seen + 1] = "closed"
+  elseif msg == "eof" and type(code) == "string" then
+    seen[#seen + 1] = "eof"
+  elseif code == "ETLS" and type(msg) == "string" and msg:sub(1, 5) == "TLS: " then
+    seen[#seen + 1] = code  -- TLS's own failures: nil, "TLS: reason", "ETLS"
+  elseif type(msg) ~= "string" or type(code) ~= "string" or msg:sub(1, #code + 2) ~= code .. ": " then
+    fail("%s: a failure not in the nil, msg, code form: %s, %s", what, tostring(msg), tostring(code))
+  else
+    seen[#seen + 1] = code
+  end
+  return ok, msg, code
+end
+
+local function handler_errors()
+  corio.set_error_handler(function(err)
+    fail("a task raised: %s", tostring(err))
+  end)
+end
+
+-- an echo handler: lines back until the end or a failure
+local function echo(s)
+  while true do
+    local line = check("server read_line", s:read_line())
+    if not line then break end
+    if not check("server write", s:write(line, "\n")) then break end
+  end
+  check("server close", s:close())
+end
+
+-- a client exchange over stream s: three lines there and back
+local function talk(s, tag)
+  for i = 1, 3 do
+    if not check(tag .. " write", s:write("line " .. i .. ("x"):rep(i * 1000), "\n")) then break end
+    local back = check(tag .. " read_line", s:read_line())
+    if not back then break end
+    if back ~= "line " .. i .. ("x"):rep(i * 1000) then fail("%s: wrong echo", tag) end
+  end
+  check(tag .. " close", s:close())
+end
+
+local scenarios = {}
+
+function scenarios.tcp()
+  local srv = assert(corio.serve("127.0.0.1", 0, echo))
+  local _, port = srv:address()
+  local s = check("connect", corio.connect("127.0.0.1", port))
+  if s then talk(s, "client") end
+  srv:close()
+  srv:wait_closed()
+end
+
+function scenarios.tcp_many()  -- two clients at once, each with a write the kernel queues
+  local srv = assert(corio.serve("127.0.0.1", 0, function(s)
+    local data = check("server read_all", s:read_all())
+    if data then check("server write", s:write(#data, "\n")) end
+    check("server close", s:close())
+  end))
+  local _, port = srv:address()
+  corio.task_group(function(g)
+    for _ = 1, 2 do
+      g:spawn(function()
+        local s = check("connect", corio.connect("127.0.0.1", port))
+        if not s then return end
+        if check("write", s:write(("y"):rep(4 << 20))) and check("shutdown", s:shutdown()) then
+          if check("read_line", s:read_line()) then check("read end", s:read()) end
+        end
+        check("close", s:close())
+      end)
+    end
+  end)
+  srv:close()
+  srv:wait_closed()
+end
+
+function scenarios.unix()
+  local path = dir .. "/sock"
+  local srv = assert(corio.serve_unix(path, echo))
+  local s = check("connect_unix", corio.connect_unix(path))
+  if s then talk(s, "unix client") end
+  srv:close()
+  srv:wait_closed()
+end
+
+function scenarios.dns()
+  local list = check("getaddrinfo", corio.getaddrinfo("localhost", 80))
+  if list and #list == 0 then fail("getaddrinfo: an empty list") end
+  local srv = assert(corio.serve("127.0.0.1", 0, echo))
+  local _, port = srv:address()
+  local s = check("connect localhost", corio.connect("localhost", port, { happy_eyeballs_delay = false }))
+  if s then talk(s, "client") end
+  srv:close()
+  srv:wait_closed()
+end
+
+function scenarios.fs_whole()
+  local p = dir .. "/whole.txt"
+  if check("write_file", fs.write_file(p, ("a"):rep(100000))) then
+    local data = check("read_file", fs.read_file(p))
+    if data and #data ~= 100000 then fail("read_file: %d bytes", #data) end
+  end
+  check("append_file", fs.append_file(p, "tail\n"))
+  check("write_file atomic", fs.write_file(p, "new\n", { atomic = true }))
+  check("mkdir", fs.mkdir(dir .. "/a/b/c", { parents = true }))
+end
+
+function scenarios.fs_file()
+  local p = dir .. "/lines.txt"
+  local f = check("open w", fs.open(p, "w"))
+  if f then
+    for i = 1, 3 do
+      if not check("write", f:write("line ", i, "\n")) then break end
+    end
+    check("sync", f:sync())
+    check("close w", f:close())
+  end
+  f = check("open r", fs.open(p, "r"))
+  if f then
+    while true do
+      local line = check("read_line", f:read_line())
+      if not line then break end
+    end
+    check("stat", f:stat())
+    check("seek end", f:seek("end"))
+    check("close r", f:close())
+  end
+  check("stat path", fs.stat(p))
+  local it = check("scandir", fs.scandir(dir))
+  if it then for _ in it do end end
+  local tmp = check("mkdtemp", fs.mkdtemp(dir .. "/tmpXXXXXX"))
+  if tmp then check("rmdir", fs.rmdir(tmp)) end
+  if check("rename", fs.rename(p, p .. ".2")) then check("unlink", fs.unlink(p .. ".2")) end
+end
+
+function scenarios.exec()
+  local p = check("exec", corio.exec({ "cat" }, { stdin = "pipe", stdout = "pipe" }))
+  if not p then return end
+  local reader = corio.spawn(function()
+    local all = check("stdout read_all", p.stdout:read_all())
+    return all
+  end)
+  if check("stdin write", p.stdin:write(("z"):rep(1 << 20), "\n")) then
+    check("stdin close", p.stdin:close())
+  else
+    p.stdin:close()
+  end
+  reader:await()
+  check("wait", p:wait())
+  p:close()
+end
+
+function scenarios.run_process()
+  local code, out = check("run_process", corio.run_process({ "tr", "a-z", "A-Z" }, { input = "hello\n" }))
+  -- a failed write of the input is the child's business (docs/process.md):
+  -- the child reads an early end and says less
+  local input_failed = (os.getenv("CORIO_FAULT") or ""):match("^write:")
+  if code == 0 and out ~= "HELLO\n" and not input_failed then fail("run_process: %q", out) end
+  code = check("run_process true", corio.run_process({ "true" }))
+  if code ~= nil and code ~= 0 then fail("run_process true: %s", tostring(code)) end
+end
+
+function scenarios.tls()
+  local srv = assert(corio.serve("127.0.0.1", 0, echo, {
+    tls = { server = true, cert = certdir .. "/server.pem", key = certdir .. "/server_key.pem" },
+  }))
+  local _, port = srv:address()
+  local s = check("tls connect", corio.connect("127.0.0.1", port, {
+    tls = { ca_file = certdir .. "/ca.pem", server_name = "localhost" },
+  }))
+  if s then talk(s, "tls client") end
+  srv:close()
+  srv:wait_closed()
+end
+
+local fn = scenarios[name] or fail("no scenario %s", tostring(name))
+local function fd_set()
+  local t = corio.core.testing_fds()
+  local set = {}
+  for fd, what in pairs(t or {}) do set[fd] = what end
+  return set
+end
+-- a first run opens what libuv keeps for the whole process (the fd it holds
+-- in reserve for EMFILE); the fds open after it are the baseline
+corio.run(function() assert(corio.serve("127.0.0.1", 0, function() end)):close() end)
+local before = fd_set()
+handler_errors()
+local ok, err = pcall(corio.run, fn)
+if not ok then fail("raised: %s", tostring(err)) end
+for fd, what in pairs(fd_set()) do
+  if before[fd] == nil then fail("fd %d left open: %s", fd, what) end
+end
+io.stdout:write("ok ", table.concat(seen, " "), "\n")
