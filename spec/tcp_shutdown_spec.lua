@@ -47,7 +47,7 @@ describe("the run's shutdown with streams still flushing", function()
     local out, rc, secs = run_script(STALLED:format(""))
     assert.equals("main done\n", out)
     assert.equals(0, rc)
-    assert.is_true(secs < 10, "took " .. secs .. " s")  -- the stall rule: 1 to 2 s
+    assert.is_true(secs < 30, "took " .. secs .. " s")  -- the stall rule: 1 to 2 s (30: loaded sanitizer runs took 12)
   end)
 
   it("still reaches the deadlock rounds when a task cannot finish", function()
@@ -58,7 +58,7 @@ corio.spawn(function() c:close() end)  -- an explicit close, cancelled by the sh
     assert.equals(0, rc)
     assert.matches("^main done\n", out)
     assert.matches("deadlock", out)  -- the shielded task, woken by the rounds
-    assert.is_true(secs < 10, "took " .. secs .. " s")
+    assert.is_true(secs < 30, "took " .. secs .. " s")
   end)
 
   it("delivers every byte to a peer that reads slowly, past the stall period", function()
