@@ -79,7 +79,8 @@ typedef struct scenario {
   const char *known; /* NULL, or why it is known to fail (then skipped) */
 } scenario;
 
-/* why the known failures fail (the run that shows it: ALLOC_FAIL_ONLY="name=k") */
+/* why a known failure fails goes in its scenario's `known` (none today; the run that
+   shows one: ALLOC_FAIL_ONLY="name=k") */
 
 /* The server and the client are globals, closed by the wrapper after the
    body: a refused allocation can stop Lua from calling a <close>
