@@ -20,7 +20,7 @@ if pid == 0:
 seen = b""
 
 
-def expect(text, timeout=10.0):
+def expect(text, timeout=30.0):
     """Read until text has come (after what earlier expects consumed)."""
     global seen
     want = text.encode()

@@ -78,7 +78,7 @@ describe("corio -i", function()
   local has_python = os.execute("command -v python3 >/dev/null 2>&1")
   local pty_it = has_python and it or pending
   pty_it("works on a terminal: waits, background output, errors, blocks, Ctrl-C, Ctrl-D", function()
-    local p = assert(io.popen("timeout 60 python3 " .. quote(ROOT .. "/spec/repl_pty.py") .. " " .. quote(CORIO) .. " 2>&1"))
+    local p = assert(io.popen("timeout 240 python3 " .. quote(ROOT .. "/spec/repl_pty.py") .. " " .. quote(CORIO) .. " 2>&1"))
     local out = p:read("a")
     p:close()
     assert.are.equal("repl_pty: ok\n", out)
