@@ -12,6 +12,16 @@ local function has_line(lines, pattern)
   return false, table.concat(lines, "\n")
 end
 
+-- a task that makes a task group (never closed) with one child sleeping
+-- 0.01 s, and ends before that child; awaited
+local function leave_group_open()
+  local t = corio.spawn(function()
+    local tg = corio.task_group()
+    tg:spawn(corio.sleep, 0.01)
+  end)
+  t:await()
+end
+
 describe("the after-spec check", function()
   it("is the one busted runs (not a second copy)", function()
     assert.equal(check, package.loaded["after_check"])
@@ -84,11 +94,7 @@ describe("a run's end", function()
 
   it("drops a never-closed group whose children ended after its maker", function()
     helper.run(function()
-      local t = corio.spawn(function()
-        local tg = corio.task_group()
-        tg:spawn(corio.sleep, 0.01)
-      end)
-      t:await()
+      leave_group_open()
       corio.sleep(0.03)
     end)
     collectgarbage()
@@ -108,11 +114,7 @@ end)
 describe("a task group never closed", function()
   it("lets go of its anchor once its maker and its children have ended", function()
     helper.run(function()
-      local t = corio.spawn(function()
-        local tg = corio.task_group()
-        tg:spawn(corio.sleep, 0.01)
-      end)
-      t:await()
+      leave_group_open()
       assert.equal(1, core._introspect().side.groups)  -- its child still runs
       corio.sleep(0.03)
       collectgarbage()

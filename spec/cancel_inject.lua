@@ -136,4 +136,13 @@ function inject.sweep(sc)
   return n, 2 + n * 2 * #(sc.modes or { 1, 2 })
 end
 
+-- inject.test(sc) -> a function for busted's `it`: the sweep of sc (with
+-- INJECT_VERBOSE set, its counts are printed)
+function inject.test(sc)
+  return function()
+    local n, runs = inject.sweep(sc)
+    if os.getenv("INJECT_VERBOSE") then print(("\n%s: %d checkpoints, %d runs"):format(sc.name, n, runs)) end
+  end
+end
+
 return inject

@@ -61,6 +61,22 @@ local function stream_closer(st, s, name)
   return closer(st, name or "stream", function() s:close() end)
 end
 
+-- a TCP scenario's body: a server on 127.0.0.1 (o.handler, default
+-- tracked_echo; o.serve, its options), a client stream connected to it
+-- (from o.host, default 127.0.0.1; o.connect, its options), both closed by
+-- <close>; then fn(s, st) with the client stream
+local function tcp_body(fn, o)
+  o = o or {}
+  return function(st)
+    local srv = assert(corio.serve("127.0.0.1", 0, o.handler or tracked_echo(st), o.serve))
+    local _srv <close> = server_closer(st, srv)
+    local _, port = srv:address()
+    local s = assert(corio.connect(o.host or "127.0.0.1", port, o.connect))
+    local _s <close> = stream_closer(st, s)
+    fn(s, st)
+  end
+end
+
 local function echo_rounds(s, n)
   for i = 1, n do
     assert(s:write("line " .. i, "\n"))
@@ -83,27 +99,17 @@ local scenarios = {
   {
     name = "TCP connect, write, read_line, close",
     accept = peer_gone,
-    body = function(st)
-      local srv = assert(corio.serve("127.0.0.1", 0, tracked_echo(st)))
-      local _srv <close> = server_closer(st, srv)
-      local _, port = srv:address()
-      local s = assert(corio.connect("127.0.0.1", port))
-      local _s <close> = stream_closer(st, s)
+    body = tcp_body(function(s)
       echo_rounds(s, 3)
       assert(s:close())
-    end,
+    end),
   },
   {
     name = "TCP connect by name (localhost)",
     accept = peer_gone,
-    body = function(st)
-      local srv = assert(corio.serve("127.0.0.1", 0, tracked_echo(st)))
-      local _srv <close> = server_closer(st, srv)
-      local _, port = srv:address()
-      local s = assert(corio.connect("localhost", port))
-      local _s <close> = stream_closer(st, s)
+    body = tcp_body(function(s)
       echo_rounds(s, 1)
-    end,
+    end, { host = "localhost" }),
   },
   {
     name = "TCP connect refused",
@@ -120,12 +126,7 @@ local scenarios = {
   {
     name = "TCP large write under backpressure, shutdown, read_all",
     accept = peer_gone,
-    body = function(st)
-      local srv = assert(corio.serve("127.0.0.1", 0, tracked_echo(st)))
-      local _srv <close> = server_closer(st, srv)
-      local _, port = srv:address()
-      local s = assert(corio.connect("127.0.0.1", port))
-      local _s <close> = stream_closer(st, s)
+    body = tcp_body(function(s)
       assert(s:write("size\n"))
       local chunk = ("x"):rep(65536)
       for _ = 1, 16 do assert(s:write(chunk)) end
@@ -133,7 +134,7 @@ local scenarios = {
       assert(s:shutdown())
       assert(s:read_line() == tostring(16 * 65536))
       assert(s:read_all() == "")
-    end,
+    end),
   },
   {
     name = "Unix stream echo",
@@ -299,15 +300,10 @@ local scenarios = {
   {
     name = "TCP close with a large write still queued",
     accept = peer_gone,
-    body = function(st)
-      local srv = assert(corio.serve("127.0.0.1", 0, tracked_echo(st)))
-      local _srv <close> = server_closer(st, srv)
-      local _, port = srv:address()
-      local s = assert(corio.connect("127.0.0.1", port))
-      local _s <close> = stream_closer(st, s)
+    body = tcp_body(function(s)
       assert(s:write("size\n", ("z"):rep(4 << 20)))
       assert(s:close())  -- flushes first
-    end,
+    end),
   },
   {
     name = "process output read line by line, then wait",
@@ -341,15 +337,7 @@ local scenarios = {
   },
   {
     name = "a timeout around TCP reads that expires",
-    body = function(st)
-      local srv = assert(corio.serve("127.0.0.1", 0, function(s)
-        s:read_line()  -- never answers; ends when the client goes
-        s:close()
-      end))
-      local _srv <close> = server_closer(st, srv)
-      local _, port = srv:address()
-      local s = assert(corio.connect("127.0.0.1", port))
-      local _s <close> = stream_closer(st, s)
+    body = tcp_body(function(s, st)
       local ok, err = pcall(corio.timeout, 0.05, function()
         local _c <close> = closer(st, "in")
         s:read_line()
@@ -357,7 +345,12 @@ local scenarios = {
       assert(not ok)
       if corio.is_cancelled(err) then error(err, 0) end
       assert(corio.TimeoutError.is(err), tostring(err))
-    end,
+    end, {
+      handler = function(s)
+        s:read_line()  -- never answers; ends when the client goes
+        s:close()
+      end,
+    }),
   },
 }
 
@@ -365,26 +358,17 @@ if has_tls then
   scenarios[#scenarios + 1] = {
     name = "TLS handshake and echo",
     accept = peer_gone,
-    body = function(st)
-      local srv = assert(corio.serve("127.0.0.1", 0, tracked_echo(st), {
-        tls = { server = true, cert = certs.server, key = certs.server_key },
-      }))
-      local _srv <close> = server_closer(st, srv)
-      local _, port = srv:address()
-      local s = assert(corio.connect("127.0.0.1", port, { tls = { ca_file = certs.ca } }))
-      local _s <close> = stream_closer(st, s)
+    body = tcp_body(function(s)
       echo_rounds(s, 2)
       assert(s:close())
-    end,
+    end, {
+      serve = { tls = { server = true, cert = certs.server, key = certs.server_key } },
+      connect = { tls = { ca_file = certs.ca } },
+    }),
   }
 end
 
 describe("cancellation injected at every checkpoint of I/O", function()
   teardown(helper.tls_cleanup)
-  for _, sc in ipairs(scenarios) do
-    it(sc.name, function()
-      local n, runs = inject.sweep(sc)
-      if os.getenv("INJECT_VERBOSE") then print(("\n%s: %d checkpoints, %d runs"):format(sc.name, n, runs)) end
-    end)
-  end
+  for _, sc in ipairs(scenarios) do it(sc.name, inject.test(sc)) end
 end)

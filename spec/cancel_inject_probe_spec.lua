@@ -289,9 +289,6 @@ describe("a cancellation at any checkpoint ends a task that does not catch it", 
   teardown(helper.tls_cleanup)
   for _, sc in ipairs(probes) do
     sc.strict = true
-    it(sc.name, function()
-      local n, runs = inject.sweep(sc)
-      if os.getenv("INJECT_VERBOSE") then print(("\n%s: %d checkpoints, %d runs"):format(sc.name, n, runs)) end
-    end)
+    it(sc.name, inject.test(sc))
   end
 end)

@@ -84,6 +84,17 @@ local function producers_consumers(st, q, nprod, nitems, ncons, delay)
   end
 end
 
+-- a producers_consumers scenario (nprod, nitems, ncons, delay: its
+-- arguments) over a fresh queue from make_queue(), checked by the ledger
+local function queue_scenario(name, make_queue, nprod, nitems, ncons, delay)
+  return {
+    name = name,
+    setup = function(st) ledger(st); st.q = make_queue() end,
+    body = function(st) producers_consumers(st, st.q, nprod, nitems, ncons, delay) end,
+    check = check_ledger("q"),
+  }
+end
+
 local scenarios = {
   {
     name = "sleep with nested <close> handlers",
@@ -274,30 +285,14 @@ local scenarios = {
       assert(st.entered == st.finished, "the shielded body was interrupted")
     end,
   },
-  {
-    name = "bounded queue, producers and consumers",
-    setup = function(st) ledger(st); st.q = corio.queue(2) end,
-    body = function(st) producers_consumers(st, st.q, 2, 4, 2) end,
-    check = check_ledger("q"),
-  },
-  {
-    name = "get from an empty queue, put into a full one",
-    setup = function(st) ledger(st); st.q = corio.queue(1) end,
-    body = function(st) producers_consumers(st, st.q, 1, 4, 1, 1) end,
-    check = check_ledger("q"),
-  },
-  {
-    name = "priority queue",
-    setup = function(st) ledger(st); st.q = corio.priority_queue(1) end,
-    body = function(st) producers_consumers(st, st.q, 2, 3, 1) end,
-    check = check_ledger("q"),
-  },
-  {
-    name = "lifo queue",
-    setup = function(st) ledger(st); st.q = corio.lifo_queue(2) end,
-    body = function(st) producers_consumers(st, st.q, 1, 5, 2, 0.5) end,
-    check = check_ledger("q"),
-  },
+  queue_scenario("bounded queue, producers and consumers",
+                 function() return corio.queue(2) end, 2, 4, 2),
+  queue_scenario("get from an empty queue, put into a full one",
+                 function() return corio.queue(1) end, 1, 4, 1, 1),
+  queue_scenario("priority queue",
+                 function() return corio.priority_queue(1) end, 2, 3, 1),
+  queue_scenario("lifo queue",
+                 function() return corio.lifo_queue(2) end, 1, 5, 2, 0.5),
   {
     name = "queue join and task_done",
     setup = function(st) ledger(st); st.q = corio.queue() end,
@@ -490,12 +485,7 @@ local scenarios = {
 }
 
 describe("cancellation injected at every checkpoint", function()
-  for _, sc in ipairs(scenarios) do
-    it(sc.name, function()
-      local n, runs = inject.sweep(sc)
-      if os.getenv("INJECT_VERBOSE") then print(("\n%s: %d checkpoints, %d runs"):format(sc.name, n, runs)) end
-    end)
-  end
+  for _, sc in ipairs(scenarios) do it(sc.name, inject.test(sc)) end
 end)
 
 describe("bugs the sweep found", function()
