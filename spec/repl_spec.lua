@@ -55,8 +55,8 @@ describe("corio -i", function()
 
   it("keeps spawned tasks running between lines; at the end cancels what is left", function()
     local out, _, code = run({ "-i" },
-      "corio.spawn(function() corio.sleep(0.01) print('bg done') end) return 'spawned'\n" ..
-      "corio.sleep(0.05)\n" ..
+      "corio.spawn(function() corio.sleep(0.2) print('bg done') end) return 'spawned'\n" ..
+      "corio.sleep(1)\n" ..  -- wide apart: a loaded machine took the 10 ms before the prompt
       "corio.spawn(function() local _c <close> = setmetatable({}, {__close = function() print('cleanup') end}) corio.sleep(100) end)\n" ..
       "corio.sleep(0.01)\n")
     assert.matches("spawned\n> bg done\n", out, 1, true)
