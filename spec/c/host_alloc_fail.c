@@ -7,7 +7,7 @@
 ** make it raise). Each scenario is a piece of Lua run as a task; it is run
 ** once to count its allocations, then again for k over that count (every
 ** k, or evenly spaced ones when there are many; ALLOC_FAIL_FULL=1 takes
-** every k; under valgrind, about 4 per scenario). Each run happens in a
+** every k; under valgrind, about 2 per scenario). Each run happens in a
 ** child process and must end with:
 **  - no crash, no abort (Lua's panic), no hang;
 **  - the scenario finished, or "not enough memory" reached Lua code: the
@@ -301,7 +301,7 @@ static void test_alloc_fail_sweep(void) {
   size_t i;
   int failed = 0, runs = 0;
   int full = getenv("ALLOC_FAIL_FULL") != NULL;
-  unsigned long most = under_valgrind() ? 4 : 40;  /* runs per scenario, about */
+  unsigned long most = under_valgrind() ? 2 : 40;  /* runs per scenario, about */
   int sweep_known = getenv("ALLOC_FAIL_KNOWN") != NULL;  /* sweep the known failures too */
   const char *only = getenv("ALLOC_FAIL_ONLY");  /* "name=k": that run, in this process */
   char why[1024];
