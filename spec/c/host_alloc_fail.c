@@ -174,6 +174,16 @@ static const scenario scenarios[] = {
                    "assert(p.stdout:read_all() == 'hi')\n"
                    "assert(p.stderr:read_all() == 'x\\n')\n"
                    "assert(p:wait() == 0)", NULL},
+  {"files", "local path = os.tmpname()\n"
+            "assert(corio.fs.write_file(path, 'one\\ntwo\\n'))\n"
+            "assert(corio.fs.read_file(path) == 'one\\ntwo\\n')\n"
+            "f = assert(corio.fs.open(path))\n"
+            "assert(f:read_line() == 'one')\n"
+            "assert(f:close())\n"
+            "assert(corio.fs.stat(path).size == 8)\n"
+            "assert(corio.fs.unlink(path))", NULL},
+  {"to_thread", "local s, t = corio.to_thread(function(a, b) return a + b, {a, b} end, 1, 2)\n"
+                "assert(s == 3 and t[1] == 1 and t[2] == 2)", NULL},
 };
 
 #define NSCEN (sizeof scenarios / sizeof scenarios[0])
@@ -218,7 +228,8 @@ static lua_Integer run_one(const scenario *sc, unsigned long fail_at) {
                         "disarm()\n"
                         "outcome = ok and 'ok' or tostring(err)\n"
                         "if c then c:close() end\n"
-                        "if srv then srv:close() end\n") == LUA_OK);
+                        "if srv then srv:close() end\n"
+                        "if f then f:close() end\n") == LUA_OK);
   fa.fail_at = fail_at;
   fa.attempts = fa.failures = 0;
   CHECK(corio_spawn(L, 0) == 0);
