@@ -79,8 +79,10 @@ typedef struct scenario {
   const char *known; /* NULL, or why it is known to fail (then skipped) */
 } scenario;
 
-/* why a known failure fails goes in its scenario's `known` (none today; the run that
-   shows one: ALLOC_FAIL_ONLY="name=k") */
+/* why a known failure fails goes in its scenario's `known` (the run that shows one:
+   ALLOC_FAIL_ONLY="name=k", under valgrind for a leak) */
+#define FS_ANSWER_LEAK "leak: a refused allocation while a finished fs request's answer is " \
+                       "pushed (fs.stat's table, k = 5) raises before the request is freed"
 
 /* The server and the client are globals, closed by the wrapper after the
    body: a refused allocation can stop Lua from calling a <close>
@@ -181,7 +183,7 @@ static const scenario scenarios[] = {
             "assert(f:read_line() == 'one')\n"
             "assert(f:close())\n"
             "assert(corio.fs.stat(path).size == 8)\n"
-            "assert(corio.fs.unlink(path))", NULL},
+            "assert(corio.fs.unlink(path))", FS_ANSWER_LEAK},
   {"to_thread", "local s, t = corio.to_thread(function(a, b) return a + b, {a, b} end, 1, 2)\n"
                 "assert(s == 3 and t[1] == 1 and t[2] == 2)", NULL},
 };
