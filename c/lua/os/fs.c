@@ -197,35 +197,57 @@ void corio__fs_on_done(uv_fs_t *req) {
   corio__fsreq_finish(corio__container_of(req, fsreq, req));
 }
 
+/* the answer of a plain request (under lua_pcall from result: its pushes may
+   run out of memory, and the request must be freed either way) */
+static int push_answer(lua_State *L) {
+  fsreq *r = (fsreq *)lua_touserdata(L, 1);
+  ssize_t res = r->req.result;
+  lua_pop(L, 1);
+  if (r->op == OP_MKDIRS) {
+    if (r->err < 0) return corio__fs_error(L, r->err, r->path, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (res < 0) return corio__fs_error(L, (int)res, r->req.path, r->req.new_path);
+  switch (r->op) {
+    case OP_STAT: corio__fs_push_stat(L, &r->req.statbuf); break;
+    case OP_PATH: lua_pushstring(L, (const char *)r->req.ptr); break;
+    case OP_MKDTEMP: lua_pushstring(L, r->req.path); break;
+    default: lua_pushboolean(L, 1);
+  }
+  return 1;
+}
+
 /* the answer of a finished request, which it frees (unless it is kept) */
 static int result(lua_State *L, corio_State *S, luatask *t, fsreq *r) {
-  int n = 1;
+  int n, top, status;
   ssize_t res = r->req.result;
   switch (r->op) {
     case OP_WHOLE:
       n = corio__whole_result(L, r);
-      break;
+      corio__fsreq_free(r);
+      return n;
     case OP_FILE:
       return corio__file_resume(L, S, t, r);
-    case OP_MKDIRS:
-      if (r->err < 0) n = corio__fs_error(L, r->err, r->path, NULL);
-      else lua_pushboolean(L, 1);
+    case OP_SCANDIR:
+      if (res >= 0) return corio__fs_scandir_push(L, r);  /* keeps r */
       break;
-    default:
-      if (res < 0) n = corio__fs_error(L, (int)res, r->req.path, r->req.new_path);
-      else switch (r->op) {
-        case OP_STAT: corio__fs_push_stat(L, &r->req.statbuf); break;
-        case OP_OPEN:  /* the File made before the request is at the top */
-          corio__file_opened(L, lua_gettop(L), (int)res);
-          break;
-        case OP_PATH: lua_pushstring(L, (const char *)r->req.ptr); break;
-        case OP_MKDTEMP: lua_pushstring(L, r->req.path); break;
-        case OP_SCANDIR: return corio__fs_scandir_push(L, r);  /* keeps r */
-        default: lua_pushboolean(L, 1);
+    case OP_OPEN:
+      if (res >= 0) {  /* the File made before the request is at the top */
+        corio__file_opened(L, lua_gettop(L), (int)res);
+        corio__fsreq_free(r);
+        return 1;
       }
+      break;
+    default: break;
   }
+  top = lua_gettop(L);
+  lua_pushcfunction(L, push_answer);
+  lua_pushlightuserdata(L, r);
+  status = lua_pcall(L, 1, LUA_MULTRET, 0);
   corio__fsreq_free(r);
-  return n;
+  if (status != LUA_OK) return lua_error(L);  /* "not enough memory" */
+  return lua_gettop(L) - top;
 }
 
 static int fsreq_k(lua_State *L, int status, lua_KContext ctx) {
