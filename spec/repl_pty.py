@@ -92,11 +92,12 @@ while True:
         break
     if time.time() > end:
         fail("Ctrl-D did not end the prompt")
-    try:
-        os.read(fd, 4096)
-    except OSError:
-        pass
-    time.sleep(0.05)
+    r, _, _ = select.select([fd], [], [], 0.05)  # never a blocking read: the
+    if r:                                         # deadline above must be seen
+        try:
+            os.read(fd, 4096)
+        except OSError:
+            time.sleep(0.05)
 if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
     fail("exit status %r" % status)
 print("repl_pty: ok")
