@@ -1,7 +1,9 @@
 -- The memory floor for W2: N bare Lua coroutines, each created and resumed once into a
 -- coroutine.yield, all kept in a list: what a suspended task costs with no scheduler,
 -- timer or task object at all. bench/run.sh reports its peak RSS as row
--- "lua-coroutines" beside corio's W2 (target: corio peak RSS <= 1.15 x this).
+-- "lua-coroutines" beside corio's W2 (target: corio peak RSS <= 1.20 x this). Row
+-- "lua-coroutines-corio-alloc" runs it under `lua5.4 -l corio.core`: the same coroutines
+-- on corio's allocator (docs/reference.md, "Memory"), which corio's W2 runs on.
 --
 -- usage: lua5.4 bench/coroutines_floor.lua [N]    (N = 0 gives the interpreter's baseline)
 -- Prints "RESULT workload=w2 n=N secs=S" like the peers. Plain Lua has no monotonic

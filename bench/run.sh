@@ -24,6 +24,7 @@
 #        W10 (TLS): WORKLOADS="w10" runs w10ka (keep-alive) and w10hs (a new connection,
 #        so a handshake, per request: wrk -H "Connection: close") against each server
 #        CORIO_GC_ROWS="SETTING ..." (rows of W1-W6 under other collector settings, below)
+#        CORIO_ALLOC_ROWS=system (rows of W1-W6 on Lua's own allocator, below)
 #        BUILD=build (the build whose corio/core.so is measured)
 #        PEERDIR=../shared/bench-peers  OUT=/tmp/corio-bench
 set -u
@@ -72,6 +73,7 @@ ROWS=(
   "empty|corio|$CORIO empty"  "w1|corio|$CORIO w1 {N}"  "w2|corio|$CORIO w2 {N}"  "w3|corio|$CORIO w3 {N}"
   "w4|corio|$CORIO w4 {N}"
   "empty|lua|$FLOOR 0"        "w2|lua-coroutines|$FLOOR {N}"
+  "w2|lua-coroutines-corio-alloc|$LUA -l corio.core $ROOT/bench/coroutines_floor.lua {N}"
   "empty|asyncio|$ASYNCIO empty"         "w1|asyncio|$ASYNCIO w1 {N}"
   "w2|asyncio|$ASYNCIO w2 {N}"           "w3|asyncio|$ASYNCIO w3 {N}"
   "w4|asyncio|$ASYNCIO w4 {N}"
@@ -118,6 +120,12 @@ NET_ROWS=(
 for g in ${CORIO_GC_ROWS:-}; do
   for w in w1 w2 w3 w4; do ROWS+=("$w|corio-gc:$g|env CORIO_BENCH_GC=$g $CORIO $w {N}"); done
   for w in w5 w6; do NET_ROWS+=("$w|corio-gc:$g|env CORIO_BENCH_GC=$g $CORIO $w"); done
+done
+# CORIO_ALLOC_ROWS=system: rows corio-alloc:system of W1-W6 with Lua's own allocator
+# (CORIO_ALLOC=system) beside the plain rows, which run on corio's (docs/reference.md)
+for a in ${CORIO_ALLOC_ROWS:-}; do
+  for w in w1 w2 w3 w4; do ROWS+=("$w|corio-alloc:$a|env CORIO_ALLOC=$a $CORIO $w {N}"); done
+  for w in w5 w6; do NET_ROWS+=("$w|corio-alloc:$a|env CORIO_ALLOC=$a $CORIO $w"); done
 done
 # W10: W6 over TLS 1.3 with a P-256 certificate made for the run
 CERT=$OUT/tls-cert.pem  KEY=$OUT/tls-key.pem

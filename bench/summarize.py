@@ -131,7 +131,13 @@ for wl, labels in order.items():
     if wl == "w2" and "lua-coroutines" in labels:
         r = ratio(med(wl, "corio", "rss_kb"), med(wl, "lua-coroutines", "rss_kb"))
         print(f"\nW2 memory: corio peak RSS / bare coroutines = {r} (target <= 1.20)")
-    gc_rows = [x for x in labels if x.startswith("corio-gc:")]
+        for label in [x for x in labels if x.startswith("corio-alloc:")]:
+            r = ratio(med(wl, label, "rss_kb"), med(wl, "lua-coroutines", "rss_kb"))
+            print(f"W2 memory: {label} peak RSS / bare coroutines = {r}")
+        if "lua-coroutines-corio-alloc" in labels:  # the floor on corio's allocator too
+            r = ratio(med(wl, "corio", "rss_kb"), med(wl, "lua-coroutines-corio-alloc", "rss_kb"))
+            print(f"W2 memory: corio peak RSS / bare coroutines on corio's allocator = {r}")
+    gc_rows = [x for x in labels if x.startswith("corio-gc:") or x.startswith("corio-alloc:")]
     if gc_rows and "node" in labels:  # the collector settings against node, same run
         print("\n| corio row | elapsed / node | secs / node | peak RSS / node |\n|---|---|---|---|")
         for label in ["corio"] + gc_rows:

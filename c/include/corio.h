@@ -290,10 +290,14 @@ int luaopen_corio_core(struct lua_State *L);
    CORIO_KEEP_SIGPIPE leaves SIGPIPE's disposition alone (the host handles
    or ignores it itself; a write to a closed peer may then kill the
    process), CORIO_KEEP_COROUTINE leaves coroutine.resume and wrap as Lua's
-   (an await inside a plain coroutine then fails). Stored in L's registry.
+   (an await inside a plain coroutine then fails), CORIO_KEEP_ALLOC keeps
+   Lua's own allocator in a state that has it (corio otherwise gives the
+   state its allocator for small blocks: docs/reference.md, "Memory").
+   Stored in L's registry.
    0, or CORIO_EBUSY when corio is already open in L. */
 #define CORIO_KEEP_SIGPIPE   0x01u
 #define CORIO_KEEP_COROUTINE 0x02u
+#define CORIO_KEEP_ALLOC     0x04u
 int corio_set_options(struct lua_State *L, unsigned options);
 
 /* corio's state in L (the module must be open), or NULL. Borrowed: valid

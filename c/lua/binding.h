@@ -195,6 +195,11 @@ int corio__bad_self(lua_State *L, int idx, const char *method,
 #define CORIO_NEVER_NS ((uint64_t)1000000000000000000ULL)
 uint64_t corio__check_ns(lua_State *L, int arg);
 
+/* alloc.c: corio's allocator for a state on Lua's own (1 if installed) */
+int corio__alloc_install(lua_State *L);
+int corio__alloc_stats(lua_State *L, size_t *carved, size_t *released);
+void corio__alloc_trim(lua_State *L, uint64_t now);
+
 /* iomod.c: the I/O modules' hooks, called by the runtime */
 void corio__iomod_add(corio_State *S, const corio_iomod *m);
 void corio__iomod_abandon(corio_State *S, luatask *t);

@@ -41,11 +41,22 @@ static const struct { int slot; const char *name; } held_slots[] = {
      handles = {[kind] = n} (the open loop's handles not closing, corio's
      own included), close_failed = loops whose uv_loop_close failed,
      side = {[name] = entries} (the side tables), held = {names of the
-     scheduler's slots holding a value} } */
+     scheduler's slots holding a value}, allocator = "corio" or "lua",
+     pages = bytes of the allocator's pages carved, released = of those,
+     bytes given back to the system (alloc.c) } */
 static int l_introspect(lua_State *L) {
   corio_State *S = corio__state(L);
-  size_t i;
-  lua_createtable(L, 0, 8);
+  size_t i, carved, released;
+  lua_createtable(L, 0, 11);
+  if (corio__alloc_stats(L, &carved, &released)) {
+    lua_pushliteral(L, "corio");
+    lua_pushinteger(L, (lua_Integer)carved);
+    lua_setfield(L, -3, "pages");
+    lua_pushinteger(L, (lua_Integer)released);
+    lua_setfield(L, -3, "released");
+  }
+  else lua_pushliteral(L, "lua");
+  lua_setfield(L, -2, "allocator");
   lua_pushboolean(L, S->running);
   lua_setfield(L, -2, "loop");
   lua_pushinteger(L, S->nlive);

@@ -39,6 +39,7 @@ int luaopen_corio_core(lua_State *L) {
     return 1;
   }
   lua_pop(L, 1);
+  if (!(options & CORIO_KEEP_ALLOC)) corio__alloc_install(L);
   S = corio__new_state();
   if (S == NULL) return luaL_error(L, "corio: out of memory");
   *(corio_State **)lua_newuserdatauv(L, sizeof S, 3) = S;

@@ -63,12 +63,20 @@ static void on_sigusr1(uv_signal_t *h, int signum) {
   lua_settop(L, top);
 }
 
+/* the loop's after_batch: gathered writes go out; a loop about to poll
+   with nothing ready gives the allocator's surplus pages back */
+static void after_batch(corio_loop_t *loop) {
+  corio_State *S = (corio_State *)loop->data;
+  corio__streams_flush(loop);
+  if (loop->rcount == 0) corio__alloc_trim(S->L, loop->now);
+}
+
 void corio__open_loop(lua_State *L, corio_State *S, uv_loop_t *uv) {
   int err = corio_loop_init(&S->loop, uv);
   if (err) luaL_error(L, "corio: cannot start a loop (%s)", corio_strerror(err));
   S->loop.data = S;
   S->loop.step = corio__step;
-  S->loop.after_batch = corio__streams_flush;
+  S->loop.after_batch = after_batch;
   corio__modes_open(S);
   S->running = 1;
   S->run_id++;
