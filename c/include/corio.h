@@ -88,6 +88,7 @@ struct corio_waiter_s {
 struct corio_future_s {
   corio_list_t waiters;   /* private: corio_waiter_t, in arrival order */
   int state;              /* readonly: enum corio_state */
+  uint32_t user;          /* public: the owner's to use (the core never does) */
 };
 
 /* a pending future with no waiters */
@@ -132,6 +133,8 @@ struct corio_task_s {
   uint8_t wait_kind;         /* readonly: enum corio_wait */
   uint8_t wake;              /* readonly: enum corio_wake, of the last wake */
   uint8_t flags;             /* readonly: CORIO_TASK_* */
+  uint8_t user;              /* public: the owner's to use (the core never
+                                does); corio_task_init zeroes it, and done.user */
 };
 
 /* a new task of loop, not yet scheduled (the caller sets its step) */

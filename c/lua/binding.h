@@ -57,17 +57,21 @@ enum { W_NONE, W_SLEEP, W_TASK, W_FUTURE, W_GROUP, W_GATHER,
 #define TASK_ERRPACK   0x40  /* error and traceback packed in uservalue 1 */
 #define TASK_GATHERED  0x80  /* some gather may be waiting on it */
 
+/* 88 bytes: with the userdata's header and uservalue, a block of 144. The
+   core's two spare fields hold the id and the shuffle's note. */
 typedef struct luatask {
   corio_task_t core;
   lua_State *co;    /* its coroutine once started (anchored by uservalue 1) */
   uint32_t live;    /* slot in the live table; 0 once finished */
-  uint32_t id;
-  uint16_t nuv;     /* uservalues: fn/thread/results, then args */
-  uint16_t n;       /* args before the start, results after the end */
+  uint8_t nuv;      /* uservalues: fn/thread/results, then args (<= 251) */
+  uint8_t n;        /* args before the start, results after the end */
   uint8_t what;     /* W_*, what it waits on */
   uint8_t bits;     /* TASK_* */
-  uint8_t susp;     /* shuffled mode: its wait_kind when it last suspended */
 } luatask;
+#define TASK_ID(t)   ((t)->core.done.user)  /* numbered from 1 in spawn order */
+#define TASK_SUSP(t) ((t)->core.user)  /* shuffled mode: its wait_kind when it last suspended */
+#define TASK_NPACKED 0xFF  /* n of a task whose results are packed in a table */
+typedef char corio__luatask_fits[sizeof(luatask) <= 88 ? 1 : -1];
 
 #define CORIO_BOXES 128  /* a power of two */
 

@@ -66,7 +66,7 @@ void corio__inject_step(corio_State *S, luatask *t) {
   if (lua_rawget(L, -2) != LUA_TNIL) {
     S->inject_count++;
     if (S->inject_count == S->inject_at && S->inject_woken)
-      S->inject_pending = t->id;  /* cancelled once woken, before it resumes */
+      S->inject_pending = TASK_ID(t);  /* cancelled once woken, before it resumes */
     else if (S->inject_count == S->inject_at) {
       if (S->inject == 2) {  /* the root */
         lua_getfield(L, top + 1, "root");

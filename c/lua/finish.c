@@ -152,7 +152,7 @@ void corio__report(lua_State *L, corio_State *S, int tidx) {
                             lua_isstring(cb, -1) ? lua_tostring(cb, -1) : "?");
     else msg = lua_tostring(cb, -1);
     fprintf(stderr, "corio: unhandled error in task %u: %s\n%s\n",
-            (unsigned)t->id, msg, lua_isstring(L, top + 3) ?
+            (unsigned)TASK_ID(t), msg, lua_isstring(L, top + 3) ?
             lua_tostring(L, top + 3) : "(no traceback)");
     fflush(stderr);
     lua_settop(cb, base);
@@ -210,7 +210,7 @@ void corio__finish(corio_State *S, luatask *t, int tidx, int state, int n) {
       lua_pop(L, n);  /* the error replaces the results */
       state = CORIO_FAILED;
     }
-    if (state == CORIO_DONE) t->n = (uint16_t)(n <= t->nuv ? n : 0xFFFF);
+    if (state == CORIO_DONE) t->n = (uint8_t)(n <= t->nuv ? n : TASK_NPACKED);
   }
   if (state != CORIO_DONE) {
     int err = lua_gettop(L);                       /* the error value */

@@ -31,9 +31,9 @@ static int shuffle_class(corio_task_t *ct) {
   if (ct->done.state != CORIO_PENDING) return 0;
   if (t->bits & TASK_HIDDEN) return 4;
   if (ct->wake != CORIO_WAKE_NORMAL) return 0;
-  if (t->susp == CORIO_WAIT_TIMER) return 1;
-  if (t->susp == CORIO_WAIT_FUTURE) return 2;
-  if (t->susp == CORIO_WAIT_PARKED && t->what >= W_LOCK && t->what <= W_CHANNEL)
+  if (TASK_SUSP(t) == CORIO_WAIT_TIMER) return 1;
+  if (TASK_SUSP(t) == CORIO_WAIT_FUTURE) return 2;
+  if (TASK_SUSP(t) == CORIO_WAIT_PARKED && t->what >= W_LOCK && t->what <= W_CHANNEL)
     return 3;
   return 0;
 }
@@ -42,7 +42,7 @@ static int shuffle_class(corio_task_t *ct) {
    was ready before it has run once: it stays where it is in the batch, as
    a wall that nothing crosses. */
 static int shuffle_wall(corio_task_t *ct) {
-  return ((luatask *)ct)->susp == CORIO_WAIT_READY && ct->done.state == CORIO_PENDING;
+  return TASK_SUSP((luatask *)ct) == CORIO_WAIT_READY && ct->done.state == CORIO_PENDING;
 }
 
 /* positions lo..hi-1 of the batch (orig holds them as they were): a

@@ -155,13 +155,11 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   if (nargs > 250) luaL_error(L, "corio.spawn: too many arguments (%d)", nargs);
   t = (luatask *)lua_newuserdatauv(L, sizeof *t, nuv);
   t->live = 0;
-  t->id = ++S->next_id;
   t->co = NULL;
-  t->nuv = (uint16_t)nuv;
-  t->n = (uint16_t)nargs;
+  t->nuv = (uint8_t)nuv;
+  t->n = (uint8_t)nargs;
   t->what = W_NONE;
   t->bits = 0;
-  t->susp = CORIO_WAIT_NONE;
   lua_pushvalue(S->L, SLOT_TASKMT);
   lua_xmove(S->L, L, 1);
   lua_setmetatable(L, -2);
@@ -179,7 +177,8 @@ luatask *corio__spawn(lua_State *L, corio_State *S, int fidx, int nargs) {
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, (lua_Integer)S->nlive + 1);
   lua_pop(L, 1);
-  corio_task_init(&S->loop, &t->core);
+  corio_task_init(&S->loop, &t->core);  /* zeroes the core: TASK_SUSP too */
+  TASK_ID(t) = ++S->next_id;
   t->live = ++S->nlive;
   if (S->nlive > S->live_hi) S->live_hi = S->nlive;
   if (corio_task_schedule(&S->loop, &t->core) != 0) {  /* undo: never ran */
@@ -327,7 +326,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
       return;
     }
   }
-  if (S->inject && S->inject_pending == t->id)  /* corio.testing.checkpoints */
+  if (S->inject && S->inject_pending == TASK_ID(t))  /* corio.testing.checkpoints */
     corio__inject_wake(S, t);
   co = t->co;  /* a started task's thread, anchored by its uservalue 1 */
   S->current = t;
@@ -343,7 +342,7 @@ void corio__step(corio_loop_t *loop, corio_task_t *ct) {
   if (status == LUA_YIELD && S->suspending && nres == 0 &&
       ct->wait_kind != CORIO_WAIT_NONE) {          /* the common case */
     S->suspending = 0;
-    if (S->shuffle_seed) t->susp = ct->wait_kind;  /* what woke it, for the shuffle */
+    if (S->shuffle_seed) TASK_SUSP(t) = ct->wait_kind;  /* what woke it, for the shuffle */
     if (nargs) lua_settop(L, base);
     if (S->inject) corio__inject_step(S, t);  /* corio.testing.checkpoints */
     return;

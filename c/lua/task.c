@@ -337,7 +337,7 @@ static void push_name(lua_State *L, corio_State *S, int idx) {
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TNIL) {
     lua_pop(L, 1);
-    lua_pushfstring(L, "task %d", (int)t->id);
+    lua_pushfstring(L, "task %d", (int)TASK_ID(t));
   }
   lua_remove(L, -2);
 }
@@ -395,10 +395,10 @@ static int t_tostring(lua_State *L) {
   const char *state = corio__state_name(t);
   push_name(L, S, 1);
   if (strcmp(state, "waiting") == 0)
-    lua_pushfstring(L, "task %d \"%s\" (waiting: %s)", (int)t->id,
+    lua_pushfstring(L, "task %d \"%s\" (waiting: %s)", (int)TASK_ID(t),
                     lua_tostring(L, -1), what_name(t->what));
   else
-    lua_pushfstring(L, "task %d \"%s\" (%s)", (int)t->id,
+    lua_pushfstring(L, "task %d \"%s\" (%s)", (int)TASK_ID(t),
                     lua_tostring(L, -1), state);
   return 1;
 }
@@ -407,7 +407,7 @@ static int t_tostring(lua_State *L) {
    that owns its group or nil (for dump) */
 static int l_task_info(lua_State *L) {
   luatask *t = check_task(L, 1);
-  lua_pushinteger(L, t->id);
+  lua_pushinteger(L, TASK_ID(t));
   lua_pushstring(L, corio__state_name(t));
   lua_pushstring(L, what_name(t->what));
   if (t->core.done.state == CORIO_PENDING &&
@@ -420,7 +420,7 @@ static int l_task_info(lua_State *L) {
   }
   else lua_pushnil(L);
   if (t->core.group != NULL && t->core.group->body.task != NULL)
-    lua_pushinteger(L, ((luatask *)t->core.group->body.task)->id);
+    lua_pushinteger(L, TASK_ID((luatask *)t->core.group->body.task));
   else lua_pushnil(L);
   return 5;
 }

@@ -61,10 +61,10 @@ static const char *abandon_rest(lua_State *L, corio_State *S, uint64_t ms) {
     lua_pushvalue(L, -2);
     if (lua_rawget(L, -2) == LUA_TSTRING)
       lua_pushfstring(L, "%s task %d \"%s\"", i == 1 ? "" : ",",
-                      (int)((luatask *)lua_touserdata(L, -3))->id, lua_tostring(L, -1));
+                      (int)TASK_ID((luatask *)lua_touserdata(L, -3)), lua_tostring(L, -1));
     else
       lua_pushfstring(L, "%s task %d", i == 1 ? "" : ",",
-                      (int)((luatask *)lua_touserdata(L, -3))->id);
+                      (int)TASK_ID((luatask *)lua_touserdata(L, -3)));
     lua_replace(L, -4);
     lua_pop(L, 2);
   }

@@ -221,7 +221,7 @@ static void push_unfinished(lua_State *L, corio_State *S, lua_Integer id, uint64
     luatask *t = (luatask *)lua_touserdata(L, -2);
     lua_pop(L, 1);
     lua_pushvalue(L, top + 1);
-    lua_pushfstring(L, "%s task %d", k == 0 ? "" : ",", (int)t->id);
+    lua_pushfstring(L, "%s task %d", k == 0 ? "" : ",", (int)TASK_ID(t));
     lua_concat(L, 2);
     lua_replace(L, top + 1);
     k++;
