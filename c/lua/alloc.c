@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include "binding.h"
 
 #define PAGE_SHIFT 16
@@ -210,6 +211,11 @@ static lua_Alloc standard_alloc(void) {
 #if defined(__SANITIZE_ADDRESS__) && !defined(CORIO_SANITIZE)
 #define CORIO_SANITIZE
 #endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(CORIO_SANITIZE)
+#define CORIO_SANITIZE  /* clang's spelling (the fuzz targets) */
+#endif
+#endif
 
 /* CORIO_ALLOC=system declines; under valgrind, memcheck watches malloc's
    blocks one by one, so corio declines unless CORIO_ALLOC=corio */
@@ -251,7 +257,13 @@ int corio__alloc_install(lua_State *L) {
   if (!wanted() || f != standard_alloc() || !pinned()) return 0;
   s = (slab *)calloc(1, sizeof *s);
   if (s == NULL) return 0;
-  for (size = REGION_MAX; size >= REGION_MIN; size /= 2) {
+  size = REGION_MAX;
+  {  /* under a limit on address space, take at most an eighth of it */
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+      while (size >= REGION_MIN && size > lim.rlim_cur / 8) size /= 2;
+  }
+  for (; size >= REGION_MIN; size /= 2) {
     /* address space only: no access, so no commit charge even where the
        system does not overcommit, until mprotect makes a step usable */
     void *m = mmap(NULL, size + HUGE_SIZE, PROT_NONE,
