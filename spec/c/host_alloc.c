@@ -157,6 +157,50 @@ static void test_tasks_on_it(void) {
   lua_close(L);
 }
 
+/* the allocator itself, called as Lua calls it: random blocks of every
+   size around the 1 KiB edge, grown and shrunk, each filled with a byte of
+   its own and checked before every move and free */
+static void test_random_blocks(void) {
+  enum { SLOTS = 2000, OPS = 200000 };
+  static unsigned char *blk[SLOTS];
+  static size_t len[SLOTS];
+  lua_State *L;
+  lua_Alloc f;
+  void *ud;
+  uint64_t rng = 88172645463325252ULL;
+  int op, i;
+  size_t k;
+  setenv("CORIO_ALLOC", "corio", 1);
+  L = host_state();
+  f = lua_getallocf(L, &ud);
+  for (op = 0; op < OPS; op++) {
+    size_t n;
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    i = (int)(rng % SLOTS);
+    n = 1 + (size_t)((rng >> 20) % ((rng >> 40) % 4 == 0 ? 3000 : 300));
+    for (k = 0; k < len[i]; k++) CHECK(blk[i][k] == (unsigned char)i);
+    if (blk[i] != NULL && (rng >> 50) % 3 == 0) {  /* free */
+      CHECK(f(ud, blk[i], len[i], 0) == NULL);
+      blk[i] = NULL;
+      len[i] = 0;
+    }
+    else {  /* new, or moved to another size */
+      unsigned char *b = (unsigned char *)f(ud, blk[i], blk[i] ? len[i] : LUA_TSTRING, n);
+      CHECK(b != NULL);
+      CHECK(((uintptr_t)b & 7) == 0);
+      for (k = 0; k < (len[i] < n ? len[i] : n); k++) CHECK(b[k] == (unsigned char)i);
+      memset(b, i & 0xFF, n);
+      blk[i] = b;
+      len[i] = n;
+    }
+  }
+  for (i = 0; i < SLOTS; i++) {
+    for (k = 0; k < len[i]; k++) CHECK(blk[i][k] == (unsigned char)i);
+    if (blk[i] != NULL) f(ud, blk[i], len[i], 0);
+  }
+  lua_close(L);
+}
+
 static int own_calls;
 static void *own_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
@@ -211,6 +255,7 @@ int main(void) {
   RUN(test_burst_released_and_reused);
   RUN(test_growth_across_sizes);
   RUN(test_tasks_on_it);
+  RUN(test_random_blocks);
   RUN(test_host_allocator_kept);
   RUN(test_declined);
   TEST_MAIN_END();
