@@ -84,10 +84,15 @@ static void run_burst(lua_State *L, int n) {
   CHECK(host_int(L, "burst_sum") == n);
 }
 
+/* a state as host_state makes it, with corio's allocator asked for
+   (under valgrind it is declined unless asked) */
+static lua_State *state_on_corio(void) {
+  setenv("CORIO_ALLOC", "corio", 1);
+  return host_state();
+}
+
 static void test_installed_on_lua_own(void) {
-  lua_State *L;
-  setenv("CORIO_ALLOC", "corio", 1);  /* valgrind: install all the same */
-  L = host_state();
+  lua_State *L = state_on_corio();
   CHECK(strcmp(allocator(L), EXPECTED) == 0);
   lua_close(L);
 }
@@ -96,8 +101,7 @@ static void test_burst_released_and_reused(void) {
   lua_State *L;
   char name[16];
   lua_Integer pages1, rel1, pages2, rel2;
-  setenv("CORIO_ALLOC", "corio", 1);
-  L = host_state();
+  L = state_on_corio();
   run_burst(L, 60000);
   stats(L, name, sizeof name, &pages1, &rel1);
   CHECK(strcmp(name, EXPECTED) == 0);
@@ -115,9 +119,7 @@ static void test_burst_released_and_reused(void) {
 /* tables and stacks grow by realloc: within a class, across classes, and
    out of the allocator's sizes into Lua's own, then back by shrinking */
 static void test_growth_across_sizes(void) {
-  lua_State *L;
-  setenv("CORIO_ALLOC", "corio", 1);
-  L = host_state();
+  lua_State *L = state_on_corio();
   host_do(L,
     "local t = {} "
     "for i = 1, 5000 do t[i] = i * 3 end "
@@ -141,9 +143,7 @@ static void test_growth_across_sizes(void) {
 
 /* the runtime itself on it: a burst of tasks */
 static void test_tasks_on_it(void) {
-  lua_State *L;
-  setenv("CORIO_ALLOC", "corio", 1);
-  L = host_state();
+  lua_State *L = state_on_corio();
   host_do(L,
     "total = corio.run(function() "
     "  local tasks = {} "
@@ -170,8 +170,7 @@ static void test_random_blocks(void) {
   uint64_t rng = 88172645463325252ULL;
   int op, i;
   size_t k;
-  setenv("CORIO_ALLOC", "corio", 1);
-  L = host_state();
+  L = state_on_corio();
   f = lua_getallocf(L, &ud);
   for (op = 0; op < OPS; op++) {
     size_t n;
