@@ -124,13 +124,13 @@ int corio_loop_close(corio_loop_t *loop) {
     uv_close((uv_handle_t *)&loop->idle, on_close);
   if (!uv_is_closing((uv_handle_t *)&loop->timer))
     uv_close((uv_handle_t *)&loop->timer, on_close);
-  free(loop->ready);
+  corio__array_free(loop->ready, loop->rcap * sizeof *loop->ready);
   loop->ready = NULL;
   loop->rcount = loop->rcap = 0;
-  free(loop->heap);
+  corio__array_free(loop->heap, loop->hcap * sizeof *loop->heap);
   loop->heap = NULL;
   loop->hcount = loop->hcap = 0;
-  free(loop->run);
+  corio__array_free(loop->run, loop->rncap * sizeof *loop->run);
   loop->run = NULL;
   loop->rnhead = loop->rntail = loop->rncap = loop->rnlive = 0;
   if (loop->owns_uv) {

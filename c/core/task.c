@@ -24,12 +24,12 @@ void corio_task_init(corio_loop_t *loop, corio_task_t *t) {
 
 static int ready_grow(corio_loop_t *loop) {
   size_t cap = loop->rcap ? loop->rcap * 2 : 256;
-  corio_task_t **r = (corio_task_t **)malloc(cap * sizeof *r);
+  corio_task_t **r = (corio_task_t **)corio__array_new(cap * sizeof *r);
   size_t i;
   if (r == NULL) return CORIO_ENOMEM;
   for (i = 0; i < loop->rcount; i++)
     r[i] = loop->ready[(loop->rhead + i) & (loop->rcap - 1)];
-  free(loop->ready);
+  corio__array_free(loop->ready, loop->rcap * sizeof *r);
   loop->ready = r;
   loop->rcap = cap;
   loop->rhead = 0;

@@ -12,6 +12,7 @@
 ** A cancelled timer in the run leaves a hole (NULL) that firing skips.
 */
 #include <stdlib.h>
+#include <string.h>
 #include "corio-internal.h"
 
 /* Entries carry their deadline, so sifting reads only the heap array;
@@ -101,11 +102,11 @@ static int run_push(corio_loop_t *loop, corio_timer_t *t) {
     uint32_t cap = loop->rncap ? loop->rncap * 2 : 64, pos;
     corio_timer_t **r;
     if (cap > (RUN_BIT >> 1)) return CORIO_ENOMEM;
-    r = (corio_timer_t **)malloc(cap * sizeof *r);
+    r = (corio_timer_t **)corio__array_new(cap * sizeof *r);
     if (r == NULL) return CORIO_ENOMEM;
     for (pos = loop->rnhead; pos != loop->rntail; pos++)
       r[pos & (cap - 1)] = *run_at(loop, pos);
-    free(loop->run);
+    corio__array_free(loop->run, loop->rncap * sizeof *r);
     loop->run = r;
     loop->rncap = cap;
   }
@@ -135,8 +136,10 @@ int corio_timer_start(corio_loop_t *loop, corio_timer_t *t, uint64_t when) {
   else {
     if (loop->hcount == loop->hcap) {
       uint32_t cap = loop->hcap ? loop->hcap * 2 : 64;
-      corio_heap_entry_t *h = (corio_heap_entry_t *)realloc(loop->heap, cap * sizeof *h);
+      corio_heap_entry_t *h = (corio_heap_entry_t *)corio__array_new(cap * sizeof *h);
       if (h == NULL) return CORIO_ENOMEM;
+      if (loop->hcount > 0) memcpy(h, loop->heap, loop->hcount * sizeof *h);
+      corio__array_free(loop->heap, loop->hcap * sizeof *h);
       loop->heap = h;
       loop->hcap = cap;
     }
