@@ -42,7 +42,8 @@
 #define REGION_MIN ((size_t)64 << 20)
 #define COMMIT_STEP ((size_t)2 << 20)  /* made usable 2 MiB at a time */
 #define HUGE_SIZE  ((size_t)2 << 20)    /* the region is aligned to it */
-#define HUGE_FROM  ((size_t)16 << 20)   /* huge pages from there on */
+#define HUGE_FROM  ((size_t)4 << 20)    /* huge pages from there on */
+#define HUGE_BLOCK ((size_t)4 << 20)    /* blocks this large: a mapping each */
 /* empty pages kept resident: 4 MiB, or an eighth of the pages carved */
 #define EMPTY_KEEP(s) ((s)->carved / 8 > 64 ? (s)->carved / 8 : 64)
 #define TRIM_EVERY ((uint64_t)100000000)  /* ns of loop time */
@@ -59,6 +60,11 @@ typedef struct page {
 
 #define HDR (((sizeof(page) + GRAIN - 1) / GRAIN) * GRAIN)
 
+typedef struct bigblock {
+  void *p;
+  size_t len;                /* of its mapping */
+} bigblock;
+
 typedef struct slab {
   lua_Alloc prev_f;          /* Lua's allocator: large blocks, blocks from before */
   void *prev_ud;
@@ -72,6 +78,8 @@ typedef struct slab {
   uint32_t *released;        /* pages given back to the system (indexes), to reuse */
   size_t nreleased, released_cap;
   uint64_t last_trim;        /* loop time of the last corio__alloc_trim that released */
+  bigblock *bigs;            /* blocks of HUGE_BLOCK or more, a mapping each */
+  size_t nbigs, bigcap;
   const void *last;          /* the state's own block: its free is lua_close's last */
 } slab;
 
@@ -155,38 +163,116 @@ static void slab_put(slab *s, void *b) {
   }
 }
 
+static void big_free(slab *s, long i);
+
 static void slab_close(slab *s) {
   munmap(s->base, s->size);
+  while (s->nbigs > 0) big_free(s, 0);  /* none: Lua freed every block before */
+  free(s->bigs);
   free(s->released);
   free(s);
+}
+
+/* ---- blocks of HUGE_BLOCK or more (a big table's array, a long string):
+   a mapping each, with huge pages, grown and shrunk by mremap, which moves
+   page tables instead of copying bytes. Few exist at a time, so they are
+   found in a short list. */
+
+static void advise_huge(void *b, size_t n) {
+#ifdef MADV_HUGEPAGE
+  uintptr_t from = ((uintptr_t)b + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1);
+  uintptr_t to = ((uintptr_t)b + n) & ~(uintptr_t)(HUGE_SIZE - 1);
+  if (to > from) madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+  (void)b;
+  (void)n;
+#endif
+}
+
+#define map_len(n) (((n) + 4095) & ~(size_t)4095)
+
+static long big_find(slab *s, const void *p) {
+  size_t i;
+  for (i = 0; i < s->nbigs; i++)
+    if (s->bigs[i].p == p) return (long)i;
+  return -1;
+}
+
+static void *big_new(slab *s, size_t n) {
+  void *m;
+  if (s->nbigs == s->bigcap) {
+    size_t cap = s->bigcap ? s->bigcap * 2 : 16;
+    bigblock *v = (bigblock *)realloc(s->bigs, cap * sizeof *v);
+    if (v == NULL) return NULL;
+    s->bigs = v;
+    s->bigcap = cap;
+  }
+  m = mmap(NULL, map_len(n), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return NULL;
+  advise_huge(m, map_len(n));
+  s->bigs[s->nbigs].p = m;
+  s->bigs[s->nbigs++].len = map_len(n);
+  return m;
+}
+
+static void big_free(slab *s, long i) {
+  munmap(s->bigs[i].p, s->bigs[i].len);
+  s->bigs[i] = s->bigs[--s->nbigs];
+}
+
+/* a new block of n bytes, from wherever blocks of that size come from */
+static void *get(slab *s, size_t n) {
+  if (n - 1 < SLAB_MAX) return slab_get(s, n);
+  if (n >= HUGE_BLOCK) return big_new(s, n);
+  return s->prev_f(s->prev_ud, NULL, 0, n);
 }
 
 static void *slab_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   slab *s = (slab *)ud;
   void *b;
-  if (ptr == NULL)  /* a new block (osize tells its type, not a size) */
-    return (nsize - 1 < SLAB_MAX) ? slab_get(s, nsize)
-                                  : s->prev_f(s->prev_ud, NULL, osize, nsize);
-  if (!is_ours(s, ptr)) {
-    if (nsize == 0 && ptr == s->last) {  /* lua_close's last call */
-      lua_Alloc f = s->prev_f;
-      void *fud = s->prev_ud;
-      slab_close(s);
-      return f(fud, ptr, osize, 0);
+  long i = -1;
+  if (ptr == NULL) {  /* a new block (osize tells its type, not a size) */
+    if (nsize - 1 < SLAB_MAX) return slab_get(s, nsize);
+    if (nsize >= HUGE_BLOCK) return big_new(s, nsize);
+    return s->prev_f(s->prev_ud, NULL, osize, nsize);
+  }
+  if (is_ours(s, ptr)) {
+    if (nsize == 0) {
+      slab_put(s, ptr);
+      return NULL;
     }
+    if (nsize - 1 < SLAB_MAX && class_of(nsize) == class_of((size_t)page_of(ptr)->size))
+      return ptr;  /* the same class */
+  }
+  else if (osize >= HUGE_BLOCK && (i = big_find(s, ptr)) >= 0) {
+    if (nsize == 0) {
+      big_free(s, i);
+      return NULL;
+    }
+    if (nsize >= HUGE_BLOCK) {  /* stays a mapping of its own */
+      b = mremap(ptr, s->bigs[i].len, map_len(nsize), MREMAP_MAYMOVE);
+      if (b == MAP_FAILED) return (nsize <= osize) ? ptr : NULL;
+      advise_huge(b, map_len(nsize));
+      s->bigs[i].p = b;
+      s->bigs[i].len = map_len(nsize);
+      return b;
+    }
+  }
+  else if (nsize == 0 && ptr == s->last) {  /* lua_close's last call */
+    lua_Alloc f = s->prev_f;
+    void *fud = s->prev_ud;
+    slab_close(s);
+    return f(fud, ptr, osize, 0);
+  }
+  else if (nsize < HUGE_BLOCK || nsize <= osize)  /* Lua's, and stays Lua's */
     return s->prev_f(s->prev_ud, ptr, osize, nsize);
-  }
-  if (nsize == 0) {
-    slab_put(s, ptr);
-    return NULL;
-  }
-  if (nsize - 1 < SLAB_MAX && class_of(nsize) == class_of((size_t)page_of(ptr)->size))
-    return ptr;  /* the same class */
-  b = (nsize - 1 < SLAB_MAX) ? slab_get(s, nsize)
-                             : s->prev_f(s->prev_ud, NULL, 0, nsize);
+  /* moves between kinds of block */
+  b = get(s, nsize);
   if (b == NULL) return (nsize <= osize) ? ptr : NULL;  /* shrinking never fails */
   memcpy(b, ptr, osize < nsize ? osize : nsize);
-  slab_put(s, ptr);
+  if (is_ours(s, ptr)) slab_put(s, ptr);
+  else if (i >= 0) big_free(s, i);
+  else s->prev_f(s->prev_ud, ptr, osize, 0);
   return b;
 }
 
