@@ -178,11 +178,11 @@ static void slab_close(slab *s) {
    page tables instead of copying bytes. Few exist at a time, so they are
    found in a short list. */
 
+/* the whole mapping (a part would split it, and mremap moves one mapping
+   only); the kernel gives huge pages where 2 MiB fit aligned */
 static void advise_huge(void *b, size_t n) {
 #ifdef MADV_HUGEPAGE
-  uintptr_t from = ((uintptr_t)b + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1);
-  uintptr_t to = ((uintptr_t)b + n) & ~(uintptr_t)(HUGE_SIZE - 1);
-  if (to > from) madvise((void *)from, to - from, MADV_HUGEPAGE);
+  madvise(b, n, MADV_HUGEPAGE);
 #else
   (void)b;
   (void)n;

@@ -141,6 +141,46 @@ static void test_growth_across_sizes(void) {
   lua_close(L);
 }
 
+/* blocks across the 4 MiB edge, where a block becomes a mapping of its
+   own: grown and shrunk through every kind (region, Lua's, mapping) */
+static void test_big_blocks(void) {
+  static const size_t sizes[] = {
+    100, 5000, 3u << 20, 5u << 20, 9u << 20, (4u << 20) - 1, 4u << 20, 700,
+    12u << 20, 2000, 6u << 20, 40,
+  };
+  lua_State *L = state_on_corio();
+  lua_Alloc f;
+  void *ud;
+  unsigned char *b = NULL;
+  size_t len = 0, i, k;
+  f = lua_getallocf(L, &ud);
+  for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    unsigned char *nb = (unsigned char *)f(ud, b, b ? len : LUA_TTABLE, n);
+    CHECK(nb != NULL);
+    for (k = 0; k < (len < n ? len : n); k += 4093) CHECK(nb[k] == (unsigned char)(k * 7));
+    if (len > 0 && n > 0) CHECK(nb[(len < n ? len : n) - 1] == (unsigned char)(((len < n ? len : n) - 1) * 7));
+    for (k = 0; k < n; k++) nb[k] = (unsigned char)(k * 7);
+    b = nb;
+    len = n;
+  }
+  CHECK(f(ud, b, len, 0) == NULL);
+  /* the same from Lua: a table's array and strings past 4 MiB */
+  host_do(L,
+    "local t = {} "
+    "for i = 1, 700000 do t[i] = i end "
+    "for i = 1, 700000, 997 do assert(t[i] == i) end "
+    "local s = string.rep('ab', 3000000) "
+    "assert(#s == 6000000 and s:sub(-4) == 'abab') "
+    "local parts = {} "
+    "for i = 1, 300000 do parts[i] = 'x' .. i end "
+    "local c = table.concat(parts, ',') "
+    "assert(c:sub(1, 6) == 'x1,x2,' and c:sub(-7) == 'x300000') "
+    "t = nil collectgarbage() "
+    "local u = {} for i = 1, 1000 do u[i] = i end assert(u[1000] == 1000)");
+  lua_close(L);
+}
+
 /* the runtime itself on it: a burst of tasks */
 static void test_tasks_on_it(void) {
   lua_State *L = state_on_corio();
@@ -255,6 +295,7 @@ int main(void) {
   RUN(test_growth_across_sizes);
   RUN(test_tasks_on_it);
   RUN(test_random_blocks);
+  RUN(test_big_blocks);
   RUN(test_host_allocator_kept);
   RUN(test_declined);
   TEST_MAIN_END();
