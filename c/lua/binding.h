@@ -199,6 +199,18 @@ int corio__bad_self(lua_State *L, int idx, const char *method,
 #define CORIO_NEVER_NS ((uint64_t)1000000000000000000ULL)
 uint64_t corio__check_ns(lua_State *L, int arg);
 
+/* run_gc.c: corio.run's collector option */
+enum { GC_KEEP, GC_GEN, GC_INC };
+typedef struct corio_gcset {
+  int mode, pause, stepmul;  /* pause, stepmul: -1 leaves it unchanged */
+  int was_gen, was_pause, was_stepmul, was_running;  /* to put back */
+} corio_gcset;
+/* reads the setting at idx (nil: the default); raises naming corio.run */
+void corio__gc_check(lua_State *L, int idx, corio_gcset *g);
+/* applies it, noting what to put back; restore puts it back */
+void corio__gc_apply(lua_State *L, corio_gcset *g);
+void corio__gc_restore(lua_State *L, const corio_gcset *g);
+
 /* alloc.c: corio's allocator for a state on Lua's own (1 if installed) */
 int corio__alloc_install(lua_State *L);
 int corio__alloc_stats(lua_State *L, size_t *carved, size_t *released);
