@@ -134,6 +134,32 @@ describe("after a burst", function()
     end)
   end
 
+  -- corio's allocator (docs/reference.md, "Memory") gives the pages a burst
+  -- emptied back to the system once the loop idles; Lua's allocator (and so
+  -- the sanitizer and valgrind runs, where corio declines its own) keeps them
+  it("of 200,000 tasks gives the memory back to the system once the loop idles", function()
+    local core = require "corio.core"
+    local function rss_kb()
+      for line in io.lines("/proc/self/status") do
+        local v = line:match("^VmRSS:%s+(%d+)")
+        if v then return tonumber(v) end
+      end
+    end
+    run(function()
+      if core._introspect().allocator ~= "corio" then return end
+      local before = rss_kb()
+      tasks(200000)
+      local grown = rss_kb() - before
+      assert.is_true(grown > 50 * MB, ("the burst grew RSS by %d KB only"):format(grown))
+      heap()
+      corio.sleep(0.01)  -- a batch ends with nothing ready: the surplus goes
+      local left = rss_kb() - before
+      assert.is_true(left < grown / 4,
+        ("%d KB of the burst's %d KB still resident"):format(left, grown))
+      assert.is_true(core._introspect().released > 0)
+    end)
+  end)
+
   it("keeps the tasks still live when most of a burst has finished", function()
     run(function()
       local ev = corio.event()

@@ -44,8 +44,9 @@
 #define HUGE_SIZE  ((size_t)2 << 20)    /* the region is aligned to it */
 #define HUGE_FROM  ((size_t)4 << 20)    /* huge pages from there on */
 #define HUGE_BLOCK ((size_t)4 << 20)    /* blocks this large: a mapping each */
-/* empty pages kept resident: 4 MiB, or an eighth of the pages carved */
-#define EMPTY_KEEP(s) ((s)->carved / 8 > 64 ? (s)->carved / 8 : 64)
+/* empty pages kept resident: 4 MiB, or an eighth of the pages in use */
+#define IN_USE(s) ((s)->carved - (s)->nempty - (s)->nreleased)
+#define EMPTY_KEEP(s) (IN_USE(s) / 8 > 64 ? IN_USE(s) / 8 : 64)
 #define TRIM_EVERY ((uint64_t)100000000)  /* ns of loop time */
 
 typedef struct page {
