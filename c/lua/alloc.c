@@ -26,6 +26,7 @@
 */
 #define _GNU_SOURCE  /* dladdr */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,14 +246,14 @@ static void *slab_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (nsize - 1 < SLAB_MAX && class_of(nsize) == class_of((size_t)page_of(ptr)->size))
       return ptr;  /* the same class */
   }
-  else if (osize >= HUGE_BLOCK && (i = big_find(s, ptr)) >= 0) {
+  else if (s->nbigs > 0 && (i = big_find(s, ptr)) >= 0) {  /* osize not trusted */
     if (nsize == 0) {
       big_free(s, i);
       return NULL;
     }
     if (nsize >= HUGE_BLOCK) {  /* stays a mapping of its own */
       b = mremap(ptr, s->bigs[i].len, map_len(nsize), MREMAP_MAYMOVE);
-      if (b == MAP_FAILED) return (nsize <= osize) ? ptr : NULL;
+      if (b == MAP_FAILED) return (nsize <= s->bigs[i].len) ? ptr : NULL;
       advise_huge(b, map_len(nsize));
       s->bigs[i].p = b;
       s->bigs[i].len = map_len(nsize);
@@ -267,7 +268,12 @@ static void *slab_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   }
   else if (nsize < HUGE_BLOCK || nsize <= osize)  /* Lua's, and stays Lua's */
     return s->prev_f(s->prev_ud, ptr, osize, nsize);
-  /* moves between kinds of block */
+  /* moves between kinds of block; the old size of one of ours is its own
+     (a C library calling the allocator itself may pass a wrong osize, which
+     Lua's allocator, realloc, never reads) */
+  if (is_ours(s, ptr)) osize = page_of(ptr)->size;
+  else if (i >= 0) osize = s->bigs[i].len;
+  else osize = malloc_usable_size(ptr);  /* Lua's allocator is realloc's */
   b = get(s, nsize);
   if (b == NULL) return (nsize <= osize) ? ptr : NULL;  /* shrinking never fails */
   memcpy(b, ptr, osize < nsize ? osize : nsize);

@@ -181,6 +181,30 @@ static void test_big_blocks(void) {
   lua_close(L);
 }
 
+/* a C library that calls the allocator itself with a wrong old size (0):
+   Lua's realloc never reads it, so corio's allocator does not trust it
+   for the blocks it moves */
+static void test_wrong_old_size(void) {
+  static const size_t sizes[] = { 100, 3000, 5u << 20, 9u << 20, 500, 40 };
+  lua_State *L = state_on_corio();
+  lua_Alloc f;
+  void *ud;
+  unsigned char *b = NULL;
+  size_t len = 0, i, k;
+  f = lua_getallocf(L, &ud);
+  for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    unsigned char *nb = (unsigned char *)f(ud, b, b ? 0 : LUA_TSTRING, n);
+    CHECK(nb != NULL);
+    for (k = 0; k < (len < n ? len : n); k++) CHECK(nb[k] == (unsigned char)(k * 13 + i));
+    for (k = 0; k < n; k++) nb[k] = (unsigned char)(k * 13 + i + 1);
+    b = nb;
+    len = n;
+  }
+  CHECK(f(ud, b, 0, 0) == NULL);
+  lua_close(L);
+}
+
 /* the runtime itself on it: a burst of tasks */
 static void test_tasks_on_it(void) {
   lua_State *L = state_on_corio();
@@ -296,6 +320,7 @@ int main(void) {
   RUN(test_tasks_on_it);
   RUN(test_random_blocks);
   RUN(test_big_blocks);
+  RUN(test_wrong_old_size);
   RUN(test_host_allocator_kept);
   RUN(test_declined);
   TEST_MAIN_END();
