@@ -141,6 +141,30 @@ static void test_growth_across_sizes(void) {
   lua_close(L);
 }
 
+/* One block moved through the sizes given, by L's allocator called as a
+   C library calls it: each size's bytes are a pattern of the step, checked
+   in full after the next move. With wrong_osize the old size passed is 0
+   (Lua's realloc never reads it, so corio's allocator must not trust it
+   for the blocks it moves). */
+static void move_through(lua_State *L, const size_t *sizes, size_t nsizes,
+                         int wrong_osize) {
+  lua_Alloc f;
+  void *ud;
+  unsigned char *b = NULL;
+  size_t len = 0, i, k;
+  f = lua_getallocf(L, &ud);
+  for (i = 0; i < nsizes; i++) {
+    size_t n = sizes[i];
+    unsigned char *nb = (unsigned char *)f(ud, b, b ? (wrong_osize ? 0 : len) : LUA_TTABLE, n);
+    CHECK(nb != NULL);
+    for (k = 0; k < (len < n ? len : n); k++) CHECK(nb[k] == (unsigned char)(k * 13 + i));
+    for (k = 0; k < n; k++) nb[k] = (unsigned char)(k * 13 + i + 1);
+    b = nb;
+    len = n;
+  }
+  CHECK(f(ud, b, wrong_osize ? 0 : len, 0) == NULL);
+}
+
 /* blocks across the 4 MiB edge, where a block becomes a mapping of its
    own: grown and shrunk through every kind (region, Lua's, mapping) */
 static void test_big_blocks(void) {
@@ -149,22 +173,7 @@ static void test_big_blocks(void) {
     12u << 20, 2000, 6u << 20, 40,
   };
   lua_State *L = state_on_corio();
-  lua_Alloc f;
-  void *ud;
-  unsigned char *b = NULL;
-  size_t len = 0, i, k;
-  f = lua_getallocf(L, &ud);
-  for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-    size_t n = sizes[i];
-    unsigned char *nb = (unsigned char *)f(ud, b, b ? len : LUA_TTABLE, n);
-    CHECK(nb != NULL);
-    for (k = 0; k < (len < n ? len : n); k += 4093) CHECK(nb[k] == (unsigned char)(k * 7));
-    if (len > 0 && n > 0) CHECK(nb[(len < n ? len : n) - 1] == (unsigned char)(((len < n ? len : n) - 1) * 7));
-    for (k = 0; k < n; k++) nb[k] = (unsigned char)(k * 7);
-    b = nb;
-    len = n;
-  }
-  CHECK(f(ud, b, len, 0) == NULL);
+  move_through(L, sizes, sizeof sizes / sizeof sizes[0], 0);
   /* the same from Lua: a table's array and strings past 4 MiB */
   host_do(L,
     "local t = {} "
@@ -181,27 +190,10 @@ static void test_big_blocks(void) {
   lua_close(L);
 }
 
-/* a C library that calls the allocator itself with a wrong old size (0):
-   Lua's realloc never reads it, so corio's allocator does not trust it
-   for the blocks it moves */
 static void test_wrong_old_size(void) {
   static const size_t sizes[] = { 100, 3000, 5u << 20, 9u << 20, 500, 40 };
   lua_State *L = state_on_corio();
-  lua_Alloc f;
-  void *ud;
-  unsigned char *b = NULL;
-  size_t len = 0, i, k;
-  f = lua_getallocf(L, &ud);
-  for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-    size_t n = sizes[i];
-    unsigned char *nb = (unsigned char *)f(ud, b, b ? 0 : LUA_TSTRING, n);
-    CHECK(nb != NULL);
-    for (k = 0; k < (len < n ? len : n); k++) CHECK(nb[k] == (unsigned char)(k * 13 + i));
-    for (k = 0; k < n; k++) nb[k] = (unsigned char)(k * 13 + i + 1);
-    b = nb;
-    len = n;
-  }
-  CHECK(f(ud, b, 0, 0) == NULL);
+  move_through(L, sizes, sizeof sizes / sizeof sizes[0], 1);
   lua_close(L);
 }
 
