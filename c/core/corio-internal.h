@@ -41,10 +41,11 @@ void corio__task_deliver_cancel(corio_loop_t *loop, corio_task_t *t);
 
 /* timer heap (timer.c) */
 void corio__timers_fire(corio_loop_t *loop);
+void corio__timers_rearm(corio_loop_t *loop);
+corio_timer_t *corio__timers_first(corio_loop_t *loop);
+
 /* array.c: arrays that may grow to megabytes; free with the size made */
 void *corio__array_new(size_t bytes);
 void corio__array_free(void *p, size_t bytes);
-void corio__timers_rearm(corio_loop_t *loop);
-corio_timer_t *corio__timers_first(corio_loop_t *loop);
 
 #endif

@@ -6,14 +6,17 @@
 ** malloc's slow paths a quarter of the instructions of a burst of tasks.
 **
 ** Blocks of up to SLAB_MAX bytes come from pages of 64 KiB carved from one
-** reserved region (address space only, made usable a MiB at a time). A
-** page serves one size class (multiples of 16 bytes) and keeps its own
-** free list, so freeing needs no search: the page is the block's address
-** rounded down. A page whose blocks are all free may serve any class;
-** past a reserve of such pages, the loop gives them back to the system
-** when it goes idle (corio__alloc_trim). Larger blocks, and every block Lua had
+** reserved region (address space only, made usable 2 MiB at a time, huge
+** pages past its first HUGE_FROM bytes). A page serves one size class
+** (multiples of 16 bytes) and keeps its own free list, so freeing needs no
+** search: the page is the block's address rounded down. A page whose
+** blocks are all free may serve any class; past a reserve of such pages,
+** the loop gives them back to the system when it goes idle
+** (corio__alloc_trim). Blocks of HUGE_BLOCK bytes or more are a mapping
+** each, grown by mremap. The blocks in between, and every block Lua had
 ** before corio was opened, stay with the previous allocator: a block is
-** ours exactly when its address lies in the region.
+** ours when its address lies in the region or it is in the list of
+** mappings.
 **
 ** Not installed when the state has an allocator of its own (a host's:
 ** limits, accounting), when the host asks (CORIO_KEEP_ALLOC), under the
@@ -390,9 +393,9 @@ int corio__alloc_install(lua_State *L) {
   return 1;
 }
 
-static int by_address(const void *a, const void *b) {
-  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-  return (x > y) - (x < y);
+static int higher_first(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x < y) - (x > y);
 }
 
 /* Give the empty pages past a reserve back to the system, down to half
@@ -401,12 +404,12 @@ static int by_address(const void *a, const void *b) {
    costs a TLB flush and a page given back costs page faults when it is
    used again, so pages go in runs of neighbours, and not while a burst
    is still freeing. Nothing happens when L is not on this allocator, or
-   when the bookkeeping cannot grow (the pages then stay resident). */
+   when the list of released pages cannot grow (they then stay resident). */
 void corio__alloc_trim(lua_State *L, uint64_t now) {
   void *ud;
   slab *s;
   size_t keep, n, i, j;
-  uintptr_t *v;
+  uint32_t *r;
   if (lua_getallocf(L, &ud) != slab_alloc) return;
   s = (slab *)ud;
   keep = EMPTY_KEEP(s);
@@ -414,30 +417,29 @@ void corio__alloc_trim(lua_State *L, uint64_t now) {
   n = s->nempty - keep / 2;
   if (s->nreleased + n > s->released_cap) {
     size_t cap = (s->nreleased + n) * 2;
-    uint32_t *r = (uint32_t *)realloc(s->released, cap * sizeof *r);
-    if (r == NULL) return;
-    s->released = r;
+    uint32_t *grown = (uint32_t *)realloc(s->released, cap * sizeof *grown);
+    if (grown == NULL) return;
+    s->released = grown;
     s->released_cap = cap;
   }
-  if ((v = (uintptr_t *)malloc(n * sizeof *v)) == NULL) return;
+  r = s->released + s->nreleased;  /* the pages' indexes, highest first */
   for (i = 0; i < n; i++) {
-    v[i] = (uintptr_t)s->empty;
+    r[i] = (uint32_t)(((char *)s->empty - s->base) >> PAGE_SHIFT);
     s->empty = s->empty->next;
   }
-  s->nempty -= n;
-  qsort(v, n, sizeof *v, by_address);
+  qsort(r, n, sizeof *r, higher_first);
   for (i = 0; i < n; i = j) {
-    for (j = i + 1; j < n && v[j] == v[j - 1] + PAGE_SIZE; j++) {}
-    madvise((void *)v[i], (j - i) * PAGE_SIZE, MADV_DONTNEED);
+    for (j = i + 1; j < n && r[j] + 1 == r[j - 1]; j++) {}
+    madvise(s->base + ((size_t)r[j - 1] << PAGE_SHIFT), (j - i) * PAGE_SIZE, MADV_DONTNEED);
   }
-  for (i = n; i-- > 0;)  /* reused from the lowest address */
-    s->released[s->nreleased++] = (uint32_t)((v[i] - (uintptr_t)s->base) >> PAGE_SHIFT);
-  free(v);
+  s->nempty -= n;
+  s->nreleased += n;  /* new_page takes from the end: the lowest first */
   s->last_trim = now;
 }
 
-/* What the allocator holds: bytes in pages in use and in the region, for
-   corio._introspect and the benchmarks. 0 when L does not use it. */
+/* What the allocator holds, for core._introspect: bytes of pages carved
+   from the region (the most ever in use at once), and of those, bytes
+   given back to the system. 0 when L does not use it. */
 int corio__alloc_stats(lua_State *L, size_t *carved, size_t *released) {
   void *ud;
   slab *s;
