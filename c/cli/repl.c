@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -66,6 +67,25 @@ static char *read_plain(const char *prompt) {
   if (len > 0 && line[len - 1] == '\n') line[len - 1] = '\0';
   return line;
 }
+
+#if defined(CORIO_HAVE_LIBEDIT)
+/* libedit writes the prompt before it takes the terminal out of line mode,
+   so a key typed the moment the prompt shows would meet the terminal's own
+   line editing: echoed twice, and a Ctrl-D there turns into a NUL byte and
+   is lost. This hook runs after readline has taken the user's settings and
+   before it writes the prompt: leaving line mode here closes that gap, and
+   readline restores the user's settings when the line is read. */
+static int leave_line_mode(void) {
+  struct termios t;
+  if (tcgetattr(STDIN_FILENO, &t) == 0 && (t.c_lflag & ICANON)) {
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    tcsetattr(STDIN_FILENO, TCSADRAIN, &t);
+  }
+  return 0;
+}
+#endif
 
 static void deliver(lua_State *L, void *payload);
 
@@ -185,6 +205,7 @@ int corio_cli_repl(lua_State *L, int first) {
   if (repl.edit) {
     rl_readline_name = "corio";
     rl_catch_signals = 0;
+    rl_pre_input_hook = leave_line_mode;
     rl_initialize();
   }
 #endif
