@@ -308,6 +308,34 @@ corio.stderr():write("lost\n")
     assert.equals("kinds: unix stream fd 0 (open), unix stream fd 1 (open)\n", slurp(errf))
   end)
 
+  it("a task cancelled while it waits for a closed stdout to let go is cancelled there", function()
+    -- on a socket, a closed stream holds the fd until its close callback puts
+    -- the flags back: corio.stdout() waits for that, and a cancellation that
+    -- comes once the wait is over but before the task resumes is raised at
+    -- corio.stdout(), not at the task's next checkpoint
+    local runner = helper.socketpair_runner(file, "")
+    if runner == nil then
+      pending("no python3 to make a socketpair")
+      return
+    end
+    local errf = tmpname()
+    local out = sh(runner .. " CORIO SCRIPT 2>" .. errf, [[
+local corio = require "corio"
+local out = corio.stdout()
+local got, b
+corio.spawn(function() assert(out:close()) end)
+b = corio.spawn(function()
+  got = corio.stdout()
+  return "ran on"
+end)
+corio.spawn(function() b:cancel("stop") end)
+local ok, err = pcall(b.await, b)
+io.stderr:write(tostring(ok), " ", tostring(got), " ", tostring(err), "\n")
+]])
+    assert.equals("status 0 nonblock 0\n", out)
+    assert.equals("false nil cancelled: stop\n", slurp(errf))
+  end)
+
   it("options: limit for line reads, the same stream again with new ones", function()
     local src = [[
 local corio = require "corio"

@@ -385,6 +385,12 @@ static int std_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (lua_toboolean(L, 3)) corio__stream_wait_end(old);
   corio__wake_check(L, S, S->current);
+  /* a cancellation that came once the wait was over (the task ready to
+     resume): the wait was handed nothing, so it raises here, as sleep does */
+  if (corio_task_cancelled_by(&S->current->core) != NULL) {
+    corio__push_cancel(L, S, S->current);
+    return lua_error(L);
+  }
   return l_std(L, old->stdfd);
 }
 
