@@ -17,6 +17,8 @@
 #
 # usage: bench/run.sh          (needs `make build`; `make bench` does both)
 # env:   REPS=3  N=1000000  WORKLOADS="w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe w9"
+#        REPS_FAST=5 (empty, W3, W4: runs of a fraction of a second, as the peers' run.sh)
+#        REPS_W2=5 (W2's time swings with what last used the memory it faults in)
 #        N_W5=500000  WRK_SECS=10  N_W7CPU=4000000  N_W7RTT=100000
 #        N_W8SPAWN=2000  N_W8PIPE=200000000  (W7, W8: the raw C peer is uv_tasks.c)
 #        N_W9=10000  W9_TMPDIR=/dev/shm
@@ -31,6 +33,8 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERDIR=${PEERDIR:-$ROOT/../shared/bench-peers}
 REPS=${REPS:-3}
+REPS_FAST=${REPS_FAST:-5}
+REPS_W2=${REPS_W2:-5}
 N=${N:-1000000}
 WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7cpu w7rtt w8spawn w8pipe w9}
 PEERS=${PEERS-node luv cqueues asyncio uvloop c-uv nginx}
@@ -320,9 +324,15 @@ if want c-uv && [[ " $WORKLOADS " == *" w"[789]* ]] &&
 fi
 # W1/W2 need each runtime's empty run for bytes/task.
 case " $WORKLOADS " in *" w1 "*|*" w2 "*) WL="empty $WORKLOADS" ;; *) WL=$WORKLOADS ;; esac
-echo "# raw -> $RAW ; log -> $LOG ; REPS=$REPS N=$N WORKLOADS=$WL PEERS=$PEERS BUILD=$BUILD" >&2
-for r in $(seq 1 "$REPS"); do
+echo "# raw -> $RAW ; log -> $LOG ; REPS=$REPS REPS_FAST=$REPS_FAST REPS_W2=$REPS_W2 N=$N WORKLOADS=$WL PEERS=$PEERS BUILD=$BUILD" >&2
+reps_of() {  # WORKLOAD -> how many measured runs it gets
+  case $1 in empty|w3|w4) echo "$REPS_FAST" ;; w2) echo "$REPS_W2" ;; *) echo "$REPS" ;; esac
+}
+maxreps=$REPS
+for w in $WL; do [ "$(reps_of "$w")" -gt "$maxreps" ] && maxreps=$(reps_of "$w"); done
+for r in $(seq 1 "$maxreps"); do
   for w in $WL; do
+    [ "$r" -le "$(reps_of "$w")" ] || continue
     for row in "${ROWS[@]}"; do
       IFS='|' read -r rw label cmd <<< "$row"
       if [ "$rw" != "$w" ] || ! want "$label"; then continue; fi
@@ -339,7 +349,7 @@ for w in $WL; do
   case $w in w5|w6|w10) run_net "$w" ;; esac
 done
 
-echo "corio benchmarks, $(date -u +%Y-%m-%d), $(nproc) CPU, $($LUA -v 2>&1 | cut -d' ' -f1-2), REPS=$REPS"
+echo "corio benchmarks, $(date -u +%Y-%m-%d), $(nproc) CPU, $($LUA -v 2>&1 | cut -d' ' -f1-2), REPS=$REPS (REPS_FAST=$REPS_FAST for empty, W3, W4; REPS_W2=$REPS_W2)"
 python3 "$ROOT/bench/summarize.py" "$RAW"
 if grep -q 'looks stale' "$LOG"; then echo; echo "WARNING: the corio clock looked stale (see $LOG)"; fi
 # a corio row that failed its own check fails the run (peers' failures are only reported)
