@@ -36,6 +36,15 @@
 **   getaddrinfo async  the lookup runs, its callback gets CODE, no result
 **   accept  sync   uv_accept takes the connection, then returns CODE (the
 **                  caller closes the stream it gave, as after any failure)
+**   listen  sync   uv_listen returns CODE (the handle is bound, not
+**                  listening: the caller closes it, as after any failure)
+**   shutdown sync  uv_shutdown returns CODE (nothing started)
+**   shutdown async uv_shutdown: the shutdown runs, its callback gets CODE
+**   udp_send sync  uv_udp_send, uv_udp_try_send return CODE (nothing sent)
+**   udp_send async uv_udp_send: the datagram goes, its callback gets CODE
+**   udp_recv sync  uv_udp_recv_start returns CODE
+**   udp_recv async the k-th receive callback with a datagram gets CODE
+**                  instead (the datagram is lost)
 ** A close (uv_fs_close) always closes the fd first, as the kernel does when
 ** close(2) reports an error.
 **
@@ -66,14 +75,23 @@ FAULT_PROTO(int, uv_getaddrinfo, (uv_loop_t *loop, uv_getaddrinfo_t *req,
             uv_getaddrinfo_cb cb, const char *node, const char *service,
             const struct addrinfo *hints))
 FAULT_PROTO(int, uv_accept, (uv_stream_t *server, uv_stream_t *client))
+FAULT_PROTO(int, uv_listen, (uv_stream_t *h, int backlog, uv_connection_cb cb))
+FAULT_PROTO(int, uv_shutdown, (uv_shutdown_t *req, uv_stream_t *h, uv_shutdown_cb cb))
+FAULT_PROTO(int, uv_udp_send, (uv_udp_send_t *req, uv_udp_t *h, const uv_buf_t bufs[],
+            unsigned int n, const struct sockaddr *addr, uv_udp_send_cb cb))
+FAULT_PROTO(int, uv_udp_try_send, (uv_udp_t *h, const uv_buf_t bufs[], unsigned int n,
+            const struct sockaddr *addr))
+FAULT_PROTO(int, uv_udp_recv_start, (uv_udp_t *h, uv_alloc_cb alloc, uv_udp_recv_cb cb))
 FAULT_PROTO(void, uv_close, (uv_handle_t *h, uv_close_cb cb))
 FAULT_PROTO(int, uv_cancel, (uv_req_t *req))
 FAULT_PROTO(int, uv_loop_close, (uv_loop_t *loop))
 
-enum { K_CONNECT, K_WRITE, K_READ, K_FS, K_SPAWN, K_GAI, K_ACCEPT, K_N };
+enum { K_CONNECT, K_WRITE, K_READ, K_FS, K_SPAWN, K_GAI, K_ACCEPT, K_LISTEN, K_SHUTDOWN,
+       K_UDP_SEND, K_UDP_RECV, K_N };
 enum { M_SYNC, M_ASYNC, M_N };
 static const char *const kind_names[K_N] = {
-  "connect", "write", "read", "fs", "spawn", "getaddrinfo", "accept"
+  "connect", "write", "read", "fs", "spawn", "getaddrinfo", "accept", "listen",
+  "shutdown", "udp_send", "udp_recv"
 };
 static const char *const mode_names[M_N] = { "sync", "async" };
 
@@ -93,6 +111,8 @@ static const struct { const char *name; int code; } codes[] = {
   { "ENOMEM", UV_ENOMEM }, { "EPIPE", UV_EPIPE }, { "ECONNREFUSED", UV_ECONNREFUSED },
   { "ETIMEDOUT", UV_ETIMEDOUT }, { "EACCES", UV_EACCES }, { "ENOSPC", UV_ENOSPC },
   { "EAI_FAIL", UV_EAI_FAIL }, { "EAI_AGAIN", UV_EAI_AGAIN },
+  { "EADDRINUSE", UV_EADDRINUSE }, { "ENOTCONN", UV_ENOTCONN }, { "ENOBUFS", UV_ENOBUFS },
+  { "ENETUNREACH", UV_ENETUNREACH },
 };
 
 static void logf_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -173,6 +193,8 @@ static union {
   uv_connect_cb connect;
   uv_write_cb write;
   uv_getaddrinfo_cb gai;
+  uv_shutdown_cb shutdown;
+  uv_udp_send_cb udp_send;
 } saved;
 static void *saved_req;
 
@@ -316,9 +338,124 @@ int __wrap_uv_read_start(uv_stream_t *h, uv_alloc_cb alloc, uv_read_cb cb) {
   return __real_uv_read_start(h, alloc, read_cb);
 }
 
+/* ---------------------------------------------------------------- shutdown */
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  uv_shutdown_cb cb = saved.shutdown;
+  if ((void *)req != saved_req) abort();
+  saved_req = NULL;
+  if (status == 0) {  /* the write side is shut, but the caller hears of a failure */
+    status = F.code;
+    delivered();
+  }
+  cb(req, status);
+}
+
+int __wrap_uv_shutdown(uv_shutdown_t *req, uv_stream_t *h, uv_shutdown_cb cb) {
+  if (hit_sync(K_SHUTDOWN)) {
+    delivered();
+    return F.code;
+  }
+  if (cb != NULL && hit_async(K_SHUTDOWN)) {
+    int err;
+    saved.shutdown = cb;
+    saved_req = req;
+    err = __real_uv_shutdown(req, h, shutdown_cb);
+    if (err != 0) saved_req = NULL;
+    return err;
+  }
+  return __real_uv_shutdown(req, h, cb);
+}
+
+/* ---------------------------------------------------------------- udp */
+static void udp_send_cb(uv_udp_send_t *req, int status) {
+  uv_udp_send_cb cb = saved.udp_send;
+  if ((void *)req != saved_req) abort();
+  saved_req = NULL;
+  if (status == 0) {  /* sent, but the caller hears of a failure */
+    status = F.code;
+    delivered();
+  }
+  cb(req, status);
+}
+
+int __wrap_uv_udp_send(uv_udp_send_t *req, uv_udp_t *h, const uv_buf_t bufs[],
+                       unsigned int n, const struct sockaddr *addr, uv_udp_send_cb cb) {
+  if (hit_sync(K_UDP_SEND)) {
+    delivered();
+    return F.code;
+  }
+  if (cb != NULL && hit_async(K_UDP_SEND)) {
+    int err;
+    saved.udp_send = cb;
+    saved_req = req;
+    err = __real_uv_udp_send(req, h, bufs, n, addr, udp_send_cb);
+    if (err != 0) saved_req = NULL;
+    return err;
+  }
+  return __real_uv_udp_send(req, h, bufs, n, addr, cb);
+}
+
+int __wrap_uv_udp_try_send(uv_udp_t *h, const uv_buf_t bufs[], unsigned int n,
+                           const struct sockaddr *addr) {
+  if (hit_sync(K_UDP_SEND)) {
+    delivered();
+    return F.code;
+  }
+  return __real_uv_udp_try_send(h, bufs, n, addr);
+}
+
+/* the receive callback of each receiving UDP handle, as for streams */
+static struct { uv_udp_t *u; uv_udp_recv_cb cb; } udp_readers[READERS];
+
+static int udp_reader_slot(uv_udp_t *u, int add) {
+  int i, free_slot = -1;
+  for (i = 0; i < READERS; i++) {
+    if (udp_readers[i].u == u) return i;
+    if (udp_readers[i].u == NULL && free_slot < 0) free_slot = i;
+  }
+  if (add && free_slot >= 0) {
+    udp_readers[free_slot].u = u;
+    return free_slot;
+  }
+  return -1;
+}
+
+static void udp_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags) {
+  int i = udp_reader_slot(u, 0);
+  uv_udp_recv_cb cb;
+  if (i < 0) abort();
+  cb = udp_readers[i].cb;
+  if (addr != NULL && nread >= 0 && hit_async(K_UDP_RECV)) {
+    nread = F.code;
+    addr = NULL;
+    flags = 0;
+    delivered();
+  }
+  cb(u, nread, buf, addr, flags);
+}
+
+int __wrap_uv_udp_recv_start(uv_udp_t *h, uv_alloc_cb alloc, uv_udp_recv_cb cb) {
+  int i;
+  if (hit_sync(K_UDP_RECV)) {
+    delivered();
+    return F.code;
+  }
+  i = udp_reader_slot(h, 1);
+  if (i < 0) {
+    fprintf(stderr, "CORIO_FAULT: more than %d receiving UDP handles; not counted\n",
+            READERS);
+    return __real_uv_udp_recv_start(h, alloc, cb);
+  }
+  udp_readers[i].cb = cb;
+  return __real_uv_udp_recv_start(h, alloc, udp_recv_cb);
+}
+
 void __wrap_uv_close(uv_handle_t *h, uv_close_cb cb) {
   int i = reader_slot((uv_stream_t *)h, 0);
   if (i >= 0) readers[i].s = NULL;
+  i = udp_reader_slot((uv_udp_t *)h, 0);
+  if (i >= 0) udp_readers[i].u = NULL;
   __real_uv_close(h, cb);
 }
 
@@ -513,6 +650,15 @@ int __wrap_uv_accept(uv_stream_t *server, uv_stream_t *client) {
     return F.code;
   }
   return err;
+}
+
+/* ---------------------------------------------------------------- listen */
+int __wrap_uv_listen(uv_stream_t *h, int backlog, uv_connection_cb cb) {
+  if (hit_sync(K_LISTEN)) {
+    delivered();
+    return F.code;
+  }
+  return __real_uv_listen(h, backlog, cb);
 }
 
 /* ---------------------------------------------------------------- loop close */

@@ -69,10 +69,22 @@ local function talk(s, tag)
   check(tag .. " close", s:close())
 end
 
+-- a half-closed exchange over stream s: two lines there, the write side
+-- shut, the echo read to the end
+local function half(s, tag)
+  local sent = "one\n" .. ("h"):rep(3000) .. "\n"
+  if check(tag .. " write", s:write(sent)) and check(tag .. " shutdown", s:shutdown()) then
+    local back = check(tag .. " read_all", s:read_all())
+    if back and back ~= sent and back ~= sent:sub(1, #back) then fail("%s: wrong echo", tag) end
+  end
+  check(tag .. " close", s:close())
+end
+
 local scenarios = {}
 
 function scenarios.tcp()
-  local srv = assert(corio.serve("127.0.0.1", 0, echo))
+  local srv = check("serve", corio.serve("127.0.0.1", 0, echo))
+  if not srv then return end
   local _, port = srv:address()
   local s = check("connect", corio.connect("127.0.0.1", port))
   if s then talk(s, "client") end
@@ -81,11 +93,12 @@ function scenarios.tcp()
 end
 
 function scenarios.tcp_many()  -- two clients at once, each with a write the kernel queues
-  local srv = assert(corio.serve("127.0.0.1", 0, function(s)
+  local srv = check("serve", corio.serve("127.0.0.1", 0, function(s)
     local data = check("server read_all", s:read_all())
     if data then check("server write", s:write(#data, "\n")) end
     check("server close", s:close())
   end))
+  if not srv then return end
   local _, port = srv:address()
   corio.task_group(function(g)
     for _ = 1, 2 do
@@ -105,7 +118,8 @@ end
 
 function scenarios.unix()
   local path = dir .. "/sock"
-  local srv = assert(corio.serve_unix(path, echo))
+  local srv = check("serve_unix", corio.serve_unix(path, echo))
+  if not srv then return end
   local s = check("connect_unix", corio.connect_unix(path))
   if s then talk(s, "unix client") end
   srv:close()
@@ -115,7 +129,8 @@ end
 function scenarios.dns()
   local list = check("getaddrinfo", corio.getaddrinfo("localhost", 80))
   if list and #list == 0 then fail("getaddrinfo: an empty list") end
-  local srv = assert(corio.serve("127.0.0.1", 0, echo))
+  local srv = check("serve", corio.serve("127.0.0.1", 0, echo))
+  if not srv then return end
   local _, port = srv:address()
   local s = check("connect localhost", corio.connect("localhost", port, { happy_eyeballs_delay = false }))
   if s then talk(s, "client") end
@@ -190,16 +205,75 @@ function scenarios.run_process()
 end
 
 function scenarios.tls()
-  local srv = assert(corio.serve("127.0.0.1", 0, echo, {
+  local srv = check("tls serve", corio.serve("127.0.0.1", 0, echo, {
     tls = { server = true, cert = certdir .. "/server.pem", key = certdir .. "/server_key.pem" },
   }))
+  if not srv then return end
   local _, port = srv:address()
   local s = check("tls connect", corio.connect("127.0.0.1", port, {
     tls = { ca_file = certdir .. "/ca.pem", server_name = "localhost" },
   }))
   if s then talk(s, "tls client") end
+  s = check("tls connect 2", corio.connect("127.0.0.1", port, {
+    tls = { ca_file = certdir .. "/ca.pem", server_name = "localhost" },
+  }))
+  if s then half(s, "tls half") end
   srv:close()
   srv:wait_closed()
+end
+
+-- a server that echoes datagrams until it is closed, and clients that each
+-- send three and wait for each echo a bounded time (a datagram may be lost:
+-- UDP's way, and a failed receive loses one too)
+function scenarios.udp()
+  local srv = corio.udp()
+  if not check("bind", srv:bind("127.0.0.1", 0)) then
+    srv:close()
+    return
+  end
+  local _, port = srv:address()
+  local echoer = corio.spawn(function()
+    while true do
+      local data, host, from = check("server recv", srv:recv())
+      if data then
+        check("server send", srv:send(data, host, from))
+      elseif data == nil and host == "closed" then
+        break
+      end
+    end
+  end)
+  local function client(tag, connect, queue)
+    local c = corio.udp()
+    if queue then corio.core._udp_queue_sends(c, true) end  -- through uv_udp_send
+    if connect and not check(tag .. " connect", c:connect("127.0.0.1", port)) then
+      c:close()
+      return
+    end
+    for i = 1, 3 do
+      local msg = tag .. " " .. i .. ("d"):rep(i * 500)
+      local ok
+      if connect then ok = check(tag .. " send", c:send(msg))
+      else ok = check(tag .. " send", c:send(msg, "127.0.0.1", port)) end
+      if ok then
+        corio.move_on_after(2, function()
+          while true do  -- the echo of msg; a late echo of an earlier one is passed over
+            local back = check(tag .. " recv", c:recv())
+            if not back or back == msg then return end
+            local j = tonumber(back:match("^" .. tag .. " (%d)d"))
+            if not j or j >= i then fail("%s: wrong echo", tag) end
+          end
+        end)
+      end
+    end
+    c:close()
+  end
+  corio.task_group(function(g)
+    g:spawn(client, "plain", false, false)
+    g:spawn(client, "queued", false, true)
+    g:spawn(client, "connected", true, false)
+  end)
+  srv:close()
+  echoer:await()
 end
 
 local fn = scenarios[name] or fail("no scenario %s", tostring(name))
@@ -211,7 +285,10 @@ local function fd_set()
 end
 -- a first run opens what libuv keeps for the whole process (the fd it holds
 -- in reserve for EMFILE); the fds open after it are the baseline
-corio.run(function() assert(corio.serve("127.0.0.1", 0, function() end)):close() end)
+corio.run(function()
+  local srv = check("baseline serve", corio.serve("127.0.0.1", 0, function() end))
+  if srv then srv:close() end
+end)
 local before = fd_set()
 handler_errors()
 local ok, err = pcall(corio.run, fn)
