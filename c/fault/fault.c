@@ -36,6 +36,13 @@
 **   getaddrinfo async  the lookup runs, its callback gets CODE, no result
 **   accept  sync   uv_accept takes the connection, then returns CODE (the
 **                  caller closes the stream it gave, as after any failure)
+**   accept  async  the k-th connection callback of a listening stream gets
+**                  CODE instead of 0, as when accept(2) fails: the
+**                  connection libuv took waits on the server (accepted_fd)
+**                  as one still queued in the kernel would. If the callback
+**                  closed the listener, libuv's close drops it with the rest
+**                  of the queue; if not, the callback runs again with 0, as
+**                  libuv's accept loop tries again at once and takes it
 **   listen  sync   uv_listen returns CODE (the handle is bound, not
 **                  listening: the caller closes it, as after any failure)
 **   shutdown sync  uv_shutdown returns CODE (nothing started)
@@ -451,11 +458,30 @@ int __wrap_uv_udp_recv_start(uv_udp_t *h, uv_alloc_cb alloc, uv_udp_recv_cb cb) 
   return __real_uv_udp_recv_start(h, alloc, udp_recv_cb);
 }
 
+/* the connection callback of each listening stream, as for readers
+   (its wrapper is with listen's below) */
+static struct { uv_stream_t *s; uv_connection_cb cb; } listeners[READERS];
+
+static int listener_slot(uv_stream_t *s, int add) {
+  int i, free_slot = -1;
+  for (i = 0; i < READERS; i++) {
+    if (listeners[i].s == s) return i;
+    if (listeners[i].s == NULL && free_slot < 0) free_slot = i;
+  }
+  if (add && free_slot >= 0) {
+    listeners[free_slot].s = s;
+    return free_slot;
+  }
+  return -1;
+}
+
 void __wrap_uv_close(uv_handle_t *h, uv_close_cb cb) {
   int i = reader_slot((uv_stream_t *)h, 0);
   if (i >= 0) readers[i].s = NULL;
   i = udp_reader_slot((uv_udp_t *)h, 0);
   if (i >= 0) udp_readers[i].u = NULL;
+  i = listener_slot((uv_stream_t *)h, 0);
+  if (i >= 0) listeners[i].s = NULL;
   __real_uv_close(h, cb);
 }
 
@@ -653,12 +679,37 @@ int __wrap_uv_accept(uv_stream_t *server, uv_stream_t *client) {
 }
 
 /* ---------------------------------------------------------------- listen */
+static void connection_cb(uv_stream_t *s, int status) {
+  int i = listener_slot(s, 0);
+  uv_connection_cb cb;
+  if (i < 0) abort();
+  cb = listeners[i].cb;
+  if (status == 0 && hit_async(K_ACCEPT)) {
+    delivered();
+    cb(s, F.code);
+    /* a listener closed in the callback: its close drops the connection
+       (uv_close closes the accepted fd, as close(2) resets the queue) */
+    if (uv_is_closing((uv_handle_t *)s)) return;
+    /* if not, libuv's accept loop tries again and takes it */
+  }
+  cb(s, status);
+}
+
 int __wrap_uv_listen(uv_stream_t *h, int backlog, uv_connection_cb cb) {
+  int i, err;
   if (hit_sync(K_LISTEN)) {
     delivered();
     return F.code;
   }
-  return __real_uv_listen(h, backlog, cb);
+  i = listener_slot(h, 1);
+  if (i < 0) {
+    fprintf(stderr, "CORIO_FAULT: more than %d listening streams; not counted\n", READERS);
+    return __real_uv_listen(h, backlog, cb);
+  }
+  listeners[i].cb = cb;
+  err = __real_uv_listen(h, backlog, connection_cb);
+  if (err != 0) listeners[i].s = NULL;
+  return err;
 }
 
 /* ---------------------------------------------------------------- loop close */
