@@ -6,8 +6,9 @@
 ** is closed (after its queued writes) when the handler's task ends; an
 ** error in a handler is an unhandled task error, reported as any other,
 ** and the server goes on. The listener is anchored while it listens.
-** Out of descriptors (EMFILE), the listener is closed for 100 ms and
-** opened again (a Unix server's socket file is gone meanwhile). The Lua
+** Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), the
+** listener is closed for 100 ms and opened again (a Unix server's socket
+** file is gone meanwhile). The Lua
 ** part of an accept runs under lua_pcall (it is reached from a libuv
 ** callback): out of memory there, the connection is closed, a line goes
 ** to stderr, and the server goes on.
@@ -173,6 +174,23 @@ static int accept_lua(lua_State *L) {
   return 0;
 }
 
+/* Out of descriptors or memory: libuv would retry the accept at once, and
+   again, without returning to the loop; a connection it accepted and
+   nobody takes stops its accepts for good. So the listener closes (with
+   what libuv accepted), the connections being served go on, and it listens
+   again 100 ms later. */
+static void pause_accepts(netserver *srv, int err) {
+  if (!srv->logged) {
+    fprintf(stderr, "corio: serve: %s; pausing accepts for 100 ms\n",
+            uv_strerror(err));
+    srv->logged = 1;
+  }
+  if (!srv->paused) {
+    srv->paused = 1;
+    uv_close(&srv->handle, on_listener_closed);
+  }
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   netserver *srv = (netserver *)server->data;
   corio_State *S = srv->h.S;
@@ -180,23 +198,17 @@ static void on_connection(uv_stream_t *server, int status) {
   netstream *st;
   acceptctx a;
   int top;
-  if (status == UV_EMFILE || status == UV_ENFILE) {
-    /* out of descriptors: libuv would retry the accept at once, so close
-       the listener, serve the connections we have, listen again later */
-    if (!srv->logged) {
-      fprintf(stderr, "corio: serve: %s; pausing accepts for 100 ms\n",
-              uv_strerror(status));
-      srv->logged = 1;
-    }
-    if (!srv->paused) {
-      srv->paused = 1;
-      uv_close(&srv->handle, on_listener_closed);
-    }
+  if (status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS ||
+      status == UV_ENOMEM) {
+    pause_accepts(srv, status);
     return;
   }
-  if (status < 0) return;
+  if (status < 0) return;  /* that connection's own failure: libuv goes on */
   st = corio__stream_alloc(S, srv->type, srv->limit, srv->hwm);
-  if (st == NULL) return;
+  if (st == NULL) {  /* the connection libuv accepted goes with the listener */
+    pause_accepts(srv, UV_ENOMEM);
+    return;
+  }
   if (uv_accept(server, &st->stream) != 0) {
     corio__stream_discard(st);
     return;
