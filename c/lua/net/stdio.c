@@ -387,10 +387,7 @@ static int std_k(lua_State *L, int status, lua_KContext ctx) {
   corio__wake_check(L, S, S->current);
   /* a cancellation that came once the wait was over (the task ready to
      resume): the wait was handed nothing, so it raises here, as sleep does */
-  if (corio_task_cancelled_by(&S->current->core) != NULL) {
-    corio__push_cancel(L, S, S->current);
-    return lua_error(L);
-  }
+  corio__checkpoint(L, S, stdnames[old->stdfd]);
   return l_std(L, old->stdfd);
 }
 
