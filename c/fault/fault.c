@@ -299,28 +299,53 @@ int __wrap_uv_try_write(uv_stream_t *h, const uv_buf_t bufs[], unsigned int n) {
 }
 
 /* ---------------------------------------------------------------- read */
-/* the read callback of each reading stream, so that every read passes here */
-#define READERS 1024
-static struct { uv_stream_t *s; uv_read_cb cb; } readers[READERS];
+/* The callback a handle gave libuv, kept so that every call of it passes
+   here: one table for reading streams, receiving UDP handles, listeners.
+   A slot is the handle's until it closes (uv_close below). The callback is
+   kept as void (*)(void) and called through its own type. */
+#define SLOTS 1024
+typedef void (*any_cb)(void);
+typedef struct { void *h; any_cb cb; } slot_t;
+static slot_t readers[SLOTS], udp_readers[SLOTS], listeners[SLOTS];
 
-static int reader_slot(uv_stream_t *s, int add) {
+static int slot_of(slot_t *tab, void *h, int add) {
   int i, free_slot = -1;
-  for (i = 0; i < READERS; i++) {
-    if (readers[i].s == s) return i;
-    if (readers[i].s == NULL && free_slot < 0) free_slot = i;
+  for (i = 0; i < SLOTS; i++) {
+    if (tab[i].h == h) return i;
+    if (tab[i].h == NULL && free_slot < 0) free_slot = i;
   }
   if (add && free_slot >= 0) {
-    readers[free_slot].s = s;
+    tab[free_slot].h = h;
     return free_slot;
   }
   return -1;
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  int i = reader_slot(s, 0);
-  uv_read_cb cb;
+/* the callback kept for h (one passes here only for a handle kept) */
+static any_cb slot_cb(slot_t *tab, void *h) {
+  int i = slot_of(tab, h, 0);
   if (i < 0) abort();
-  cb = readers[i].cb;
+  return tab[i].cb;
+}
+
+/* keeps h's callback; 0 when the table is full (h is then not counted) */
+static int slot_keep(slot_t *tab, void *h, any_cb cb, const char *what) {
+  int i = slot_of(tab, h, 1);
+  if (i < 0) {
+    fprintf(stderr, "CORIO_FAULT: more than %d %s; not counted\n", SLOTS, what);
+    return 0;
+  }
+  tab[i].cb = cb;
+  return 1;
+}
+
+static void slot_drop(slot_t *tab, void *h) {
+  int i = slot_of(tab, h, 0);
+  if (i >= 0) tab[i].h = NULL;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  uv_read_cb cb = (uv_read_cb)slot_cb(readers, s);
   if (nread != 0 && hit_async(K_READ)) {
     nread = F.code;
     break_stream(s);
@@ -330,18 +355,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 int __wrap_uv_read_start(uv_stream_t *h, uv_alloc_cb alloc, uv_read_cb cb) {
-  int i;
   if (hit_sync(K_READ)) {
     break_stream(h);
     delivered();
     return F.code;
   }
-  i = reader_slot(h, 1);
-  if (i < 0) {
-    fprintf(stderr, "CORIO_FAULT: more than %d reading streams; not counted\n", READERS);
+  if (!slot_keep(readers, h, (any_cb)cb, "reading streams"))
     return __real_uv_read_start(h, alloc, cb);
-  }
-  readers[i].cb = cb;
   return __real_uv_read_start(h, alloc, read_cb);
 }
 
@@ -411,28 +431,9 @@ int __wrap_uv_udp_try_send(uv_udp_t *h, const uv_buf_t bufs[], unsigned int n,
   return __real_uv_udp_try_send(h, bufs, n, addr);
 }
 
-/* the receive callback of each receiving UDP handle, as for streams */
-static struct { uv_udp_t *u; uv_udp_recv_cb cb; } udp_readers[READERS];
-
-static int udp_reader_slot(uv_udp_t *u, int add) {
-  int i, free_slot = -1;
-  for (i = 0; i < READERS; i++) {
-    if (udp_readers[i].u == u) return i;
-    if (udp_readers[i].u == NULL && free_slot < 0) free_slot = i;
-  }
-  if (add && free_slot >= 0) {
-    udp_readers[free_slot].u = u;
-    return free_slot;
-  }
-  return -1;
-}
-
 static void udp_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *addr, unsigned flags) {
-  int i = udp_reader_slot(u, 0);
-  uv_udp_recv_cb cb;
-  if (i < 0) abort();
-  cb = udp_readers[i].cb;
+  uv_udp_recv_cb cb = (uv_udp_recv_cb)slot_cb(udp_readers, u);
   if (addr != NULL && nread >= 0 && hit_async(K_UDP_RECV)) {
     nread = F.code;
     addr = NULL;
@@ -443,45 +444,19 @@ static void udp_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 }
 
 int __wrap_uv_udp_recv_start(uv_udp_t *h, uv_alloc_cb alloc, uv_udp_recv_cb cb) {
-  int i;
   if (hit_sync(K_UDP_RECV)) {
     delivered();
     return F.code;
   }
-  i = udp_reader_slot(h, 1);
-  if (i < 0) {
-    fprintf(stderr, "CORIO_FAULT: more than %d receiving UDP handles; not counted\n",
-            READERS);
+  if (!slot_keep(udp_readers, h, (any_cb)cb, "receiving UDP handles"))
     return __real_uv_udp_recv_start(h, alloc, cb);
-  }
-  udp_readers[i].cb = cb;
   return __real_uv_udp_recv_start(h, alloc, udp_recv_cb);
 }
 
-/* the connection callback of each listening stream, as for readers
-   (its wrapper is with listen's below) */
-static struct { uv_stream_t *s; uv_connection_cb cb; } listeners[READERS];
-
-static int listener_slot(uv_stream_t *s, int add) {
-  int i, free_slot = -1;
-  for (i = 0; i < READERS; i++) {
-    if (listeners[i].s == s) return i;
-    if (listeners[i].s == NULL && free_slot < 0) free_slot = i;
-  }
-  if (add && free_slot >= 0) {
-    listeners[free_slot].s = s;
-    return free_slot;
-  }
-  return -1;
-}
-
 void __wrap_uv_close(uv_handle_t *h, uv_close_cb cb) {
-  int i = reader_slot((uv_stream_t *)h, 0);
-  if (i >= 0) readers[i].s = NULL;
-  i = udp_reader_slot((uv_udp_t *)h, 0);
-  if (i >= 0) udp_readers[i].u = NULL;
-  i = listener_slot((uv_stream_t *)h, 0);
-  if (i >= 0) listeners[i].s = NULL;
+  slot_drop(readers, h);
+  slot_drop(udp_readers, h);
+  slot_drop(listeners, h);
   __real_uv_close(h, cb);
 }
 
@@ -680,10 +655,7 @@ int __wrap_uv_accept(uv_stream_t *server, uv_stream_t *client) {
 
 /* ---------------------------------------------------------------- listen */
 static void connection_cb(uv_stream_t *s, int status) {
-  int i = listener_slot(s, 0);
-  uv_connection_cb cb;
-  if (i < 0) abort();
-  cb = listeners[i].cb;
+  uv_connection_cb cb = (uv_connection_cb)slot_cb(listeners, s);
   if (status == 0 && hit_async(K_ACCEPT)) {
     delivered();
     cb(s, F.code);
@@ -696,19 +668,15 @@ static void connection_cb(uv_stream_t *s, int status) {
 }
 
 int __wrap_uv_listen(uv_stream_t *h, int backlog, uv_connection_cb cb) {
-  int i, err;
+  int err;
   if (hit_sync(K_LISTEN)) {
     delivered();
     return F.code;
   }
-  i = listener_slot(h, 1);
-  if (i < 0) {
-    fprintf(stderr, "CORIO_FAULT: more than %d listening streams; not counted\n", READERS);
+  if (!slot_keep(listeners, h, (any_cb)cb, "listening streams"))
     return __real_uv_listen(h, backlog, cb);
-  }
-  listeners[i].cb = cb;
   err = __real_uv_listen(h, backlog, connection_cb);
-  if (err != 0) listeners[i].s = NULL;
+  if (err != 0) slot_drop(listeners, h);
   return err;
 }
 
