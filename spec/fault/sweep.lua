@@ -27,8 +27,8 @@ local codes = {
   spawn = { "EMFILE", "EIO" },
   getaddrinfo = { "EIO", "EMFILE" },
   accept = { "EMFILE", "ECONNRESET" },
-  -- what the connection callback itself can get: EMFILE (corio pauses the
-  -- listener) and another (ECONNABORTED never comes: libuv skips it)
+  -- what the connection callback itself can get: EMFILE and ENOBUFS (corio
+  -- pauses the listener for both; ECONNABORTED never comes: libuv skips it)
   ["accept/async"] = { "EMFILE", "ENOBUFS" },
   listen = { "EADDRINUSE", "EMFILE" },
   shutdown = { "ENOTCONN" },
@@ -40,7 +40,8 @@ local codes = {
 local absorbed = {
   -- a server drops a connection it could not accept (the handler never
   -- starts; the client sees its end or a reset), and a failed connection
-  -- callback only pauses the listener (EMFILE) or is passed over
+  -- callback pauses the listener (out of descriptors or memory) or, for one
+  -- connection's own failure, is passed over
   accept = true,
   -- run_process feeds its input and ignores a failed write (the child
   -- stopped reading: its business, docs/process.md)
